@@ -1,0 +1,83 @@
+"""The ``deckgen`` command line: wiring and reporting only; the work happens in library modules."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from deckgen import __version__
+from deckgen.build import BuildResult, build
+from deckgen.errors import DeckgenError, SourceError
+from deckgen.lock import LockDiff
+
+SOURCE_ARG = click.argument("source", type=click.Path(path_type=Path, file_okay=False), default=Path("source"))
+
+
+def _now() -> int:
+    """Build time in seconds; SOURCE_DATE_EPOCH (reproducible-builds convention) overrides the clock."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(epoch) if epoch.isdigit() else int(time.time())
+
+
+def _fail(exc: DeckgenError) -> None:
+    if isinstance(exc, SourceError):
+        for diagnostic in exc.diagnostics:
+            click.echo(diagnostic.format(), err=True)
+        n = len(exc.diagnostics)
+        click.echo(f"{n} error{'s' * (n != 1)}; nothing written", err=True)
+    else:
+        click.echo(f"error: {exc}", err=True)
+    sys.exit(1)
+
+
+def _diff_line(diff: LockDiff) -> str:
+    parts = [f"{len(diff.added)} added", f"{len(diff.changed)} changed", f"{len(diff.removed)} removed"]
+    if diff.renamed:
+        parts.append(f"{len(diff.renamed)} renamed")
+    return ", ".join(parts) + f", {diff.unchanged} unchanged"
+
+
+def report_build(result: BuildResult, dry_run: bool) -> None:
+    deck = result.compiled.deck
+    width = max([len(name) for name, _, _ in result.subdecks] + [5])
+    click.echo(deck.name)
+    for name, notes, cards in result.subdecks:
+        click.echo(f"  {name:<{width}}  {notes:>5} notes  {cards:>5} cards")
+    total_notes = sum(n for _, n, _ in result.subdecks)
+    total_cards = sum(c for _, _, c in result.subdecks)
+    click.echo(f"  {'total':<{width}}  {total_notes:>5} notes  {total_cards:>5} cards")
+    click.echo(f"since the lock: {_diff_line(result.compiled.diff)}")
+    for change in result.compiled.diff.changed if dry_run else ():
+        click.echo(f"  changed {change.id}: {', '.join(change.fields)}")
+    if dry_run:
+        click.echo("dry run: nothing written")
+        return
+    if result.lock_written:
+        click.echo(f"updated {result.lock_path}")
+    click.echo(f"wrote {result.output}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="deckgen")
+def main() -> None:
+    """Compile Markdown sources into an Anki deck (.apkg) that updates in place."""
+
+
+@main.command("build")
+@SOURCE_ARG
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("build"),
+              show_default=True, help="Output folder for the .apkg.")
+@click.option("--locked", is_flag=True, help="Fail instead of updating deckgen.lock (for CI).")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+def build_cmd(source: Path, out_dir: Path, locked: bool, dry_run: bool) -> None:
+    """Build SOURCE (default: source/) into OUT/<name>.apkg."""
+    try:
+        result = build(source, out_dir, now=_now(), locked=locked, dry_run=dry_run)
+    except DeckgenError as exc:
+        _fail(exc)
+        return
+    report_build(result, dry_run)

@@ -1,0 +1,173 @@
+"""Load and validate configuration: ``deckgen.toml`` and each file's YAML front matter."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deckgen.errors import Diagnostic
+from deckgen.model import DeckConfig, Kind, LintConfig, SourceLocation
+
+CONFIG_NAME = "deckgen.toml"
+FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse")
+CONFIG_KEYS = ("name", "output", "lint")
+LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "disable")
+TAG_RE = re.compile(r"^[^\s\"]+$")
+
+
+def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else "known: " + ", ".join(choices)
+
+
+def default_output(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+    return f"{slug or 'deck'}.apkg"
+
+
+def load_config(text: str, path: Path) -> tuple[DeckConfig | None, list[Diagnostic]]:
+    """Parse ``deckgen.toml``; returns the config or the diagnostics explaining why not."""
+    here = SourceLocation(path, 1)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", 1) or 1
+        return None, [Diagnostic(SourceLocation(path, line), "config-invalid", f"invalid TOML: {exc}")]
+    problems = [
+        Diagnostic(here, "config-unknown-key", f"unknown key '{key}'", did_you_mean(key, CONFIG_KEYS))
+        for key in data
+        if key not in CONFIG_KEYS
+    ]
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip() or "::" in name:
+        problems.append(
+            Diagnostic(here, "config-invalid", "'name' must be a non-empty deck name without '::'",
+                       'e.g. name = "ML Interview Prep"')
+        )
+        return None, problems
+    output = data.get("output", default_output(name))
+    if not isinstance(output, str) or not output.endswith(".apkg") or "/" in output or "\\" in output:
+        problems.append(Diagnostic(here, "config-invalid", "'output' must be a file name ending in .apkg"))
+        output = default_output(name)
+    lint, lint_problems = _load_lint(data.get("lint", {}), here)
+    problems.extend(lint_problems)
+    return DeckConfig(name=name.strip(), output=output, lint=lint), problems
+
+
+def _load_lint(data: Any, here: SourceLocation) -> tuple[LintConfig, list[Diagnostic]]:
+    if not isinstance(data, dict):
+        return LintConfig(), [Diagnostic(here, "config-invalid", "[lint] must be a table")]
+    problems = [
+        Diagnostic(here, "config-unknown-key", f"unknown key 'lint.{key}'", did_you_mean(key, LINT_KEYS))
+        for key in data
+        if key not in LINT_KEYS
+    ]
+    values: dict[str, Any] = {}
+    for key in ("max_answer_words", "max_list_items", "max_code_lines"):
+        if key in data:
+            if isinstance(data[key], int) and not isinstance(data[key], bool) and data[key] > 0:
+                values[key] = data[key]
+            else:
+                problems.append(Diagnostic(here, "config-invalid", f"'lint.{key}' must be a positive integer"))
+    disable = data.get("disable", [])
+    if isinstance(disable, list) and all(isinstance(r, str) for r in disable):
+        values["disable"] = frozenset(disable)
+    else:
+        problems.append(Diagnostic(here, "config-invalid", "'lint.disable' must be a list of rule ids"))
+    return LintConfig(**values), problems
+
+
+@dataclass(frozen=True, slots=True)
+class FrontMatter:
+    """The validated front matter of one category file."""
+
+    deck: str
+    kind: Kind
+    tags: tuple[str, ...]
+    order: int | None
+    reverse: bool
+
+
+def deck_name_from_path(path: Path) -> str:
+    """``algorithms-and-models.md`` → ``Algorithms and Models``."""
+    small = {"and", "or", "of", "the", "in", "on", "for", "to", "a", "an", "vs"}
+    words = re.split(r"[-_\s]+", path.stem)
+    out = [w if (i and w.lower() in small) else w[:1].upper() + w[1:] for i, w in enumerate(words) if w]
+    return " ".join(out) or path.stem
+
+
+def check_tag(tag: str, location: SourceLocation) -> Diagnostic | None:
+    if not TAG_RE.match(tag):
+        return Diagnostic(location, "tag-invalid", f"invalid tag {tag!r}: tags cannot contain spaces or quotes",
+                          "use '-' or '_' instead of spaces, '::' for hierarchy")
+    return None
+
+
+def parse_front_matter(
+    text: str | None, path: Path, line: int
+) -> tuple[FrontMatter, list[Diagnostic]]:
+    """Validate the YAML between the ``---`` lines (``text`` is None when there is none)."""
+    here = SourceLocation(path, line)
+    problems: list[Diagnostic] = []
+    data: Any = {}
+    if text is not None and text.strip():
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = SourceLocation(path, line + 1 + (mark.line if mark else 0), 1 + (mark.column if mark else 0))
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            problems.append(Diagnostic(where, "front-matter-invalid", f"invalid YAML front matter: {problem}"))
+            data = {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(Diagnostic(here, "front-matter-invalid", "front matter must be a mapping of keys to values"))
+        data = {}
+    for key in data:
+        if key not in FRONT_MATTER_KEYS:
+            problems.append(Diagnostic(here, "front-matter-unknown-key", f"unknown front-matter key '{key}'",
+                                       did_you_mean(str(key), FRONT_MATTER_KEYS)))
+    deck = data.get("deck", deck_name_from_path(path))
+    if not isinstance(deck, str) or not deck.strip() or "::" in deck:
+        problems.append(Diagnostic(here, "front-matter-invalid", "'deck' must be a non-empty name without '::'"))
+        deck = deck_name_from_path(path)
+    kind = Kind.QUESTION
+    raw_kind = data.get("kind", "question")
+    try:
+        kind = Kind(raw_kind)
+    except ValueError:
+        problems.append(Diagnostic(here, "kind-unknown", f"unknown kind {raw_kind!r}",
+                                   did_you_mean(str(raw_kind), [k.value for k in Kind])))
+    tags = _tags(data.get("tags", []), here, problems)
+    order = data.get("order")
+    if order is not None and (not isinstance(order, int) or isinstance(order, bool)):
+        problems.append(Diagnostic(here, "front-matter-invalid", "'order' must be an integer"))
+        order = None
+    reverse = data.get("reverse", False)
+    if not isinstance(reverse, bool):
+        problems.append(Diagnostic(here, "front-matter-invalid", "'reverse' must be true or false"))
+        reverse = False
+    return FrontMatter(deck.strip(), kind, tags, order, reverse), problems
+
+
+def _tags(raw: Any, here: SourceLocation, problems: list[Diagnostic]) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        raw = raw.split()
+    if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+        problems.append(Diagnostic(here, "front-matter-invalid", "'tags' must be a list of strings"))
+        return ()
+    good = []
+    for tag in raw:
+        bad = check_tag(tag, here)
+        if bad:
+            problems.append(bad)
+        else:
+            good.append(tag)
+    return tuple(good)

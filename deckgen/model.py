@@ -1,0 +1,157 @@
+"""The typed model of a deck: frozen values with their source locations. No I/O here."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """A place in a source file; ``line`` and ``col`` are 1-based."""
+
+    path: Path
+    line: int
+    col: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.path.as_posix()}:{self.line}:{self.col}"
+
+
+class Kind(Enum):
+    QUESTION = "question"
+    TIP = "tip"
+    FAQ = "faq"
+
+    @property
+    def label(self) -> str:
+        return {"question": "Question", "tip": "Tip", "faq": "FAQ"}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A Markdown text block and the line of the source file it starts on."""
+
+    text: str
+    line: int
+
+    def location(self, path: Path, offset: int = 0) -> SourceLocation:
+        """Location of character ``offset`` of ``text`` inside ``path``."""
+        before = self.text[:offset]
+        line = self.line + before.count("\n")
+        col = offset - (before.rfind("\n") + 1) + 1
+        return SourceLocation(path, line, col)
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One author note: a ``## `` heading, its metadata comments and its answer."""
+
+    kind: ClassVar[Kind]
+
+    id: str
+    prompt: str
+    answer: Body
+    location: SourceLocation
+    extra: Body | None = None
+    tags: tuple[str, ...] = ()
+    # Earlier ids of this note, oldest first; the GUID comes from the oldest one.
+    aliases: tuple[str, ...] = ()
+    source: str = ""
+    cloze: bool = False
+    reverse: bool = False
+    type_in: str = ""
+    ignore: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def identity(self) -> str:
+        """The id the note's GUID is derived from: its original id, surviving renames."""
+        return self.aliases[0] if self.aliases else self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Question(Note):
+    kind: ClassVar[Kind] = Kind.QUESTION
+
+
+@dataclass(frozen=True, slots=True)
+class Tip(Note):
+    kind: ClassVar[Kind] = Kind.TIP
+
+
+@dataclass(frozen=True, slots=True)
+class Faq(Note):
+    kind: ClassVar[Kind] = Kind.FAQ
+
+
+NOTE_CLASSES: dict[Kind, type[Note]] = {Kind.QUESTION: Question, Kind.TIP: Tip, Kind.FAQ: Faq}
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """One Markdown file: a subdeck of the root deck."""
+
+    name: str
+    kind: Kind
+    location: SourceLocation
+    notes: tuple[Note, ...]
+    tags: tuple[str, ...] = ()
+    order: int | None = None
+    intro: str = ""
+    reverse: bool = False
+
+    @property
+    def tag(self) -> str:
+        """The tag every note of the category carries (Anki tags cannot hold spaces)."""
+        return "category::" + "-".join(self.name.lower().split())
+
+
+@dataclass(frozen=True, slots=True)
+class LintConfig:
+    """Thresholds of the spaced-repetition lint, settable in ``deckgen.toml``."""
+
+    max_answer_words: int = 80
+    max_list_items: int = 5
+    max_code_lines: int = 30
+    disable: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class DeckConfig:
+    """The values of ``source/deckgen.toml``."""
+
+    name: str
+    output: str
+    lint: LintConfig = field(default_factory=LintConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class Deck:
+    """The whole deck: its configuration and its categories in display order."""
+
+    config: DeckConfig
+    root: Path
+    categories: tuple[Category, ...]
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def notes(self) -> tuple[Note, ...]:
+        return tuple(n for c in self.categories for n in c.notes)
+
+    def subdeck_name(self, category: Category) -> str:
+        return f"{self.config.name}::{category.name}"
+
+
+def note_guid(identity: str) -> str:
+    """The Anki GUID of a note, from its author id alone.
+
+    Never include content here: Anki matches notes across imports by GUID, so a GUID that
+    changed with the text would turn every edit into a new note and orphan its reviews.
+    Changing this function re-creates every note in every user's collection.
+    """
+    return "dg" + hashlib.sha256(f"deckgen-note:{identity}".encode()).hexdigest()[:18]

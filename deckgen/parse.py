@@ -1,0 +1,314 @@
+"""Parse category files (bytes plus a path for messages) into the typed model.
+
+Every problem becomes a Diagnostic; ``parse_deck`` raises one SourceError holding all of them,
+so a single run reports everything that is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deckgen.config import check_tag, did_you_mean, parse_front_matter
+from deckgen.errors import Diagnostic, SourceError
+from deckgen.model import NOTE_CLASSES, Body, Category, Deck, DeckConfig, Kind, Note, SourceLocation
+
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+HEADING_RE = re.compile(r"^(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
+META_RE = re.compile(r"^<!--\s*([A-Za-z][\w-]*)\s*(?::(.*?))?\s*-->\s*$")
+FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
+EXTRA_MARKER = "extra"
+CLOZE_RE = re.compile(r"\{\{c\d+::")
+NOTE_OPTIONS = ("id", "tags", "source", "cloze", "reverse", "type-in", "ignore")
+TRUE_WORDS = {"", "true", "yes", "on", "1"}
+FALSE_WORDS = {"false", "no", "off", "0"}
+
+
+@dataclass(slots=True)
+class _Line:
+    number: int
+    text: str
+    in_fence: bool
+
+
+def decode(data: bytes, path: Path) -> tuple[str | None, list[Diagnostic]]:
+    """Bytes → text with LF line ends and no BOM; NUL bytes and bad UTF-8 are errors."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [
+            Diagnostic(SourceLocation(path, line, col), "encoding",
+                       f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})", "save the file as UTF-8")
+        ]
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    if "\x00" in text:
+        offset = text.index("\x00")
+        line = text.count("\n", 0, offset) + 1
+        return None, [Diagnostic(SourceLocation(path, line), "binary-content",
+                                 "file contains NUL bytes; is it a binary file?")]
+    return text, []
+
+
+def _split_front_matter(lines: list[str], path: Path) -> tuple[str | None, int, list[Diagnostic]]:
+    """Return (front matter text or None, index of first body line, diagnostics)."""
+    if not lines or lines[0].rstrip() != "---":
+        return None, 0, []
+    for i in range(1, len(lines)):
+        if lines[i].rstrip() in ("---", "..."):
+            return "\n".join(lines[1:i]), i + 1, []
+    return None, len(lines), [
+        Diagnostic(SourceLocation(path, 1), "front-matter-unclosed", "front matter opened with '---' is never closed",
+                   "end the front matter with a line '---'")
+    ]
+
+
+def _mark_fences(lines: list[str], start: int, path: Path) -> tuple[list[_Line], list[Diagnostic]]:
+    """Number the lines and mark those inside fenced code, so headings in code are not notes."""
+    out: list[_Line] = []
+    fence: str | None = None
+    opened_at = 0
+    for i in range(start, len(lines)):
+        text = lines[i]
+        m = FENCE_RE.match(text)
+        if fence is None and m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
+            fence, opened_at = m.group(1), i + 1
+            out.append(_Line(i + 1, text, True))
+            continue
+        if fence is not None:
+            closes = m is not None and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not m.group(2).strip()
+            out.append(_Line(i + 1, text, True))
+            if closes:
+                fence = None
+            continue
+        out.append(_Line(i + 1, text, False))
+    problems = []
+    if fence is not None:
+        problems.append(Diagnostic(SourceLocation(path, opened_at), "fence-unclosed",
+                                   f"code fence {fence!r} is never closed; everything after it would be code",
+                                   f"close the block with a line {fence!r}"))
+    return out, problems
+
+
+@dataclass(slots=True)
+class _NoteDraft:
+    heading: _Line
+    prompt: str
+    body: list[_Line] = field(default_factory=list)
+
+
+def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagnostic]]:
+    """Parse one category file. Returns the category (None if unusable) and all diagnostics."""
+    text, problems = decode(data, path)
+    if text is None:
+        return None, problems
+    lines = text.split("\n")
+    fm_text, body_start, fm_problems = _split_front_matter(lines, path)
+    problems += fm_problems
+    front, front_problems = parse_front_matter(fm_text, path, 1)
+    problems += front_problems
+    numbered, fence_problems = _mark_fences(lines, body_start, path)
+    problems += fence_problems
+
+    intro: list[_Line] = []
+    drafts: list[_NoteDraft] = []
+    for line in numbered:
+        heading = None if line.in_fence else HEADING_RE.match(line.text)
+        if heading and len(heading.group(1)) == 2:
+            prompt = re.sub(r"[ \t]+#+$", "", heading.group(2) or "").strip()
+            drafts.append(_NoteDraft(line, prompt))
+            continue
+        if heading and (drafts or len(heading.group(1)) > 2):
+            level = len(heading.group(1))
+            problems.append(Diagnostic(
+                SourceLocation(path, line.number), "heading-level",
+                f"level-{level} heading; only '## ' headings start notes, so this would not be a card",
+                "use '## ' to start a note, or **bold** text for a sub-heading inside an answer"))
+        (drafts[-1].body if drafts else intro).append(line)
+
+    notes: list[Note] = []
+    for draft in drafts:
+        note = _build_note(draft, front.kind, front.reverse, path, problems)
+        if note is not None:
+            notes.append(note)
+    category = Category(
+        name=front.deck, kind=front.kind, location=SourceLocation(path, 1), notes=tuple(notes),
+        tags=front.tags, order=front.order, intro="\n".join(x.text for x in intro).strip(),
+        reverse=front.reverse,
+    )
+    return category, problems
+
+
+def _parse_id(value: str, where: SourceLocation, problems: list[Diagnostic]) -> tuple[str, tuple[str, ...]] | None:
+    """``new-id; was: old-id, older-id`` → ("new-id", ("old-id", "older-id"))."""
+    parts = [p.strip() for p in value.split(";")]
+    note_id, aliases = parts[0], []
+    for part in parts[1:]:
+        key, _, rest = part.partition(":")
+        if key.strip() != "was" or not rest.strip():
+            problems.append(Diagnostic(where, "id-invalid", f"cannot read {part!r} in the id comment",
+                                       "write <!-- id: new-id; was: old-id -->"))
+            return None
+        aliases += [a.strip() for a in rest.split(",") if a.strip()]
+    ok = True
+    for candidate in [note_id, *aliases]:
+        if not ID_RE.match(candidate):
+            ok = False
+            problems.append(Diagnostic(where, "id-invalid", f"invalid id {candidate!r}",
+                                       "ids use lowercase letters, digits, '-' and '_' and start with a letter or digit"))
+    return (note_id, tuple(aliases)) if ok else None
+
+
+def _bool(value: str, key: str, where: SourceLocation, problems: list[Diagnostic]) -> bool:
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word not in FALSE_WORDS:
+        problems.append(Diagnostic(where, "note-option-invalid", f"'{key}' takes true or false, not {value.strip()!r}"))
+    return False
+
+
+def _build_note(
+    draft: _NoteDraft, kind: Kind, default_reverse: bool, path: Path, problems: list[Diagnostic]
+) -> Note | None:
+    here = SourceLocation(path, draft.heading.number)
+    ok = True
+    if not draft.prompt:
+        problems.append(Diagnostic(here, "prompt-empty", "note heading has no prompt text", "write the question after '## '"))
+        ok = False
+    body = draft.body
+    i = 0
+    options: dict[str, tuple[str, SourceLocation]] = {}
+    while i < len(body):
+        line = body[i]
+        if not line.text.strip():
+            i += 1
+            continue
+        m = None if line.in_fence else META_RE.match(line.text.strip())
+        if not m:
+            break
+        key, value = m.group(1), (m.group(2) or "").strip()
+        where = SourceLocation(path, line.number)
+        if key == EXTRA_MARKER:
+            break
+        if key not in NOTE_OPTIONS:
+            problems.append(Diagnostic(where, "note-option-unknown", f"unknown note option '{key}'",
+                                       did_you_mean(key, NOTE_OPTIONS)))
+        elif key in options:
+            problems.append(Diagnostic(where, "note-option-duplicate", f"note option '{key}' given twice"))
+        elif not options and key != "id":
+            problems.append(Diagnostic(where, "id-missing", "the id comment must come first, right after the heading",
+                                       "move <!-- id: ... --> directly under the heading"))
+            ok = False
+        else:
+            options[key] = (value, where)
+        i += 1
+
+    if "id" not in options:
+        if ok:
+            problems.append(Diagnostic(here, "id-missing", f"note {draft.prompt!r} has no id",
+                                       "add <!-- id: some-id --> on the line after the heading"))
+        return None
+    parsed_id = _parse_id(*options["id"], problems)
+    if parsed_id is None:
+        return None
+    note_id, aliases = parsed_id
+
+    answer_lines, extra_lines = body[i:], []
+    for j, line in enumerate(answer_lines):
+        m = None if line.in_fence else META_RE.match(line.text.strip())
+        if m and m.group(1) == EXTRA_MARKER and m.group(2) is None:
+            answer_lines, extra_lines = answer_lines[:j], answer_lines[j + 1 :]
+            break
+    answer = _body(answer_lines, draft.heading.number + 1)
+    extra = _body(extra_lines, 0) if extra_lines else None
+    if extra is not None and not extra.text:
+        extra = None
+
+    tags: tuple[str, ...] = ()
+    if "tags" in options:
+        value, where = options["tags"]
+        raw = value.split()
+        tags = tuple(t for t in raw if check_tag(t, where) is None)
+        problems += [d for t in raw if (d := check_tag(t, where)) is not None]
+    cloze = _bool(options["cloze"][0], "cloze", options["cloze"][1], problems) if "cloze" in options else False
+    reverse = (_bool(options["reverse"][0], "reverse", options["reverse"][1], problems)
+               if "reverse" in options else default_reverse)
+    ignore = frozenset(options.get("ignore", ("", here))[0].replace(",", " ").split())
+
+    if not answer.text and not cloze:
+        problems.append(Diagnostic(here, "answer-empty", f"note '{note_id}' has an empty answer",
+                                   "write the answer below the id comment"))
+        return None
+    if cloze and not CLOZE_RE.search(answer.text):
+        problems.append(Diagnostic(here, "cloze-without-deletions", f"cloze note '{note_id}' has no {{{{c1::...}}}} deletion",
+                                   "mark the hidden parts as {{c1::text}}, {{c2::text}} ..."))
+        return None
+    if not cloze:
+        for part in (answer, extra):
+            m = CLOZE_RE.search(part.text) if part else None
+            if part and m:
+                problems.append(Diagnostic(part.location(path, m.start()), "cloze-not-enabled",
+                                           "cloze deletion in a note that is not a cloze note",
+                                           "add <!-- cloze --> under the id, or write the braces as \\{\\{ "))
+                return None
+    return NOTE_CLASSES[kind](
+        id=note_id, prompt=draft.prompt, answer=answer, location=here, extra=extra, tags=tags,
+        aliases=aliases, source=options.get("source", ("", here))[0], cloze=cloze, reverse=reverse,
+        type_in=options.get("type-in", ("", here))[0], ignore=ignore,
+    )
+
+
+def _body(lines: list[_Line], fallback_line: int) -> Body:
+    """Join lines into a Body, dropping blank lines at both ends but keeping the start line."""
+    start, end = 0, len(lines)
+    while start < end and not lines[start].text.strip():
+        start += 1
+    while end > start and not lines[end - 1].text.strip():
+        end -= 1
+    kept = lines[start:end]
+    return Body("\n".join(x.text for x in kept), kept[0].number if kept else fallback_line)
+
+
+def parse_deck(config: DeckConfig, root: Path, files: Mapping[Path, bytes]) -> Deck:
+    """Parse every category file; raise one SourceError with every problem found."""
+    problems: list[Diagnostic] = []
+    categories: list[Category] = []
+    for path in sorted(files):
+        category, found = parse_category(files[path], path)
+        problems += found
+        if category is not None:
+            categories.append(category)
+    problems += _check_unique(categories)
+    errors = [p for p in problems if p.severity.value == "error"]
+    if errors:
+        raise SourceError(errors)
+    categories.sort(key=lambda c: (c.order is None, c.order or 0, c.location.path.name))
+    return Deck(config=config, root=root, categories=tuple(categories))
+
+
+def _check_unique(categories: list[Category]) -> list[Diagnostic]:
+    """Ids (and rename aliases) are unique across the deck; subdeck names across files."""
+    problems: list[Diagnostic] = []
+    seen: dict[str, SourceLocation] = {}
+    for note in (n for c in categories for n in c.notes):
+        for key in (note.id, *note.aliases):
+            if key in seen:
+                problems.append(Diagnostic(note.location, "id-duplicate",
+                                           f"duplicate id '{key}' (first used at {seen[key]})",
+                                           "every note needs its own id; pick a new one for this note"))
+            else:
+                seen[key] = note.location
+    decks: dict[str, SourceLocation] = {}
+    for category in categories:
+        key = category.name.casefold()
+        if key in decks:
+            problems.append(Diagnostic(category.location, "deck-duplicate",
+                                       f"subdeck '{category.name}' is also defined by {decks[key].path.as_posix()}",
+                                       "give each file its own 'deck:' name"))
+        else:
+            decks[key] = category.location
+    return problems

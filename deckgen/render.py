@@ -1,0 +1,237 @@
+"""Render notes' Markdown into the HTML fields Anki shows.
+
+Python-Markdown with tables, footnotes and nested fenced code; Pygments highlighting with CSS
+classes (never inline styles, so night mode can restyle code); math passed through untouched as
+``\\(..\\)`` / ``\\[..\\]`` for Anki's MathJax; images rewritten to flat media names; ``{{``/``}}``
+neutralised so text can never become Anki field or cloze syntax.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import xml.etree.ElementTree as etree
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import markdown
+from markdown.extensions import Extension
+from markdown.inlinepatterns import InlineProcessor
+from markdown.treeprocessors import Treeprocessor
+
+from deckgen import notetypes
+from deckgen.errors import Diagnostic
+from deckgen.model import Body, Category, Deck, Note, SourceLocation, note_guid
+
+EXTENSIONS: tuple[str, ...] = (
+    "markdown.extensions.tables",
+    "markdown.extensions.footnotes",
+    "markdown.extensions.attr_list",
+    "markdown.extensions.def_list",
+    "markdown.extensions.abbr",
+    "markdown.extensions.sane_lists",
+    "pymdownx.superfences",
+    "pymdownx.highlight",
+    "pymdownx.arithmatex",
+)
+EXTENSION_CONFIGS: dict[str, dict[str, object]] = {
+    "pymdownx.highlight": {"use_pygments": True, "noclasses": False, "css_class": "highlight", "guess_lang": False},
+    "pymdownx.arithmatex": {"generic": True, "smart_dollar": True},
+}
+# Bump when the renderer's output changes for the same input (it keys the render cache).
+RENDER_FORMAT = 1
+
+
+def renderer_version() -> str:
+    """Everything that decides rendered output: our format, extension settings, library versions."""
+    libs = ",".join(f"{lib}={version(lib)}" for lib in ("markdown", "pymdown-extensions", "pygments"))
+    return f"{RENDER_FORMAT};{libs};{EXTENSIONS!r};{sorted(EXTENSION_CONFIGS.items())!r}"
+
+
+class MediaError(Exception):
+    """An image reference that cannot be packaged (missing, outside the sources, unreadable)."""
+
+    def __init__(self, message: str, hint: str = "", rule: str = "image-missing") -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.rule = rule
+
+
+# Maps an image reference (as written, relative to the note's file) to its flat media name.
+ImageResolver = Callable[[Path, str], str]
+
+_CLOZE_OPEN_RE = re.compile(r"\{\{c(\d+)::")
+_CLOZE_OPEN = "DGCLOZEOPEN{}X"
+_CLOZE_OPEN_BACK_RE = re.compile(r"DGCLOZEOPEN(\d+)X")
+_CLOZE_CLOSE = "DGCLOZECLOSEX"
+_INLINE_DISPLAY_RE = r"(?<!\\)(\$\$|\\\[)(.+?)(?:\$\$|\\\])"
+
+
+class _InlineDisplayMath(InlineProcessor):
+    """``$$..$$`` and ``\\[..\\]`` inside a paragraph (arithmatex only finds them as blocks)."""
+
+    def handleMatch(self, m: re.Match[str], data: str) -> tuple[str, int, int]:  # type: ignore[override]
+        if (m.group(1) == "$$") != m.group(0).endswith("$$"):
+            return None, None, None  # type: ignore[return-value]
+        math = "\\[" + html.escape(m.group(2), quote=False) + "\\]"
+        stash = self.md.htmlStash.store(f'<span class="arithmatex">{math}</span>')
+        return stash, m.start(0), m.end(0)
+
+
+class _Images(Treeprocessor):
+    """Rewrite local ``<img src>`` to flat media names, collecting what cannot be resolved."""
+
+    def __init__(self, md: markdown.Markdown) -> None:
+        super().__init__(md)
+        self.resolve: Callable[[str], str] | None = None
+        self.errors: list[tuple[str, MediaError]] = []
+        self.media: list[str] = []
+
+    def run(self, root: etree.Element) -> None:
+        for img in root.iter("img"):
+            src = img.get("src", "")
+            if self.resolve is None or urlsplit(src).scheme in ("http", "https", "data"):
+                continue
+            try:
+                name = self.resolve(unquote(src))
+            except MediaError as exc:
+                self.errors.append((src, exc))
+                continue
+            img.set("src", name)
+            self.media.append(name)
+
+
+class _DeckgenExtension(Extension):
+    def extendMarkdown(self, md: markdown.Markdown) -> None:
+        md.inlinePatterns.register(_InlineDisplayMath(_INLINE_DISPLAY_RE, md), "dg-display-math", 189.95)
+        md.treeprocessors.register(_Images(md), "dg-images", 1)
+
+
+class Renderer:
+    """A reusable Markdown converter (building one is slow; ``convert`` resets it)."""
+
+    def __init__(self) -> None:
+        self._md = markdown.Markdown(
+            extensions=[*EXTENSIONS, _DeckgenExtension()], extension_configs=EXTENSION_CONFIGS
+        )
+        self._images: _Images = self._md.treeprocessors["dg-images"]  # type: ignore[assignment]
+
+    def convert(
+        self, text: str, resolve: Callable[[str], str] | None = None, *, inline: bool = False
+    ) -> tuple[str, list[str], list[tuple[str, MediaError]]]:
+        """Markdown → HTML; returns (html, media names used, image errors)."""
+        self._md.reset()
+        self._images.resolve, self._images.errors, self._images.media = resolve, [], []
+        out = self._md.convert(text)
+        if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
+            out = out[3:-4]
+        return neutralise_braces(out), self._images.media, self._images.errors
+
+
+def neutralise_braces(text: str) -> str:
+    """``{{`` and ``}}`` as HTML entities: displayed the same, never read as Anki syntax."""
+    return text.replace("{{", "{&#123;").replace("}}", "}&#125;")
+
+
+def protect_cloze(text: str) -> tuple[str, set[int]]:
+    """Swap cloze markers for placeholders Markdown leaves alone; returns the deletion numbers."""
+    out, depth, pos, numbers = [], 0, 0, set()
+    token = re.compile(r"\{\{c(\d+)::|\}\}")
+    for m in token.finditer(text):
+        out.append(text[pos : m.start()])
+        if m.group(1) is not None:
+            depth += 1
+            numbers.add(int(m.group(1)))
+            out.append(_CLOZE_OPEN.format(m.group(1)))
+        elif depth:
+            depth -= 1
+            out.append(_CLOZE_CLOSE)
+        else:
+            out.append(m.group(0))
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out), numbers
+
+
+def restore_cloze(text: str) -> str:
+    return _CLOZE_OPEN_BACK_RE.sub(r"{{c\1::", text).replace(_CLOZE_CLOSE, "}}")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedNote:
+    """A note ready for packaging: its notetype, field values, tags and where it goes."""
+
+    note: Note
+    deck: str
+    notetype: notetypes.NoteType
+    fields: tuple[str, ...]
+    tags: tuple[str, ...]
+    card_ords: tuple[int, ...]
+    media: tuple[str, ...]
+
+    @property
+    def guid(self) -> str:
+        return note_guid(self.note.identity)
+
+
+def note_tags(category: Category, note: Note) -> tuple[str, ...]:
+    """Category, kind and author tags; Anki compares tags case-insensitively, so dedupe that way."""
+    seen: dict[str, str] = {}
+    for tag in (category.tag, f"kind::{note.kind.value}", *category.tags, *note.tags):
+        seen.setdefault(tag.casefold(), tag)
+    return tuple(sorted(seen.values(), key=str.casefold))
+
+
+def render_note(
+    renderer: Renderer, deck: Deck, category: Category, note: Note, resolve: ImageResolver
+) -> tuple[RenderedNote, list[Diagnostic]]:
+    """Render one note's fields; image problems come back as diagnostics at their source line."""
+    path = note.location.path
+    problems: list[Diagnostic] = []
+    media: list[str] = []
+
+    def field(body: Body | None, inline: bool = False) -> str:
+        if body is None or not body.text:
+            return ""
+        text, numbers = protect_cloze(body.text) if note.cloze else (body.text, set())
+        out, used, errors = renderer.convert(text, lambda src: resolve(path, src), inline=inline)
+        media.extend(used)
+        for src, exc in errors:
+            offset = max(body.text.find(src), 0)
+            problems.append(Diagnostic(body.location(path, offset), exc.rule, str(exc), exc.hint))
+        return restore_cloze(out) if numbers else out
+
+    prompt = field(Body(note.prompt, note.location.line), inline=True)
+    answer = field(note.answer)
+    extra = field(note.extra)
+    source = html.escape(note.source)
+    kind = note.kind.label
+    if note.cloze:
+        notetype = notetypes.cloze()
+        values = {"Text": answer, "Prompt": prompt, "Extra": extra, "Source": source, "Kind": kind, "Id": note.id}
+        ords = tuple(sorted(n - 1 for n in protect_cloze(note.answer.text)[1] if n > 0))
+    else:
+        notetype = notetypes.basic()
+        values = {
+            "Prompt": prompt, "Answer": answer, "Extra": extra, "Source": source, "Kind": kind,
+            "Reverse": "y" if note.reverse else "", "TypeIn": html.escape(note.type_in), "Id": note.id,
+        }
+        ords = (0, 1) if note.reverse else (0,)
+    fields = tuple(values.get(name, "") for name in notetype.fields)
+    rendered = RenderedNote(
+        note=note, deck=deck.subdeck_name(category), notetype=notetype, fields=fields,
+        tags=note_tags(category, note), card_ords=ords, media=tuple(sorted(set(media))),
+    )
+    return rendered, problems
+
+
+def render_intro(renderer: Renderer, category: Category) -> str:
+    """The category's intro text, used as the subdeck's description."""
+    return renderer.convert(category.intro)[0] if category.intro else ""
+
+
+def location_of(note: Note) -> SourceLocation:
+    return note.location
