@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -10,8 +11,8 @@ from pathlib import Path
 import click
 
 from deckgen import __version__
-from deckgen.build import BuildResult, build
-from deckgen.errors import DeckgenError, SourceError
+from deckgen.build import BuildResult, build, compile_deck
+from deckgen.errors import DeckgenError, Severity, SourceError
 from deckgen.lock import LockDiff
 
 SOURCE_ARG = click.argument("source", type=click.Path(path_type=Path, file_okay=False), default=Path("source"))
@@ -69,8 +70,15 @@ def main() -> None:
 
 @main.command("build")
 @SOURCE_ARG
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("build"),
-              show_default=True, help="Output folder for the .apkg.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("build"),
+    show_default=True,
+    help="Output folder for the .apkg.",
+)
 @click.option("--locked", is_flag=True, help="Fail instead of updating deckgen.lock (for CI).")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 def build_cmd(source: Path, out_dir: Path, locked: bool, dry_run: bool) -> None:
@@ -80,4 +88,30 @@ def build_cmd(source: Path, out_dir: Path, locked: bool, dry_run: bool) -> None:
     except DeckgenError as exc:
         _fail(exc)
         return
+    for warning in result.compiled.warnings:
+        click.echo(warning.format(), err=True)
     report_build(result, dry_run)
+
+
+@main.command("check")
+@SOURCE_ARG
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def check_cmd(source: Path, strict: bool, fmt: str) -> None:
+    """Validate and lint SOURCE without writing anything; exit 1 on errors."""
+    try:
+        diagnostics = compile_deck(source, _now()).diagnostics
+    except SourceError as exc:
+        diagnostics = exc.diagnostics
+    except DeckgenError as exc:
+        _fail(exc)
+        return
+    failing = [d for d in diagnostics if strict or d.severity is Severity.ERROR]
+    if fmt == "json":
+        click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2, ensure_ascii=False))
+    else:
+        for diagnostic in diagnostics:
+            click.echo(diagnostic.format(), err=bool(failing))
+        errors = sum(d.severity is Severity.ERROR for d in diagnostics)
+        click.echo(f"{errors} error(s), {len(diagnostics) - errors} warning(s)", err=bool(failing))
+    sys.exit(1 if failing else 0)

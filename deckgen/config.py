@@ -47,8 +47,12 @@ def load_config(text: str, path: Path) -> tuple[DeckConfig | None, list[Diagnost
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or "::" in name:
         problems.append(
-            Diagnostic(here, "config-invalid", "'name' must be a non-empty deck name without '::'",
-                       'e.g. name = "ML Interview Prep"')
+            Diagnostic(
+                here,
+                "config-invalid",
+                "'name' must be a non-empty deck name without '::'",
+                'e.g. name = "ML Interview Prep"',
+            )
         )
         return None, problems
     output = data.get("output", default_output(name))
@@ -104,14 +108,16 @@ def deck_name_from_path(path: Path) -> str:
 
 def check_tag(tag: str, location: SourceLocation) -> Diagnostic | None:
     if not TAG_RE.match(tag):
-        return Diagnostic(location, "tag-invalid", f"invalid tag {tag!r}: tags cannot contain spaces or quotes",
-                          "use '-' or '_' instead of spaces, '::' for hierarchy")
+        return Diagnostic(
+            location,
+            "tag-invalid",
+            f"invalid tag {tag!r}: tags cannot contain spaces or quotes",
+            "use '-' or '_' instead of spaces, '::' for hierarchy",
+        )
     return None
 
 
-def parse_front_matter(
-    text: str | None, path: Path, line: int
-) -> tuple[FrontMatter, list[Diagnostic]]:
+def parse_front_matter(text: str | None, path: Path, line: int) -> tuple[FrontMatter, list[Diagnostic]]:
     """Validate the YAML between the ``---`` lines (``text`` is None when there is none)."""
     here = SourceLocation(path, line)
     problems: list[Diagnostic] = []
@@ -132,8 +138,14 @@ def parse_front_matter(
         data = {}
     for key in data:
         if key not in FRONT_MATTER_KEYS:
-            problems.append(Diagnostic(here, "front-matter-unknown-key", f"unknown front-matter key '{key}'",
-                                       did_you_mean(str(key), FRONT_MATTER_KEYS)))
+            problems.append(
+                Diagnostic(
+                    here,
+                    "front-matter-unknown-key",
+                    f"unknown front-matter key '{key}'",
+                    did_you_mean(str(key), FRONT_MATTER_KEYS),
+                )
+            )
     deck = data.get("deck", deck_name_from_path(path))
     if not isinstance(deck, str) or not deck.strip() or "::" in deck:
         problems.append(Diagnostic(here, "front-matter-invalid", "'deck' must be a non-empty name without '::'"))
@@ -143,8 +155,11 @@ def parse_front_matter(
     try:
         kind = Kind(raw_kind)
     except ValueError:
-        problems.append(Diagnostic(here, "kind-unknown", f"unknown kind {raw_kind!r}",
-                                   did_you_mean(str(raw_kind), [k.value for k in Kind])))
+        problems.append(
+            Diagnostic(
+                here, "kind-unknown", f"unknown kind {raw_kind!r}", did_you_mean(str(raw_kind), [k.value for k in Kind])
+            )
+        )
     tags = _tags(data.get("tags", []), here, problems)
     order = data.get("order")
     if order is not None and (not isinstance(order, int) or isinstance(order, bool)):

@@ -34,6 +34,17 @@ class Diagnostic:
             text += f"\n    hint: {self.hint}"
         return text
 
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.location.path.as_posix(),
+            "line": self.location.line,
+            "col": self.location.col,
+            "severity": self.severity.value,
+            "rule": self.rule,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
     def sort_key(self) -> tuple[str, int, int, str]:
         return (str(self.location.path), self.location.line, self.location.col, self.rule)
 
@@ -42,15 +53,11 @@ class SourceError(DeckgenError):
     """One or more problems in the sources; carries every diagnostic of the run."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
-        self.diagnostics: tuple[Diagnostic, ...] = tuple(
-            sorted(diagnostics, key=Diagnostic.sort_key)
-        )
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(sorted(diagnostics, key=Diagnostic.sort_key))
         super().__init__("\n".join(d.format() for d in self.diagnostics))
 
     @classmethod
-    def single(
-        cls, location: SourceLocation, rule: str, message: str, hint: str = ""
-    ) -> SourceError:
+    def single(cls, location: SourceLocation, rule: str, message: str, hint: str = "") -> SourceError:
         return cls([Diagnostic(location, rule, message, hint)])
 
 

@@ -91,7 +91,9 @@ def _next_mod(old: int | None, now: int) -> int:
     return now if old is None else max(now, old + 1)
 
 
-def update_lock(lock: Lock, notes: Iterable[RenderedNote], notetypes: Iterable[NoteType], now: int) -> tuple[Lock, LockDiff]:
+def update_lock(
+    lock: Lock, notes: Iterable[RenderedNote], notetypes: Iterable[NoteType], now: int
+) -> tuple[Lock, LockDiff]:
     """The lock after this build, and the diff from the old one. ``now`` is the build time (s)."""
     old = dict(lock.notes)
     new: dict[str, NoteEntry] = {}
@@ -108,7 +110,9 @@ def update_lock(lock: Lock, notes: Iterable[RenderedNote], notetypes: Iterable[N
             added.append(note.id)
             new[note.id] = NoteEntry(rn.guid, now, parts)
         elif prev.parts != parts or prev.removed or prev.guid != rn.guid:
-            diff_fields = tuple(sorted(k for k in parts.keys() | prev.parts.keys() if parts.get(k) != prev.parts.get(k)))
+            diff_fields = tuple(
+                sorted(k for k in parts.keys() | prev.parts.keys() if parts.get(k) != prev.parts.get(k))
+            )
             changed.append(Change(note.id, diff_fields or ("restored",)))
             new[note.id] = NoteEntry(rn.guid, _next_mod(prev.mod, now), parts)
         else:
@@ -127,8 +131,14 @@ def update_lock(lock: Lock, notes: Iterable[RenderedNote], notetypes: Iterable[N
         else:
             nt_entries[nt.name] = NotetypeEntry(nt.style_hash, _next_mod(prev_nt.mod if prev_nt else None, now))
     orphans = tuple(sorted(k for k, v in new.items() if v.removed))
-    diff = LockDiff(tuple(sorted(added)), tuple(sorted(changed, key=lambda c: c.id)), tuple(removed),
-                    tuple(sorted(renamed, key=lambda c: c.id)), unchanged, orphans)
+    diff = LockDiff(
+        tuple(sorted(added)),
+        tuple(sorted(changed, key=lambda c: c.id)),
+        tuple(removed),
+        tuple(sorted(renamed, key=lambda c: c.id)),
+        unchanged,
+        orphans,
+    )
     return Lock(dict(sorted(new.items())), dict(sorted(nt_entries.items()))), diff
 
 
@@ -142,8 +152,10 @@ class LockFileError(DeckgenError):
 def dumps(lock: Lock) -> str:
     """One line per note so that version-control diffs show exactly which notes changed."""
     lines = ["{", f'  "version": {LOCK_VERSION},', '  "notetypes": {']
-    nts = [f"    {json.dumps(k)}: {json.dumps({'hash': v.hash, 'mod': v.mod}, sort_keys=True)}"
-           for k, v in lock.notetypes.items()]
+    nts = [
+        f"    {json.dumps(k)}: {json.dumps({'hash': v.hash, 'mod': v.mod}, sort_keys=True)}"
+        for k, v in lock.notetypes.items()
+    ]
     lines.append(",\n".join(nts))
     lines += ["  },", '  "notes": {']
     notes = []

@@ -66,10 +66,10 @@ _BASIC_FORWARD = Template(
     front=(
         '<div class="dg-card dg-kind-{{Kind}}">\n' + _LABEL + "\n"
         '<div class="dg-prompt">{{Prompt}}</div>\n'
-        "{{#TypeIn}}<div class=\"dg-typein\">{{type:TypeIn}}</div>{{/TypeIn}}\n</div>"
+        '{{#TypeIn}}<div class="dg-typein">{{type:TypeIn}}</div>{{/TypeIn}}\n</div>'
     ),
     back=(
-        "{{FrontSide}}\n<hr id=\"answer\">\n"
+        '{{FrontSide}}\n<hr id="answer">\n'
         '<div class="dg-card dg-kind-{{Kind}} dg-back">\n<div class="dg-answer">{{Answer}}</div>\n' + _TAIL + "</div>"
     ),
 )
@@ -82,7 +82,7 @@ _BASIC_REVERSE = Template(
         "{{/Reverse}}"
     ),
     back=(
-        "{{FrontSide}}\n<hr id=\"answer\">\n"
+        '{{FrontSide}}\n<hr id="answer">\n'
         '<div class="dg-card dg-kind-{{Kind}} dg-back">\n<div class="dg-prompt">{{Prompt}}</div>\n' + _TAIL + "</div>"
     ),
 )
@@ -105,7 +105,7 @@ _CLOZE = Template(
 def _pygments_rules(style: str, scopes: tuple[str, ...]) -> str:
     """Class-based Pygments rules for one style, each selector prefixed by every scope."""
     out = []
-    for rule in HtmlFormatter(style=style).get_style_defs(".highlight").splitlines():
+    for rule in HtmlFormatter(style=style).get_style_defs(".highlight").splitlines():  # type: ignore[no-untyped-call]
         if not rule.startswith(".highlight"):
             continue  # drops the bare `pre` and line-number rules, which are not scoped
         selector, _, body = rule.partition(" {")

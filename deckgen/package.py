@@ -66,21 +66,51 @@ class _LockedNote(genanki.Note):  # type: ignore[misc]
         note_id = _stable_id("note", rn.guid)
         cursor.execute(
             "INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?);",
-            (note_id, rn.guid, rn.notetype.id, mod, -1, self._format_tags(), self._format_fields(),
-             self.sort_field, 0, 0, ""),
+            (
+                note_id,
+                rn.guid,
+                rn.notetype.id,
+                mod,
+                -1,
+                self._format_tags(),
+                self._format_fields(),
+                self.sort_field,
+                0,
+                0,
+                "",
+            ),
         )
         for ord_ in rn.card_ords:
             card_type = 0
             cursor.execute(
                 "INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?);",
-                (_stable_id("card", rn.guid, ord_), note_id, deck_id, ord_, mod, -1, card_type, 0,
-                 self._packaged.due, 0, 0, 0, 0, 0, 0, 0, 0, ""),
+                (
+                    _stable_id("card", rn.guid, ord_),
+                    note_id,
+                    deck_id,
+                    ord_,
+                    mod,
+                    -1,
+                    card_type,
+                    0,
+                    self._packaged.due,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    "",
+                ),
             )
 
 
 def _model(nt: NoteType) -> genanki.Model:
     return genanki.Model(
-        nt.id, nt.name,
+        nt.id,
+        nt.name,
         fields=[{"name": f} for f in nt.fields],
         templates=[{"name": t.name, "qfmt": t.front, "afmt": t.back} for t in nt.templates],
         css=nt.css,
@@ -115,7 +145,9 @@ def build_collection(
         for nt_id, (_, mod) in notetype_mods.items():
             models_data[str(nt_id)]["mod"] = mod
             models_data[str(nt_id)]["did"] = ROOT_DECK_ID
-        cursor.execute("UPDATE col SET models = ?, mod = ?", (json.dumps(models_data, sort_keys=True), timestamp * 1000))
+        cursor.execute(
+            "UPDATE col SET models = ?, mod = ?", (json.dumps(models_data, sort_keys=True), timestamp * 1000)
+        )
         conn.commit()
     finally:
         conn.close()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deckgen.config import check_tag, did_you_mean, parse_front_matter
-from deckgen.errors import Diagnostic, SourceError
+from deckgen.errors import Diagnostic, Severity, SourceError
 from deckgen.model import NOTE_CLASSES, Body, Category, Deck, DeckConfig, Kind, Note, SourceLocation
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -41,15 +41,20 @@ def decode(data: bytes, path: Path) -> tuple[str | None, list[Diagnostic]]:
         line = data[: exc.start].count(b"\n") + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         return None, [
-            Diagnostic(SourceLocation(path, line, col), "encoding",
-                       f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})", "save the file as UTF-8")
+            Diagnostic(
+                SourceLocation(path, line, col),
+                "encoding",
+                f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+                "save the file as UTF-8",
+            )
         ]
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:
         offset = text.index("\x00")
         line = text.count("\n", 0, offset) + 1
-        return None, [Diagnostic(SourceLocation(path, line), "binary-content",
-                                 "file contains NUL bytes; is it a binary file?")]
+        return None, [
+            Diagnostic(SourceLocation(path, line), "binary-content", "file contains NUL bytes; is it a binary file?")
+        ]
     return text, []
 
 
@@ -60,10 +65,18 @@ def _split_front_matter(lines: list[str], path: Path) -> tuple[str | None, int, 
     for i in range(1, len(lines)):
         if lines[i].rstrip() in ("---", "..."):
             return "\n".join(lines[1:i]), i + 1, []
-    return None, len(lines), [
-        Diagnostic(SourceLocation(path, 1), "front-matter-unclosed", "front matter opened with '---' is never closed",
-                   "end the front matter with a line '---'")
-    ]
+    return (
+        None,
+        len(lines),
+        [
+            Diagnostic(
+                SourceLocation(path, 1),
+                "front-matter-unclosed",
+                "front matter opened with '---' is never closed",
+                "end the front matter with a line '---'",
+            )
+        ],
+    )
 
 
 def _mark_fences(lines: list[str], start: int, path: Path) -> tuple[list[_Line], list[Diagnostic]]:
@@ -79,7 +92,9 @@ def _mark_fences(lines: list[str], start: int, path: Path) -> tuple[list[_Line],
             out.append(_Line(i + 1, text, True))
             continue
         if fence is not None:
-            closes = m is not None and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not m.group(2).strip()
+            closes = (
+                m is not None and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not m.group(2).strip()
+            )
             out.append(_Line(i + 1, text, True))
             if closes:
                 fence = None
@@ -87,9 +102,14 @@ def _mark_fences(lines: list[str], start: int, path: Path) -> tuple[list[_Line],
         out.append(_Line(i + 1, text, False))
     problems = []
     if fence is not None:
-        problems.append(Diagnostic(SourceLocation(path, opened_at), "fence-unclosed",
-                                   f"code fence {fence!r} is never closed; everything after it would be code",
-                                   f"close the block with a line {fence!r}"))
+        problems.append(
+            Diagnostic(
+                SourceLocation(path, opened_at),
+                "fence-unclosed",
+                f"code fence {fence!r} is never closed; everything after it would be code",
+                f"close the block with a line {fence!r}",
+            )
+        )
     return out, problems
 
 
@@ -123,10 +143,14 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
             continue
         if heading and (drafts or len(heading.group(1)) > 2):
             level = len(heading.group(1))
-            problems.append(Diagnostic(
-                SourceLocation(path, line.number), "heading-level",
-                f"level-{level} heading; only '## ' headings start notes, so this would not be a card",
-                "use '## ' to start a note, or **bold** text for a sub-heading inside an answer"))
+            problems.append(
+                Diagnostic(
+                    SourceLocation(path, line.number),
+                    "heading-level",
+                    f"level-{level} heading; only '## ' headings start notes, so this would not be a card",
+                    "use '## ' to start a note, or **bold** text for a sub-heading inside an answer",
+                )
+            )
         (drafts[-1].body if drafts else intro).append(line)
 
     notes: list[Note] = []
@@ -135,8 +159,13 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
         if note is not None:
             notes.append(note)
     category = Category(
-        name=front.deck, kind=front.kind, location=SourceLocation(path, 1), notes=tuple(notes),
-        tags=front.tags, order=front.order, intro="\n".join(x.text for x in intro).strip(),
+        name=front.deck,
+        kind=front.kind,
+        location=SourceLocation(path, 1),
+        notes=tuple(notes),
+        tags=front.tags,
+        order=front.order,
+        intro="\n".join(x.text for x in intro).strip(),
         reverse=front.reverse,
     )
     return category, problems
@@ -149,16 +178,28 @@ def _parse_id(value: str, where: SourceLocation, problems: list[Diagnostic]) -> 
     for part in parts[1:]:
         key, _, rest = part.partition(":")
         if key.strip() != "was" or not rest.strip():
-            problems.append(Diagnostic(where, "id-invalid", f"cannot read {part!r} in the id comment",
-                                       "write <!-- id: new-id; was: old-id -->"))
+            problems.append(
+                Diagnostic(
+                    where,
+                    "id-invalid",
+                    f"cannot read {part!r} in the id comment",
+                    "write <!-- id: new-id; was: old-id -->",
+                )
+            )
             return None
         aliases += [a.strip() for a in rest.split(",") if a.strip()]
     ok = True
     for candidate in [note_id, *aliases]:
         if not ID_RE.match(candidate):
             ok = False
-            problems.append(Diagnostic(where, "id-invalid", f"invalid id {candidate!r}",
-                                       "ids use lowercase letters, digits, '-' and '_' and start with a letter or digit"))
+            problems.append(
+                Diagnostic(
+                    where,
+                    "id-invalid",
+                    f"invalid id {candidate!r}",
+                    "ids use lowercase letters, digits, '-' and '_' and start with a letter or digit",
+                )
+            )
     return (note_id, tuple(aliases)) if ok else None
 
 
@@ -177,7 +218,9 @@ def _build_note(
     here = SourceLocation(path, draft.heading.number)
     ok = True
     if not draft.prompt:
-        problems.append(Diagnostic(here, "prompt-empty", "note heading has no prompt text", "write the question after '## '"))
+        problems.append(
+            Diagnostic(here, "prompt-empty", "note heading has no prompt text", "write the question after '## '")
+        )
         ok = False
     body = draft.body
     i = 0
@@ -195,13 +238,22 @@ def _build_note(
         if key == EXTRA_MARKER:
             break
         if key not in NOTE_OPTIONS:
-            problems.append(Diagnostic(where, "note-option-unknown", f"unknown note option '{key}'",
-                                       did_you_mean(key, NOTE_OPTIONS)))
+            problems.append(
+                Diagnostic(
+                    where, "note-option-unknown", f"unknown note option '{key}'", did_you_mean(key, NOTE_OPTIONS)
+                )
+            )
         elif key in options:
             problems.append(Diagnostic(where, "note-option-duplicate", f"note option '{key}' given twice"))
         elif not options and key != "id":
-            problems.append(Diagnostic(where, "id-missing", "the id comment must come first, right after the heading",
-                                       "move <!-- id: ... --> directly under the heading"))
+            problems.append(
+                Diagnostic(
+                    where,
+                    "id-missing",
+                    "the id comment must come first, right after the heading",
+                    "move <!-- id: ... --> directly under the heading",
+                )
+            )
             ok = False
         else:
             options[key] = (value, where)
@@ -209,8 +261,14 @@ def _build_note(
 
     if "id" not in options:
         if ok:
-            problems.append(Diagnostic(here, "id-missing", f"note {draft.prompt!r} has no id",
-                                       "add <!-- id: some-id --> on the line after the heading"))
+            problems.append(
+                Diagnostic(
+                    here,
+                    "id-missing",
+                    f"note {draft.prompt!r} has no id",
+                    "add <!-- id: some-id --> on the line after the heading",
+                )
+            )
         return None
     parsed_id = _parse_id(*options["id"], problems)
     if parsed_id is None:
@@ -235,30 +293,56 @@ def _build_note(
         tags = tuple(t for t in raw if check_tag(t, where) is None)
         problems += [d for t in raw if (d := check_tag(t, where)) is not None]
     cloze = _bool(options["cloze"][0], "cloze", options["cloze"][1], problems) if "cloze" in options else False
-    reverse = (_bool(options["reverse"][0], "reverse", options["reverse"][1], problems)
-               if "reverse" in options else default_reverse)
+    reverse = (
+        _bool(options["reverse"][0], "reverse", options["reverse"][1], problems)
+        if "reverse" in options
+        else default_reverse
+    )
     ignore = frozenset(options.get("ignore", ("", here))[0].replace(",", " ").split())
 
     if not answer.text and not cloze:
-        problems.append(Diagnostic(here, "answer-empty", f"note '{note_id}' has an empty answer",
-                                   "write the answer below the id comment"))
+        problems.append(
+            Diagnostic(
+                here, "answer-empty", f"note '{note_id}' has an empty answer", "write the answer below the id comment"
+            )
+        )
         return None
     if cloze and not CLOZE_RE.search(answer.text):
-        problems.append(Diagnostic(here, "cloze-without-deletions", f"cloze note '{note_id}' has no {{{{c1::...}}}} deletion",
-                                   "mark the hidden parts as {{c1::text}}, {{c2::text}} ..."))
+        problems.append(
+            Diagnostic(
+                here,
+                "cloze-without-deletions",
+                f"cloze note '{note_id}' has no {{{{c1::...}}}} deletion",
+                "mark the hidden parts as {{c1::text}}, {{c2::text}} ...",
+            )
+        )
         return None
     if not cloze:
         for part in (answer, extra):
             m = CLOZE_RE.search(part.text) if part else None
             if part and m:
-                problems.append(Diagnostic(part.location(path, m.start()), "cloze-not-enabled",
-                                           "cloze deletion in a note that is not a cloze note",
-                                           "add <!-- cloze --> under the id, or write the braces as \\{\\{ "))
+                problems.append(
+                    Diagnostic(
+                        part.location(path, m.start()),
+                        "cloze-not-enabled",
+                        "cloze deletion in a note that is not a cloze note",
+                        "add <!-- cloze --> under the id, or write the braces as \\{\\{ ",
+                    )
+                )
                 return None
     return NOTE_CLASSES[kind](
-        id=note_id, prompt=draft.prompt, answer=answer, location=here, extra=extra, tags=tags,
-        aliases=aliases, source=options.get("source", ("", here))[0], cloze=cloze, reverse=reverse,
-        type_in=options.get("type-in", ("", here))[0], ignore=ignore,
+        id=note_id,
+        prompt=draft.prompt,
+        answer=answer,
+        location=here,
+        extra=extra,
+        tags=tags,
+        aliases=aliases,
+        source=options.get("source", ("", here))[0],
+        cloze=cloze,
+        reverse=reverse,
+        type_in=options.get("type-in", ("", here))[0],
+        ignore=ignore,
     )
 
 
@@ -273,8 +357,12 @@ def _body(lines: list[_Line], fallback_line: int) -> Body:
     return Body("\n".join(x.text for x in kept), kept[0].number if kept else fallback_line)
 
 
-def parse_deck(config: DeckConfig, root: Path, files: Mapping[Path, bytes]) -> Deck:
-    """Parse every category file; raise one SourceError with every problem found."""
+def parse_deck(config: DeckConfig, root: Path, files: Mapping[Path, bytes]) -> tuple[Deck, list[Diagnostic]]:
+    """Parse every category file into a deck of the notes that parsed, plus every problem found.
+
+    A note with an error is left out of the deck, so callers must treat any error diagnostic as
+    fatal for building (``deckgen check`` reports them; ``deckgen build`` refuses to write).
+    """
     problems: list[Diagnostic] = []
     categories: list[Category] = []
     for path in sorted(files):
@@ -283,11 +371,17 @@ def parse_deck(config: DeckConfig, root: Path, files: Mapping[Path, bytes]) -> D
         if category is not None:
             categories.append(category)
     problems += _check_unique(categories)
-    errors = [p for p in problems if p.severity.value == "error"]
+    categories.sort(key=lambda c: (c.order is None, c.order or 0, c.location.path.name))
+    return Deck(config=config, root=root, categories=tuple(categories)), problems
+
+
+def parse_deck_strict(config: DeckConfig, root: Path, files: Mapping[Path, bytes]) -> Deck:
+    """``parse_deck`` that raises one SourceError holding every error."""
+    deck, problems = parse_deck(config, root, files)
+    errors = [p for p in problems if p.severity is Severity.ERROR]
     if errors:
         raise SourceError(errors)
-    categories.sort(key=lambda c: (c.order is None, c.order or 0, c.location.path.name))
-    return Deck(config=config, root=root, categories=tuple(categories))
+    return deck
 
 
 def _check_unique(categories: list[Category]) -> list[Diagnostic]:
@@ -297,18 +391,28 @@ def _check_unique(categories: list[Category]) -> list[Diagnostic]:
     for note in (n for c in categories for n in c.notes):
         for key in (note.id, *note.aliases):
             if key in seen:
-                problems.append(Diagnostic(note.location, "id-duplicate",
-                                           f"duplicate id '{key}' (first used at {seen[key]})",
-                                           "every note needs its own id; pick a new one for this note"))
+                problems.append(
+                    Diagnostic(
+                        note.location,
+                        "id-duplicate",
+                        f"duplicate id '{key}' (first used at {seen[key]})",
+                        "every note needs its own id; pick a new one for this note",
+                    )
+                )
             else:
                 seen[key] = note.location
     decks: dict[str, SourceLocation] = {}
     for category in categories:
         key = category.name.casefold()
         if key in decks:
-            problems.append(Diagnostic(category.location, "deck-duplicate",
-                                       f"subdeck '{category.name}' is also defined by {decks[key].path.as_posix()}",
-                                       "give each file its own 'deck:' name"))
+            problems.append(
+                Diagnostic(
+                    category.location,
+                    "deck-duplicate",
+                    f"subdeck '{category.name}' is also defined by {decks[key].path.as_posix()}",
+                    "give each file its own 'deck:' name",
+                )
+            )
         else:
             decks[key] = category.location
     return problems

@@ -18,13 +18,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import markdown
+import nh3
 from markdown.extensions import Extension
 from markdown.inlinepatterns import InlineProcessor
 from markdown.treeprocessors import Treeprocessor
 
 from deckgen import notetypes
 from deckgen.errors import Diagnostic
-from deckgen.model import Body, Category, Deck, Note, SourceLocation, note_guid
+from deckgen.model import Body, Category, Deck, Note, note_guid
 
 EXTENSIONS: tuple[str, ...] = (
     "markdown.extensions.tables",
@@ -114,9 +115,7 @@ class Renderer:
     """A reusable Markdown converter (building one is slow; ``convert`` resets it)."""
 
     def __init__(self) -> None:
-        self._md = markdown.Markdown(
-            extensions=[*EXTENSIONS, _DeckgenExtension()], extension_configs=EXTENSION_CONFIGS
-        )
+        self._md = markdown.Markdown(extensions=[*EXTENSIONS, _DeckgenExtension()], extension_configs=EXTENSION_CONFIGS)
         self._images: _Images = self._md.treeprocessors["dg-images"]  # type: ignore[assignment]
 
     def convert(
@@ -125,10 +124,98 @@ class Renderer:
         """Markdown → HTML; returns (html, media names used, image errors)."""
         self._md.reset()
         self._images.resolve, self._images.errors, self._images.media = resolve, [], []
-        out = self._md.convert(text)
+        out = sanitize(self._md.convert(text))
         if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
             out = out[3:-4]
         return neutralise_braces(out), self._images.media, self._images.errors
+
+
+_ALLOWED_TAGS = {
+    "p",
+    "br",
+    "hr",
+    "strong",
+    "em",
+    "b",
+    "i",
+    "u",
+    "s",
+    "del",
+    "ins",
+    "mark",
+    "sub",
+    "sup",
+    "small",
+    "code",
+    "pre",
+    "kbd",
+    "samp",
+    "var",
+    "span",
+    "div",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "th",
+    "td",
+    "caption",
+    "colgroup",
+    "col",
+    "img",
+    "a",
+    "abbr",
+    "details",
+    "summary",
+    "figure",
+    "figcaption",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "q",
+    "cite",
+    "ruby",
+    "rt",
+    "rp",
+    "bdi",
+    "bdo",
+}
+_ALLOWED_ATTRIBUTES = {
+    "*": {"class", "title", "lang", "dir", "id"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "th": {"align", "style", "colspan", "rowspan"},
+    "td": {"align", "style", "colspan", "rowspan"},
+    "ol": {"start", "type"},
+    "col": {"span"},
+}
+
+
+def sanitize(fragment: str) -> str:
+    """Allowlist sanitizer: whatever the Markdown held, no script, handler or javascript: URL survives.
+
+    Source-level checks already reject such input with a message; this is the safety net.
+    """
+    return nh3.clean(
+        fragment,
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel=None,
+        strip_comments=True,
+        filter_style_properties={"text-align"},
+    )
 
 
 def neutralise_braces(text: str) -> str:
@@ -216,14 +303,25 @@ def render_note(
     else:
         notetype = notetypes.basic()
         values = {
-            "Prompt": prompt, "Answer": answer, "Extra": extra, "Source": source, "Kind": kind,
-            "Reverse": "y" if note.reverse else "", "TypeIn": html.escape(note.type_in), "Id": note.id,
+            "Prompt": prompt,
+            "Answer": answer,
+            "Extra": extra,
+            "Source": source,
+            "Kind": kind,
+            "Reverse": "y" if note.reverse else "",
+            "TypeIn": html.escape(note.type_in),
+            "Id": note.id,
         }
         ords = (0, 1) if note.reverse else (0,)
     fields = tuple(values.get(name, "") for name in notetype.fields)
     rendered = RenderedNote(
-        note=note, deck=deck.subdeck_name(category), notetype=notetype, fields=fields,
-        tags=note_tags(category, note), card_ords=ords, media=tuple(sorted(set(media))),
+        note=note,
+        deck=deck.subdeck_name(category),
+        notetype=notetype,
+        fields=fields,
+        tags=note_tags(category, note),
+        card_ords=ords,
+        media=tuple(sorted(set(media))),
     )
     return rendered, problems
 
@@ -231,7 +329,3 @@ def render_note(
 def render_intro(renderer: Renderer, category: Category) -> str:
     """The category's intro text, used as the subdeck's description."""
     return renderer.convert(category.intro)[0] if category.intro else ""
-
-
-def location_of(note: Note) -> SourceLocation:
-    return note.location

@@ -54,8 +54,14 @@ class Anki:
     def import_package(self, apkg: Path) -> ImportLog:
         request = ImportAnkiPackageRequest(package_path=str(apkg), options=ImportAnkiPackageOptions())
         log = self.col.import_anki_package(request).log
-        return ImportLog(len(log.new), len(log.updated), len(log.duplicate), len(log.conflicting),
-                         len(log.first_field_match), len(log.missing_notetype))
+        return ImportLog(
+            len(log.new),
+            len(log.updated),
+            len(log.duplicate),
+            len(log.conflicting),
+            len(log.first_field_match),
+            len(log.missing_notetype),
+        )
 
     def note_by_id_field(self, note_id: str):  # type: ignore[no-untyped-def]
         (nid,) = self.col.find_notes(f'"Id:{note_id}"')
@@ -77,7 +83,9 @@ class Anki:
             seen.add(top.card.id)
             card = self.col.get_card(top.card.id)
             card.start_timer()
-            self.col.sched.answer_card(self.col.sched.build_answer(card=card, states=top.states, rating=CardAnswer.EASY))
+            self.col.sched.answer_card(
+                self.col.sched.build_answer(card=card, states=top.states, rating=CardAnswer.EASY)
+            )
         return len(seen)
 
     def close(self) -> None:

@@ -11,8 +11,9 @@ from conftest import T0, Anki, build_at
 
 
 def _cards_state(anki: Anki) -> dict[int, tuple[int, int, int]]:
-    return {cid: anki.col.db.first("select ivl, due, type from cards where id = ?", cid)
-            for cid in anki.col.find_cards("")}
+    return {
+        cid: anki.col.db.first("select ivl, due, type from cards where id = ?", cid) for cid in anki.col.find_cards("")
+    }
 
 
 def test_import_creates_subdecks_with_expected_note_counts(sample: Path, out_dir: Path, anki: Anki) -> None:

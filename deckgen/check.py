@@ -1,0 +1,352 @@
+"""Validate and lint parsed notes: source-level errors (math, unsafe HTML, cloze) and spaced-repetition warnings.
+
+Each rule has an id; warnings can be silenced per note with ``<!-- ignore: rule-id ... -->`` or
+deck-wide with ``[lint] disable = [...]`` in ``deckgen.toml``. Errors cannot be silenced.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from deckgen.errors import Diagnostic, Severity
+from deckgen.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
+
+FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})")
+CODE_SPAN_RE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
+LIST_ITEM_RE = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+\S")
+CLOZE_RE = re.compile(r"\{\{c(\d+)::")
+UNSAFE_HTML = (
+    (
+        re.compile(r"<\s*(script|iframe|object|embed|frame|frameset|applet|base|meta|link|form)\b", re.I),
+        "raw <{0}> element could run code or load content in the card",
+    ),
+    (re.compile(r"<[A-Za-z][^>]*\s(on[a-z]+)\s*=", re.I), "event-handler attribute '{0}=' could run code in the card"),
+    (re.compile(r"(javascript|vbscript)\s*:", re.I), "'{0}:' URL could run code in the card"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    severity: Severity
+    summary: str
+
+
+RULES: dict[str, Rule] = {
+    r.id: r
+    for r in (
+        Rule("math-unbalanced", Severity.ERROR, "a math delimiter ($, $$, \\( \\), \\[ \\]) is not closed"),
+        Rule(
+            "unsafe-html", Severity.ERROR, "raw HTML that could run code: <script>, on*= attributes, javascript: URLs"
+        ),
+        Rule("cloze-misplaced", Severity.ERROR, "cloze deletions outside a cloze note's answer, or numbered c0"),
+        Rule("answer-too-long", Severity.WARNING, "main answer longer than the word limit (default 80)"),
+        Rule("prompt-not-question", Severity.WARNING, "a question's prompt does not end with '?'"),
+        Rule("list-too-long", Severity.WARNING, "a list with more items than the limit (default 5)"),
+        Rule("prompt-duplicate", Severity.WARNING, "two notes with identical or near-identical prompts"),
+        Rule("code-too-long", Severity.WARNING, "a code block longer than the limit (default 30 lines)"),
+        Rule("category-empty", Severity.WARNING, "a category file without any note"),
+        Rule("image-remote", Severity.WARNING, "an image loaded from the web: missing offline and on phones"),
+    )
+}
+
+
+def _mask_code(text: str) -> str:
+    """Blank out fenced code and code spans (keeping offsets and line breaks) so rules skip code."""
+    out: list[str] = []
+    fence: str | None = None
+    for line in text.split("\n"):
+        m = FENCE_RE.match(line)
+        if fence is None and m:
+            fence = m.group(1)
+            out.append(" " * len(line))
+        elif fence is not None:
+            if (
+                m
+                and m.group(1)[0] == fence[0]
+                and len(m.group(1)) >= len(fence)
+                and not line.strip()[len(m.group(1)) :]
+            ):
+                fence = None
+            out.append(" " * len(line))
+        else:
+            out.append(line)
+    masked = "\n".join(out)
+    return CODE_SPAN_RE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), masked)
+
+
+def _parts(note: Note) -> Iterator[tuple[str, Body]]:
+    yield "prompt", Body(note.prompt, note.location.line)
+    yield "answer", note.answer
+    if note.extra is not None:
+        yield "extra", note.extra
+
+
+def _math_problems(text: str) -> Iterator[tuple[int, str]]:
+    """Offsets of unbalanced math delimiters in code-masked text."""
+    text = text.replace("\\$", "  ")
+    for opener, closer in (("\\(", "\\)"), ("\\[", "\\]")):
+        depth, first = 0, -1
+        for m in re.finditer(re.escape(opener) + "|" + re.escape(closer), text):
+            if m.group(0) == opener:
+                if depth == 0:
+                    first = m.start()
+                depth += 1
+            elif depth == 0:
+                yield m.start(), f"'{closer}' without a matching '{opener}'"
+            else:
+                depth -= 1
+        if depth:
+            yield first, f"'{opener}' is never closed with '{closer}'"
+    doubles = [m.start() for m in re.finditer(r"\$\$", text)]
+    if len(doubles) % 2:
+        yield doubles[-1], "'$$' is never closed"
+    singles = [m.start() for m in re.finditer(r"(?<!\$)\$(?!\$)", text)]
+    if len(singles) % 2:
+        yield singles[-1], "'$' is never closed (write \\$ for a literal dollar sign)"
+
+
+def source_errors(note: Note) -> list[Diagnostic]:
+    """Errors found in a note's Markdown: unbalanced math, unsafe HTML, misplaced cloze deletions."""
+    path = note.location.path
+    found: list[Diagnostic] = []
+    for part, body in _parts(note):
+        masked = _mask_code(body.text)
+        for offset, message in _math_problems(masked):
+            found.append(
+                Diagnostic(
+                    body.location(path, offset),
+                    "math-unbalanced",
+                    f"{message} in the {part}",
+                    "close the formula, or escape a literal dollar as \\$",
+                )
+            )
+        for pattern, message in UNSAFE_HTML:
+            for m in pattern.finditer(masked):
+                found.append(
+                    Diagnostic(
+                        body.location(path, m.start()),
+                        "unsafe-html",
+                        message.format(m.group(1).lower()),
+                        "remove it: cards run on phones and desktops; use Markdown instead",
+                    )
+                )
+        if note.cloze:
+            for m in CLOZE_RE.finditer(masked):
+                if part != "answer":
+                    found.append(
+                        Diagnostic(
+                            body.location(path, m.start()),
+                            "cloze-misplaced",
+                            f"cloze deletion in the {part}; only the answer text becomes cloze cards",
+                            "move the deletion into the answer",
+                        )
+                    )
+                elif int(m.group(1)) == 0:
+                    found.append(
+                        Diagnostic(
+                            body.location(path, m.start()),
+                            "cloze-misplaced",
+                            "cloze numbers start at c1",
+                            "renumber the deletion as {{c1::...}}",
+                        )
+                    )
+    return found
+
+
+def answer_words(text: str) -> int:
+    """Words of an answer as a reader meets them: code blocks and display math don't count."""
+    masked = _mask_code(text)
+    masked = re.sub(r"\$\$.*?\$\$|\\\[.*?\\\]", " ", masked, flags=re.DOTALL)
+    masked = re.sub(r"\$[^$]*\$|\\\(.*?\\\)", " x ", masked, flags=re.DOTALL)  # inline math: one word
+    masked = re.sub(r"<!--.*?-->|<[^>]+>|!\[[^\]]*\]\([^)]*\)", " ", masked, flags=re.DOTALL)
+    masked = re.sub(r"\]\([^)]*\)", " ", masked)  # link targets
+    return len([w for w in masked.split() if re.search(r"\w", w)])
+
+
+def _long_lists(text: str, limit: int) -> Iterator[tuple[int, int]]:
+    """(offset of the list's first item, item count) for lists longer than ``limit``."""
+    masked = _mask_code(text)
+    offsets, pos = [], 0
+    for line in masked.split("\n"):
+        offsets.append(pos)
+        pos += len(line) + 1
+    lines = masked.split("\n")
+    counts: dict[int, list[int]] = {}  # indent → [first offset, count]
+    for i, line in enumerate(lines):
+        m = LIST_ITEM_RE.match(line)
+        if m:
+            indent = len(m.group(1).expandtabs(4))
+            for deeper in [k for k in counts if k > indent]:
+                yield from _flush(counts.pop(deeper), limit)
+            entry = counts.setdefault(indent, [offsets[i], 0])
+            entry[1] += 1
+        elif line.strip() and not line.startswith((" ", "\t")):
+            for k in list(counts):
+                yield from _flush(counts.pop(k), limit)
+    for k in list(counts):
+        yield from _flush(counts.pop(k), limit)
+
+
+def _flush(entry: list[int], limit: int) -> Iterator[tuple[int, int]]:
+    if entry[1] > limit:
+        yield entry[0], entry[1]
+
+
+def _code_blocks(text: str) -> Iterator[tuple[int, int]]:
+    """(offset of the opening fence, number of code lines) for each fenced block."""
+    pos, start, count, fence = 0, 0, 0, None
+    for line in text.split("\n"):
+        m = FENCE_RE.match(line)
+        if fence is None and m:
+            fence, start, count = m.group(1), pos, 0
+        elif fence is not None:
+            if m and m.group(1)[0] == fence[0] and not line.strip()[len(m.group(1)) :]:
+                yield start, count
+                fence = None
+            else:
+                count += 1
+        pos += len(line) + 1
+
+
+def _normal_prompt(prompt: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", prompt.casefold()).split())
+
+
+def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
+    """Spaced-repetition warnings for one note (minimum-information principle)."""
+    path = note.location.path
+    found: list[Diagnostic] = []
+    words = answer_words(note.answer.text)
+    if words > config.max_answer_words and not note.cloze:
+        found.append(
+            Diagnostic(
+                note.answer.location(path),
+                "answer-too-long",
+                f"answer has {words} words (limit {config.max_answer_words})",
+                "keep one idea per note: move elaboration below <!-- extra --> or split the note",
+                Severity.WARNING,
+            )
+        )
+    if note.kind is Kind.QUESTION and not note.cloze and not note.prompt.rstrip().endswith("?"):
+        found.append(
+            Diagnostic(
+                note.location,
+                "prompt-not-question",
+                "question prompt does not end with '?'",
+                "phrase the prompt as a question, or use kind: tip / faq for the file",
+                Severity.WARNING,
+            )
+        )
+    for _, body in _parts(note):
+        for offset, count in _long_lists(body.text, config.max_list_items):
+            found.append(
+                Diagnostic(
+                    body.location(path, offset),
+                    "list-too-long",
+                    f"list of {count} items (limit {config.max_list_items})",
+                    "split the note, or make it a cloze note with one deletion per item",
+                    Severity.WARNING,
+                )
+            )
+        for offset, lines in _code_blocks(body.text):
+            if lines > config.max_code_lines:
+                found.append(
+                    Diagnostic(
+                        body.location(path, offset),
+                        "code-too-long",
+                        f"code block of {lines} lines (limit {config.max_code_lines})",
+                        "show only the lines that carry the idea",
+                        Severity.WARNING,
+                    )
+                )
+        for m in re.finditer(r"!\[[^\]]*\]\(\s*<?(https?://[^)\s>]+)", _mask_code(body.text)):
+            found.append(
+                Diagnostic(
+                    body.location(path, m.start()),
+                    "image-remote",
+                    f"image {m.group(1)!r} is loaded from the web",
+                    "download it into the source folder and reference it relatively",
+                    Severity.WARNING,
+                )
+            )
+    return found
+
+
+def _duplicate_prompts(notes: list[Note]) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    seen: list[tuple[str, Note]] = []
+    exact: dict[str, Note] = {}
+    for note in notes:
+        key = _normal_prompt(note.prompt)
+        other = exact.get(key)
+        if other is None:
+            other = next(
+                (
+                    n
+                    for k, n in seen
+                    if abs(len(k) - len(key)) <= 8 and difflib.SequenceMatcher(None, k, key).ratio() >= 0.92
+                ),
+                None,
+            )
+        if other is not None:
+            found.append(
+                Diagnostic(
+                    note.location,
+                    "prompt-duplicate",
+                    f"prompt is (nearly) the same as note '{other.id}' at {other.location}",
+                    "merge the notes, or make each prompt ask for something distinct",
+                    Severity.WARNING,
+                )
+            )
+        exact.setdefault(key, note)
+        seen.append((key, note))
+    return found
+
+
+def check_deck(deck: Deck) -> list[Diagnostic]:
+    """All source errors and lint warnings of the parsed deck, with silenced warnings removed."""
+    config = deck.config.lint
+    found: list[Diagnostic] = []
+    notes = list(deck.notes())
+    by_location = {n.location: n for n in notes}
+    for note in notes:
+        found += source_errors(note)
+        found += lint_note(note, config)
+    found += _duplicate_prompts(notes)
+    for category in deck.categories:
+        if not category.notes:
+            found.append(
+                Diagnostic(
+                    category.location,
+                    "category-empty",
+                    f"'{category.name}' has no notes",
+                    "add a '## ' heading with an id, or delete the file",
+                    Severity.WARNING,
+                )
+            )
+    return [d for d in found if not _silenced(d, config, by_location)]
+
+
+def _silenced(d: Diagnostic, config: LintConfig, by_location: dict[SourceLocation, Note]) -> bool:
+    if d.severity is Severity.ERROR:
+        return False
+    if d.rule in config.disable:
+        return True
+    note = by_location.get(SourceLocation(d.location.path, d.location.line)) or _note_containing(d, by_location)
+    return note is not None and d.rule in note.ignore
+
+
+def _note_containing(d: Diagnostic, by_location: dict[SourceLocation, Note]) -> Note | None:
+    best: Note | None = None
+    for loc, note in by_location.items():
+        if (
+            loc.path == d.location.path
+            and loc.line <= d.location.line
+            and (best is None or loc.line > best.location.line)
+        ):
+            best = note
+    return best
