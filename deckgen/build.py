@@ -174,11 +174,24 @@ def package_inputs(
     return decks, notes, nt_mods
 
 
-def build(source: Path, out_dir: Path, *, now: int, locked: bool = False, dry_run: bool = False) -> BuildResult:
-    """Build the package. On any error nothing is written and the previous package stays intact."""
+def load_deck(source: Path) -> tuple[Deck, list[Diagnostic]]:
+    """Read and parse the sources only (for authoring commands that need no rendering)."""
+    config, files, problems = read_sources(source)
+    deck, found = parse_deck(config, source, files)
+    return deck, problems + found
+
+
+def build(
+    source: Path, out_dir: Path, *, now: int, locked: bool = False, dry_run: bool = False, strict: bool = False
+) -> BuildResult:
+    """Build the package. On any error nothing is written and the previous package stays intact.
+
+    ``strict`` treats warnings as errors.
+    """
     compiled = compile_deck(source, now)
-    if compiled.errors:
-        raise SourceError(compiled.errors)
+    fatal = compiled.diagnostics if strict else compiled.errors
+    if fatal:
+        raise SourceError(fatal)
     lock_path = source / LOCK_NAME
     output = out_dir / compiled.deck.config.output
     lock_changes = compiled.new_lock != compiled.lock

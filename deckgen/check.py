@@ -35,21 +35,56 @@ class Rule:
     summary: str
 
 
+_E, _W = Severity.ERROR, Severity.WARNING
+
+# Every rule id deckgen reports, from every stage; README's rule table and the tests rely on it.
 RULES: dict[str, Rule] = {
     r.id: r
     for r in (
-        Rule("math-unbalanced", Severity.ERROR, "a math delimiter ($, $$, \\( \\), \\[ \\]) is not closed"),
-        Rule(
-            "unsafe-html", Severity.ERROR, "raw HTML that could run code: <script>, on*= attributes, javascript: URLs"
-        ),
-        Rule("cloze-misplaced", Severity.ERROR, "cloze deletions outside a cloze note's answer, or numbered c0"),
-        Rule("answer-too-long", Severity.WARNING, "main answer longer than the word limit (default 80)"),
-        Rule("prompt-not-question", Severity.WARNING, "a question's prompt does not end with '?'"),
-        Rule("list-too-long", Severity.WARNING, "a list with more items than the limit (default 5)"),
-        Rule("prompt-duplicate", Severity.WARNING, "two notes with identical or near-identical prompts"),
-        Rule("code-too-long", Severity.WARNING, "a code block longer than the limit (default 30 lines)"),
-        Rule("category-empty", Severity.WARNING, "a category file without any note"),
-        Rule("image-remote", Severity.WARNING, "an image loaded from the web: missing offline and on phones"),
+        # reading and configuration
+        Rule("source-missing", _E, "the source folder does not exist"),
+        Rule("config-missing", _E, "deckgen.toml is missing from the source folder"),
+        Rule("config-invalid", _E, "deckgen.toml is not valid TOML or a value has the wrong type"),
+        Rule("config-unknown-key", _E, "deckgen.toml has a key deckgen does not know (with a 'did you mean')"),
+        Rule("unreadable", _E, "a category file cannot be read"),
+        Rule("encoding", _E, "a file is not valid UTF-8"),
+        Rule("binary-content", _E, "a file contains NUL bytes"),
+        # front matter
+        Rule("front-matter-unclosed", _E, "front matter opened with '---' is never closed"),
+        Rule("front-matter-invalid", _E, "front matter is not valid YAML, or a value has the wrong type"),
+        Rule("front-matter-unknown-key", _E, "front matter has an unknown key (with a 'did you mean')"),
+        Rule("kind-unknown", _E, "kind is not question, tip or faq"),
+        Rule("tag-invalid", _E, "a tag contains spaces or quotes"),
+        Rule("deck-duplicate", _E, "two files define the same subdeck"),
+        # notes
+        Rule("heading-level", _E, "a '#', '###' … heading where only '## ' starts a note (it would not be a card)"),
+        Rule("prompt-empty", _E, "a '## ' heading without prompt text"),
+        Rule("id-missing", _E, "a note without <!-- id: ... --> right after its heading"),
+        Rule("id-invalid", _E, "an id with characters other than lowercase letters, digits, '-' and '_'"),
+        Rule("id-duplicate", _E, "an id (or rename alias) used twice in the deck; both places are named"),
+        Rule("note-option-unknown", _E, "an unknown <!-- option: ... --> under a heading (with a 'did you mean')"),
+        Rule("note-option-duplicate", _E, "the same note option given twice"),
+        Rule("note-option-invalid", _E, "a note option with a bad value (e.g. reverse: maybe, an unknown rule id)"),
+        Rule("answer-empty", _E, "a note without answer text"),
+        Rule("fence-unclosed", _E, "a code fence that is never closed (it would swallow the notes after it)"),
+        Rule("math-unbalanced", _E, "a math delimiter ($, $$, \\( \\), \\[ \\]) is not closed"),
+        Rule("unsafe-html", _E, "raw HTML that could run code: <script>, on*= attributes, javascript: URLs"),
+        Rule("cloze-not-enabled", _E, "{{c1::...}} in a note that is not marked <!-- cloze -->"),
+        Rule("cloze-without-deletions", _E, "a <!-- cloze --> note without any {{c1::...}} deletion"),
+        Rule("cloze-misplaced", _E, "cloze deletions outside a cloze note's answer, or numbered c0"),
+        # images
+        Rule("image-missing", _E, "an image file that does not exist"),
+        Rule("image-outside-source", _E, "an image path leaving the source folder (../, absolute, symlink out)"),
+        Rule("image-path", _E, "an image path written with backslashes"),
+        Rule("image-type", _E, "an image that is not PNG, JPEG, GIF, SVG or WebP"),
+        # spaced-repetition lint (warnings)
+        Rule("answer-too-long", _W, "main answer longer than the word limit (default 80)"),
+        Rule("prompt-not-question", _W, "a question's prompt does not end with '?'"),
+        Rule("list-too-long", _W, "a list with more items than the limit (default 5)"),
+        Rule("prompt-duplicate", _W, "two notes with identical or near-identical prompts"),
+        Rule("code-too-long", _W, "a code block longer than the limit (default 30 lines)"),
+        Rule("category-empty", _W, "a category file without any note"),
+        Rule("image-remote", _W, "an image loaded from the web: missing offline and on phones"),
     )
 }
 
@@ -317,17 +352,25 @@ def check_deck(deck: Deck) -> list[Diagnostic]:
         found += source_errors(note)
         found += lint_note(note, config)
     found += _duplicate_prompts(notes)
-    for category in deck.categories:
-        if not category.notes:
+    for note in notes:
+        for rule in sorted(note.ignore - RULES.keys()):
             found.append(
                 Diagnostic(
-                    category.location,
-                    "category-empty",
-                    f"'{category.name}' has no notes",
-                    "add a '## ' heading with an id, or delete the file",
-                    Severity.WARNING,
+                    note.location,
+                    "note-option-invalid",
+                    f"<!-- ignore --> names unknown rule {rule!r}",
+                    "see the rule table in README.md",
                 )
             )
+    for rule in sorted(config.disable - RULES.keys()):
+        found.append(
+            Diagnostic(
+                SourceLocation(deck.root / "deckgen.toml", 1),
+                "config-invalid",
+                f"lint.disable names unknown rule {rule!r}",
+                "see the rule table in README.md",
+            )
+        )
     return [d for d in found if not _silenced(d, config, by_location)]
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from deckgen import __version__
-from deckgen.build import BuildResult, build, compile_deck
+from deckgen.authoring import new_note, stats
+from deckgen.build import BuildResult, build, compile_deck, load_deck
 from deckgen.errors import DeckgenError, Severity, SourceError
 from deckgen.lock import LockDiff
 
@@ -42,6 +43,32 @@ def _diff_line(diff: LockDiff) -> str:
     return ", ".join(parts) + f", {diff.unchanged} unchanged"
 
 
+ORPHAN_TEXT = (
+    "orphans: notes removed from the sources but still in every collection that imported them\n"
+    "  (Anki never deletes notes on import; users must delete them by hand, e.g. search 'Id:<id>' in the\n"
+    "  browser; to keep a note's history under a new id, use <!-- id: new-id; was: old-id --> instead)"
+)
+
+
+def report_diff(diff: LockDiff) -> None:
+    """What a rebuild changes against the lock, note by note."""
+    renamed_to = {c.id: c.old_id for c in diff.renamed}
+    for note_id in diff.added:
+        click.echo(f"  + {note_id}  (new note)")
+    for change in diff.changed:
+        was = f"  (renamed from {renamed_to[change.id]}, history kept)" if change.id in renamed_to else ""
+        click.echo(f"  ~ {change.id}  changed: {', '.join(change.fields)}{was}")
+    for change in diff.renamed:
+        if change.id not in {c.id for c in diff.changed}:
+            click.echo(f"  > {change.id}  (renamed from {change.old_id}, history kept)")
+    for note_id in diff.removed:
+        click.echo(f"  - {note_id}  (removed)")
+    if diff.orphans:
+        click.echo(ORPHAN_TEXT)
+        for note_id in diff.orphans:
+            click.echo(f"    {note_id}")
+
+
 def report_build(result: BuildResult, dry_run: bool) -> None:
     deck = result.compiled.deck
     width = max([len(name) for name, _, _ in result.subdecks] + [5])
@@ -52,9 +79,8 @@ def report_build(result: BuildResult, dry_run: bool) -> None:
     total_cards = sum(c for _, _, c in result.subdecks)
     click.echo(f"  {'total':<{width}}  {total_notes:>5} notes  {total_cards:>5} cards")
     click.echo(f"since the lock: {_diff_line(result.compiled.diff)}")
-    for change in result.compiled.diff.changed if dry_run else ():
-        click.echo(f"  changed {change.id}: {', '.join(change.fields)}")
     if dry_run:
+        report_diff(result.compiled.diff)
         click.echo("dry run: nothing written")
         return
     if result.lock_written:
@@ -80,11 +106,12 @@ def main() -> None:
     help="Output folder for the .apkg.",
 )
 @click.option("--locked", is_flag=True, help="Fail instead of updating deckgen.lock (for CI).")
-@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
-def build_cmd(source: Path, out_dir: Path, locked: bool, dry_run: bool) -> None:
+@click.option("--dry-run", is_flag=True, help="Show what would change (like 'deckgen diff'); write nothing.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+def build_cmd(source: Path, out_dir: Path, locked: bool, dry_run: bool, strict: bool) -> None:
     """Build SOURCE (default: source/) into OUT/<name>.apkg."""
     try:
-        result = build(source, out_dir, now=_now(), locked=locked, dry_run=dry_run)
+        result = build(source, out_dir, now=_now(), locked=locked, dry_run=dry_run, strict=strict)
     except DeckgenError as exc:
         _fail(exc)
         return
@@ -115,3 +142,53 @@ def check_cmd(source: Path, strict: bool, fmt: str) -> None:
         errors = sum(d.severity is Severity.ERROR for d in diagnostics)
         click.echo(f"{errors} error(s), {len(diagnostics) - errors} warning(s)", err=bool(failing))
     sys.exit(1 if failing else 0)
+
+
+@main.command("diff")
+@SOURCE_ARG
+def diff_cmd(source: Path) -> None:
+    """Show what a rebuild of SOURCE changes against its lock: added, changed, removed, renamed, orphans."""
+    try:
+        result = build(source, Path("build"), now=_now(), dry_run=True)
+    except DeckgenError as exc:
+        _fail(exc)
+        return
+    report_build(result, dry_run=True)
+
+
+@main.command("new")
+@click.argument("prompt")
+@click.option("--deck", "deck_name", help="Subdeck to add the note to (default: the first one).")
+@click.option(
+    "--source", "source", type=click.Path(path_type=Path, file_okay=False), default=Path("source"), show_default=True
+)
+def new_cmd(prompt: str, deck_name: str | None, source: Path) -> None:
+    """Append a note skeleton with a fresh unique id to the subdeck's file."""
+    try:
+        deck, _ = load_deck(source)
+        note = new_note(deck, prompt, deck_name)
+    except DeckgenError as exc:
+        _fail(exc)
+        return
+    with note.path.open("a", encoding="utf-8", newline="\n") as fh:
+        fh.write(note.text)
+    click.echo(f"added '{note.id}' to {note.path}")
+
+
+@main.command("stats")
+@SOURCE_ARG
+def stats_cmd(source: Path) -> None:
+    """Print notes per subdeck, kind and tag."""
+    try:
+        deck, _ = load_deck(source)
+    except DeckgenError as exc:
+        _fail(exc)
+        return
+    result = stats(deck)
+    for title, rows in (("subdeck", result.subdecks), ("kind", result.kinds), ("tag", result.tags)):
+        width = max([len(name) for name, _ in rows] + [len(title)])
+        click.echo(f"{title:<{width}}  notes")
+        for name, count in rows:
+            click.echo(f"{name:<{width}}  {count:>5}")
+        click.echo("")
+    click.echo(f"total  {result.total} notes")

@@ -117,6 +117,14 @@ def check_tag(tag: str, location: SourceLocation) -> Diagnostic | None:
     return None
 
 
+def _key_location(text: str | None, key: str, path: Path, line: int) -> SourceLocation:
+    """Where ``key:`` stands in the front matter (the opening '---' is at ``line``)."""
+    for i, raw in enumerate((text or "").split("\n")):
+        if re.match(rf"^{re.escape(key)}\s*:", raw):
+            return SourceLocation(path, line + 1 + i)
+    return SourceLocation(path, line)
+
+
 def parse_front_matter(text: str | None, path: Path, line: int) -> tuple[FrontMatter, list[Diagnostic]]:
     """Validate the YAML between the ``---`` lines (``text`` is None when there is none)."""
     here = SourceLocation(path, line)
@@ -136,11 +144,15 @@ def parse_front_matter(text: str | None, path: Path, line: int) -> tuple[FrontMa
     if not isinstance(data, dict):
         problems.append(Diagnostic(here, "front-matter-invalid", "front matter must be a mapping of keys to values"))
         data = {}
+
+    def at(key: str) -> SourceLocation:
+        return _key_location(text, key, path, line)
+
     for key in data:
         if key not in FRONT_MATTER_KEYS:
             problems.append(
                 Diagnostic(
-                    here,
+                    at(str(key)),
                     "front-matter-unknown-key",
                     f"unknown front-matter key '{key}'",
                     did_you_mean(str(key), FRONT_MATTER_KEYS),
@@ -148,7 +160,7 @@ def parse_front_matter(text: str | None, path: Path, line: int) -> tuple[FrontMa
             )
     deck = data.get("deck", deck_name_from_path(path))
     if not isinstance(deck, str) or not deck.strip() or "::" in deck:
-        problems.append(Diagnostic(here, "front-matter-invalid", "'deck' must be a non-empty name without '::'"))
+        problems.append(Diagnostic(at("deck"), "front-matter-invalid", "'deck' must be a non-empty name without '::'"))
         deck = deck_name_from_path(path)
     kind = Kind.QUESTION
     raw_kind = data.get("kind", "question")
@@ -157,17 +169,20 @@ def parse_front_matter(text: str | None, path: Path, line: int) -> tuple[FrontMa
     except ValueError:
         problems.append(
             Diagnostic(
-                here, "kind-unknown", f"unknown kind {raw_kind!r}", did_you_mean(str(raw_kind), [k.value for k in Kind])
+                at("kind"),
+                "kind-unknown",
+                f"unknown kind {raw_kind!r}",
+                did_you_mean(str(raw_kind), [k.value for k in Kind]),
             )
         )
-    tags = _tags(data.get("tags", []), here, problems)
+    tags = _tags(data.get("tags", []), at("tags"), problems)
     order = data.get("order")
     if order is not None and (not isinstance(order, int) or isinstance(order, bool)):
-        problems.append(Diagnostic(here, "front-matter-invalid", "'order' must be an integer"))
+        problems.append(Diagnostic(at("order"), "front-matter-invalid", "'order' must be an integer"))
         order = None
     reverse = data.get("reverse", False)
     if not isinstance(reverse, bool):
-        problems.append(Diagnostic(here, "front-matter-invalid", "'reverse' must be true or false"))
+        problems.append(Diagnostic(at("reverse"), "front-matter-invalid", "'reverse' must be true or false"))
         reverse = False
     return FrontMatter(deck.strip(), kind, tags, order, reverse), problems
 

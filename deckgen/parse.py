@@ -153,6 +153,16 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
             )
         (drafts[-1].body if drafts else intro).append(line)
 
+    if not drafts:
+        problems.append(
+            Diagnostic(
+                SourceLocation(path, 1),
+                "category-empty",
+                f"'{front.deck}' has no notes",
+                "add a '## ' heading with an id, or delete the file",
+                Severity.WARNING,
+            )
+        )
     notes: list[Note] = []
     for draft in drafts:
         note = _build_note(draft, front.kind, front.reverse, path, problems)
@@ -259,6 +269,8 @@ def _build_note(
             options[key] = (value, where)
         i += 1
 
+    if not ok:
+        return None
     if "id" not in options:
         if ok:
             problems.append(

@@ -1,0 +1,158 @@
+"""Lint rules and the bad-input corpus: every case reports its exact place and rule, never a traceback,
+and the previous package in the output folder is left byte-identical."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from deckgen.check import RULES, answer_words
+from deckgen.cli import main
+
+BAD = Path(__file__).parent / "data" / "bad"
+CASES: dict[str, dict[str, list[str]]] = tomllib.loads((BAD / "expected.toml").read_text(encoding="utf-8"))
+README = Path(__file__).parent.parent / "README.md"
+
+
+def _run(*args: str) -> Result:
+    result = CliRunner().invoke(main, list(args))
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def _corpus_source(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A valid base source (built once, so a previous package exists) plus the files the cases point at."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    shutil.copytree(BAD / "_base", src)
+    (tmp_path / "outside.png").write_bytes((src / "images" / "ok.png").read_bytes())
+    (src / "images" / "link.png").symlink_to(tmp_path / "outside.png")
+    first = _run("build", str(src), "-o", str(out))
+    assert first.exit_code == 0, first.output
+    (apkg,) = out.glob("*.apkg")
+    return src, out, apkg
+
+
+def _leftovers(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".corpus"))
+
+
+def test_corpus_is_large_enough_and_covers_every_rule() -> None:
+    assert len(CASES) >= 30
+    covered = {f.split()[1] for case in CASES.values() for f in case["findings"]}
+    untestable_here = {"source-missing", "config-missing", "config-invalid", "config-unknown-key", "unreadable"}
+    assert set(RULES) - covered - untestable_here == set()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_reports_exact_place_and_keeps_previous_package(case: str, tmp_path: Path) -> None:
+    src, out, apkg = _corpus_source(tmp_path)
+    before = apkg.read_bytes()
+    shutil.copyfile(BAD / f"{case}.md", src / "case.md")
+    result = _run("build", str(src), "-o", str(out), "--strict")
+    findings = CASES[case]["findings"]
+    if not findings:
+        assert result.exit_code == 0, result.output
+        assert "Case" in result.output and "wrote" in result.output
+        return
+    assert result.exit_code == 1, result.output
+    reported = re.findall(r"case\.md:(\d+):(\d+): (?:error|warning): .*\[([a-z0-9-]+)\]", result.output)
+    assert sorted(f"{line}:{col} {rule}" for line, col, rule in reported) == sorted(findings)
+    assert "nothing written" in result.output
+    assert apkg.read_bytes() == before
+    assert _leftovers(out) == []
+
+
+def test_unreadable_category_file_is_reported_not_raised(tmp_path: Path) -> None:
+    src, out, apkg = _corpus_source(tmp_path)
+    before = apkg.read_bytes()
+    (src / "folder.md").mkdir()  # a directory where a file should be: read fails
+    result = _run("build", str(src), "-o", str(out))
+    assert result.exit_code == 1
+    assert re.search(r"folder\.md:1:1: error: cannot read file: .*\[unreadable\]", result.output)
+    assert apkg.read_bytes() == before
+
+
+def test_missing_config_and_missing_folder_are_reported(tmp_path: Path) -> None:
+    result = _run("build", str(tmp_path / "nope"))
+    assert result.exit_code == 1 and "[source-missing]" in result.output
+    (tmp_path / "empty").mkdir()
+    result = _run("build", str(tmp_path / "empty"))
+    assert result.exit_code == 1 and "deckgen.toml:1:1: error: deckgen.toml not found [config-missing]" in result.output
+
+
+def test_config_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    src, _, _ = _corpus_source(tmp_path)
+    (src / "deckgen.toml").write_text('name = "Corpus"\noutptu = "x.apkg"\n', encoding="utf-8")
+    result = _run("check", str(src))
+    assert result.exit_code == 1
+    assert "unknown key 'outptu' [config-unknown-key]" in result.output and "did you mean 'output'?" in result.output
+
+
+def test_check_reports_all_findings_sorted_in_one_run(tmp_path: Path) -> None:
+    src, _, _ = _corpus_source(tmp_path)
+    for name in ("heading-without-id", "unsafe-script", "list-too-long"):
+        shutil.copyfile(BAD / f"{name}.md", src / f"{name}.md")
+    result = _run("check", str(src), "--format", "json")
+    assert result.exit_code == 1
+    found = json.loads(result.stdout)
+    # the three files also all claim the subdeck "Case": reported too, in the same run
+    assert {f["rule"] for f in found} == {"id-missing", "list-too-long", "unsafe-html", "deck-duplicate"}
+    keys = [(f["path"], f["line"], f["col"]) for f in found]
+    assert keys == sorted(keys)
+
+
+def test_warnings_pass_check_but_fail_under_strict(tmp_path: Path) -> None:
+    src, _, _ = _corpus_source(tmp_path)
+    shutil.copyfile(BAD / "prompt-not-question.md", src / "case.md")
+    assert _run("check", str(src)).exit_code == 0
+    strict = _run("check", str(src), "--strict")
+    assert (
+        strict.exit_code == 1
+        and "warning: question prompt does not end with '?' [prompt-not-question]" in strict.output
+    )
+
+
+def test_warning_can_be_silenced_per_note_and_per_deck(tmp_path: Path) -> None:
+    src, _, _ = _corpus_source(tmp_path)
+    text = (BAD / "prompt-not-question.md").read_text(encoding="utf-8")
+    (src / "case.md").write_text(
+        text.replace("-->\n", "-->\n<!-- ignore: prompt-not-question -->\n", 1), encoding="utf-8"
+    )
+    assert _run("check", str(src), "--strict").exit_code == 0
+    shutil.copyfile(BAD / "list-too-long.md", src / "case.md")
+    with (src / "deckgen.toml").open("a", encoding="utf-8") as fh:
+        fh.write('\n[lint]\ndisable = ["list-too-long"]\n')
+    assert _run("check", str(src), "--strict").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("One two three.", 3),
+        ("Loss $a_i + b$ is convex.", 4),
+        ("Code:\n\n```python\nx = 1 + 2 + 3\n```\n\nDone.", 2),
+        ("Display\n\n$$\nx = y + z\n$$\n", 1),
+        ("See [the docs](https://example.org/a/b) now.", 4),
+    ],
+)
+def test_answer_words_skip_code_and_display_math(text: str, words: int) -> None:
+    assert answer_words(text) == words
+
+
+def test_readme_documents_every_rule_id() -> None:
+    readme = README.read_text(encoding="utf-8")
+    missing = [rule for rule in RULES if f"`{rule}`" not in readme]
+    assert missing == []
+
+
+def test_shipped_deck_is_clean_under_strict() -> None:
+    result = _run("check", str(Path(__file__).parent.parent / "source"), "--strict")
+    assert result.exit_code == 0, result.output
+    assert "0 error(s), 0 warning(s)" in result.output
