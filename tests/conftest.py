@@ -18,6 +18,10 @@ REPO = Path(__file__).parent.parent
 T0 = 1_764_000_000  # a fixed build time (s), so tests control "the same second"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", help="rewrite golden files under tests/data/")
+
+
 @pytest.fixture
 def sample(tmp_path: Path) -> Path:
     """A private copy of tests/data/sample (the build writes its lock file there)."""

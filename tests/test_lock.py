@@ -1,0 +1,111 @@
+"""The lock: content hashes and mod times, renames that keep history, orphans, --locked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import T0, Anki, build_at
+from deckgen.errors import LockError
+from deckgen.lock import LOCK_NAME, dumps, loads, read_lock
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_changed_note_gets_a_strictly_newer_mod_even_in_the_same_second(sample: Path, out_dir: Path) -> None:
+    build_at(sample, out_dir, now=T0)
+    first = read_lock(sample / LOCK_NAME)
+    _edit(sample / "general.md", "Python for modelling", "Python for models")
+    build_at(sample, out_dir, now=T0)
+    second = read_lock(sample / LOCK_NAME)
+    assert second.notes["gen-languages"].mod == first.notes["gen-languages"].mod + 1
+    untouched = {k: v for k, v in second.notes.items() if k != "gen-languages"}
+    assert untouched == {k: v for k, v in first.notes.items() if k != "gen-languages"}
+
+
+def test_later_change_takes_the_build_time(sample: Path, out_dir: Path) -> None:
+    build_at(sample, out_dir, now=T0)
+    _edit(sample / "tips.md", "before you code", "before you write code")
+    result = build_at(sample, out_dir, now=T0 + 500)
+    assert read_lock(sample / LOCK_NAME).notes["tip-think-aloud"].mod == T0 + 500
+    assert [c.fields for c in result.compiled.diff.changed] == [("Answer",)]
+
+
+def test_lock_text_round_trips_and_lists_one_note_per_line(sample: Path, out_dir: Path) -> None:
+    build_at(sample, out_dir, now=T0)
+    text = (sample / LOCK_NAME).read_text(encoding="utf-8")
+    lock = loads(text, sample / LOCK_NAME)
+    assert dumps(lock) == text
+    assert sum('"guid"' in line for line in text.splitlines()) == len(lock.notes) == 10
+
+
+def test_damaged_lock_is_a_clear_error(sample: Path, out_dir: Path) -> None:
+    (sample / LOCK_NAME).write_text("{not json", encoding="utf-8")
+    with pytest.raises(Exception, match="lock file is damaged"):
+        build_at(sample, out_dir)
+
+
+def test_locked_build_fails_instead_of_changing_the_lock(sample: Path, out_dir: Path) -> None:
+    build_at(sample, out_dir, now=T0)
+    lock_before = (sample / LOCK_NAME).read_bytes()
+    package_before = (out_dir / "sample-deck.apkg").read_bytes()
+    assert build_at(sample, out_dir, now=T0 + 9, locked=True).written  # up to date: fine
+    _edit(sample / "faq.md", "A résumé", "A printed résumé")
+    with pytest.raises(LockError, match="out of date .*1 changed"):
+        build_at(sample, out_dir, now=T0 + 10, locked=True)
+    assert (sample / LOCK_NAME).read_bytes() == lock_before
+    assert (out_dir / "sample-deck.apkg").read_bytes() == package_before
+
+
+def test_removed_note_becomes_an_orphan_and_restoring_it_bumps_its_mod(sample: Path, out_dir: Path) -> None:
+    build_at(sample, out_dir, now=T0)
+    faq = (sample / "faq.md").read_text(encoding="utf-8")
+    (sample / "faq.md").write_text(faq.split("## What should I bring?")[0], encoding="utf-8")
+    removed = build_at(sample, out_dir, now=T0 + 1)
+    assert removed.compiled.diff.removed == ("faq-bring",)
+    assert removed.compiled.diff.orphans == ("faq-bring",)
+    assert read_lock(sample / LOCK_NAME).notes["faq-bring"].removed
+    later = build_at(sample, out_dir, now=T0 + 2)
+    assert later.compiled.diff.removed == () and later.compiled.diff.orphans == ("faq-bring",)
+    (sample / "faq.md").write_text(faq, encoding="utf-8")
+    restored = build_at(sample, out_dir, now=T0 + 2)
+    assert [(c.id, c.fields) for c in restored.compiled.diff.changed] == [("faq-bring", ("restored",))]
+    assert read_lock(sample / LOCK_NAME).notes["faq-bring"].mod == T0 + 2  # > its last mod (T0)
+    assert not read_lock(sample / LOCK_NAME).notes["faq-bring"].removed
+
+
+def test_renamed_note_updates_in_place_and_keeps_its_reviews(sample: Path, out_dir: Path, anki: Anki) -> None:
+    first = build_at(sample, out_dir, now=T0)
+    anki.import_package(first.output)
+    anki.review_all("Sample Deck")
+    old_note = anki.note_by_id_field("gen-why-ml")
+    old_cards = {c.id: (c.ivl, c.due) for c in anki.cards_of("gen-why-ml")}
+    revlog = anki.col.db.scalar("select count() from revlog")
+
+    _edit(sample / "general.md", "<!-- id: gen-why-ml -->", "<!-- id: gen-motivation; was: gen-why-ml -->")
+    second = build_at(sample, out_dir, now=T0)
+    diff = second.compiled.diff
+    assert [(c.id, c.old_id) for c in diff.renamed] == [("gen-motivation", "gen-why-ml")]
+    assert diff.added == () and diff.removed == () and diff.orphans == ()
+    assert "gen-why-ml" not in read_lock(sample / LOCK_NAME).notes
+
+    log = anki.import_package(second.output)
+    assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
+    renamed = anki.note_by_id_field("gen-motivation")
+    assert renamed.id == old_note.id and renamed.guid == old_note.guid
+    assert {c.id: (c.ivl, c.due) for c in anki.cards_of("gen-motivation")} == old_cards
+    assert anki.col.db.scalar("select count() from revlog") == revlog
+    assert anki.col.note_count() == 10
+
+
+def test_rename_alias_cannot_collide_with_another_id(sample: Path, out_dir: Path) -> None:
+    from deckgen.errors import SourceError
+
+    _edit(sample / "general.md", "<!-- id: gen-why-ml -->", "<!-- id: gen-motivation; was: gen-languages -->")
+    with pytest.raises(SourceError, match=r"duplicate id 'gen-languages'.*\[id-duplicate\]"):
+        build_at(sample, out_dir, now=T0)
