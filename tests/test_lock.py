@@ -56,7 +56,7 @@ def test_locked_build_fails_instead_of_changing_the_lock(sample: Path, out_dir: 
     package_before = (out_dir / "sample-deck.apkg").read_bytes()
     assert build_at(sample, out_dir, now=T0 + 9, locked=True).written  # up to date: fine
     _edit(sample / "faq.md", "A résumé", "A printed résumé")
-    with pytest.raises(LockError, match="out of date .*1 changed"):
+    with pytest.raises(LockError, match=r"out of date .*1 changed"):
         build_at(sample, out_dir, now=T0 + 10, locked=True)
     assert (sample / LOCK_NAME).read_bytes() == lock_before
     assert (out_dir / "sample-deck.apkg").read_bytes() == package_before
