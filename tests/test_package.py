@@ -7,6 +7,8 @@ import re
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from conftest import T0, Anki, build_at
 
 
@@ -137,11 +139,33 @@ def test_failed_build_leaves_previous_package_intact(sample: Path, out_dir: Path
     good = build_at(sample, out_dir)
     before = good.output.read_bytes()
     (sample / "tips.md").write_text("## Broken note without id\n\nText\n", encoding="utf-8")
-    import pytest
-
     from deckgen.errors import SourceError
 
     with pytest.raises(SourceError):
         build_at(sample, out_dir, now=T0 + 5)
     assert good.output.read_bytes() == before
     assert sorted(p.name for p in out_dir.iterdir()) == ["sample-deck.apkg"]
+
+
+def test_style_change_updates_the_notetype_in_place_without_a_copy(
+    sample: Path, out_dir: Path, anki: Anki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deckgen import notetypes
+
+    anki.import_package(build_at(sample, out_dir, now=T0).output)
+    models_before = sorted(m.name for m in anki.col.models.all_names_and_ids())
+    original_css = notetypes.card_css()
+    notetypes.basic.cache_clear()
+    notetypes.cloze.cache_clear()
+    monkeypatch.setattr(notetypes, "card_css", lambda: original_css + "\n.dg-new-rule { color: red; }\n")
+    try:
+        rebuilt = build_at(sample, out_dir, now=T0 + 60)
+        assert not rebuilt.compiled.diff.any  # notes untouched; only the notetypes' look changed
+        log = anki.import_package(rebuilt.output)
+    finally:
+        notetypes.basic.cache_clear()
+        notetypes.cloze.cache_clear()
+    assert (log.new, log.updated) == (0, 0)
+    assert sorted(m.name for m in anki.col.models.all_names_and_ids()) == models_before
+    for model_id in (notetypes.BASIC_MODEL_ID, notetypes.CLOZE_MODEL_ID):
+        assert ".dg-new-rule" in anki.col.models.get(model_id)["css"]  # type: ignore[index]
