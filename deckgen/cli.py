@@ -192,3 +192,42 @@ def stats_cmd(source: Path) -> None:
             click.echo(f"{name:<{width}}  {count:>5}")
         click.echo("")
     click.echo(f"total  {result.total} notes")
+
+
+@main.command("preview")
+@SOURCE_ARG
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("build/preview"),
+    show_default=True,
+    help="Output folder for index.html, its images and MathJax.",
+)
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
+@click.option(
+    "--mathjax",
+    "mathjax_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A MathJax 3 tex-svg-full.js to use (default: the one from 'pip install deckgen[preview]').",
+)
+def preview_cmd(source: Path, out_dir: Path, open_page: bool, mathjax_file: Path | None) -> None:
+    """Write a static HTML page with every card's front and back (night mode, phone width, search)."""
+    from deckgen.preview import find_mathjax, write_preview
+
+    try:
+        result = write_preview(source, out_dir, now=_now(), mathjax=mathjax_file or find_mathjax())
+    except DeckgenError as exc:
+        _fail(exc)
+        return
+    for diagnostic in result.diagnostics:
+        click.echo(diagnostic.format(), err=True)
+    click.echo(f"{result.subdecks} subdecks, {result.notes} notes, {result.cards} cards, {result.media} images")
+    if result.mathjax is None:
+        click.echo("MathJax not found: math is shown as TeX source (pip install 'deckgen[preview]')")
+    click.echo(f"wrote {result.path}")
+    if open_page:
+        click.launch(result.path.resolve().as_uri())
+    if result.errors:
+        sys.exit(1)
