@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -101,3 +102,25 @@ def test_formulas_the_issue_names_are_present(deck: Compiled) -> None:
     text = "\n".join(f for rn in deck.notes for f in rn.fields)
     for needle in (r"\sum_j |w_j|", r"\nabla", "softmax", r"P(A \mid B)", r"\log"):
         assert needle in text or needle.replace(" ", "") in text.replace(" ", ""), needle
+
+
+def test_shipped_deck_builds_locked_and_imports_into_anki(tmp_path: Path, deck: Compiled) -> None:
+    """The committed lock matches the sources, and real Anki takes the package whole."""
+    from conftest import Anki
+    from deckgen.build import build
+
+    source = tmp_path / "source"
+    shutil.copytree(SOURCE, source)
+    result = build(source, tmp_path / "build", now=2_000_000_000, locked=True)
+    anki = Anki(tmp_path / "collection.anki2")
+    try:
+        log = anki.import_package(result.output)
+        assert (log.new, log.conflicting, log.missing_notetype) == (len(deck.notes), 0, 0)
+        for category in deck.deck.categories:
+            found = anki.col.find_notes(f'"deck:ML Interview Prep::{category.name}"')
+            assert len(found) == len(category.notes), category.name
+        assert anki.col.card_count() == sum(len(rn.card_ords) for rn in deck.notes)
+        check = anki.col.media.check()
+        assert list(check.missing) == [] and list(check.unused) == []
+    finally:
+        anki.close()
