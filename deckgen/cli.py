@@ -6,7 +6,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -16,7 +18,20 @@ from deckgen.build import BuildResult, build, compile_deck, load_deck
 from deckgen.errors import DeckgenError, Severity, SourceError
 from deckgen.lock import LockDiff
 
+F = TypeVar("F", bound=Callable[..., Any])
 SOURCE_ARG = click.argument("source", type=click.Path(path_type=Path, file_okay=False), default=Path("source"))
+
+
+def _out_option(default: Path, help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "-o",
+        "--out",
+        "out_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=default,
+        show_default=True,
+        help=help_text,
+    )
 
 
 def _now() -> int:
@@ -96,15 +111,7 @@ def main() -> None:
 
 @main.command("build")
 @SOURCE_ARG
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("build"),
-    show_default=True,
-    help="Output folder for the .apkg.",
-)
+@_out_option(Path("build"), "Output folder for the .apkg.")
 @click.option("--locked", is_flag=True, help="Fail instead of updating deckgen.lock (for CI).")
 @click.option("--dry-run", is_flag=True, help="Show what would change (like 'deckgen diff'); write nothing.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
@@ -196,15 +203,7 @@ def stats_cmd(source: Path) -> None:
 
 @main.command("preview")
 @SOURCE_ARG
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("build/preview"),
-    show_default=True,
-    help="Output folder for index.html, its images and MathJax.",
-)
+@_out_option(Path("build/preview"), "Output folder for index.html, its images and MathJax.")
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
 @click.option(
     "--mathjax",
