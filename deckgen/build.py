@@ -15,7 +15,7 @@ from pathlib import Path
 from deckgen import notetypes
 from deckgen.check import check_deck
 from deckgen.config import CONFIG_NAME, load_config
-from deckgen.errors import Diagnostic, LockError, Severity, SourceError
+from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.lock import LOCK_NAME, Lock, LockDiff, read_lock, update_lock, write_lock
 from deckgen.model import Deck, DeckConfig, SourceLocation
 from deckgen.package import PackageDeck, PackagedNote, write_package
@@ -203,9 +203,15 @@ def build(
         )
     if not dry_run:
         decks, notes, nt_mods = package_inputs(compiled)
-        write_package(output, compiled.deck.name, decks, notes, nt_mods, compiled.media)
+        try:
+            write_package(output, compiled.deck.name, decks, notes, nt_mods, compiled.media)
+        except OSError as exc:
+            raise DeckgenError(f"cannot write {output}: {exc.strerror or exc}") from exc
         if lock_changes:
-            write_lock(lock_path, compiled.new_lock)
+            try:
+                write_lock(lock_path, compiled.new_lock)
+            except OSError as exc:
+                raise DeckgenError(f"wrote {output} but cannot update {lock_path}: {exc.strerror or exc}") from exc
     counts = tuple(
         (
             c.name,

@@ -103,3 +103,12 @@ def test_python_dash_m_and_console_script_both_work(sample: Path, tmp_path: Path
     script = Path(sys.executable).with_name("deckgen")
     again = subprocess.run([str(script), "check", str(sample)], capture_output=True, text=True, check=False)
     assert again.returncode == 0 and "0 error(s)" in again.stdout
+
+
+def test_unwritable_output_is_an_error_message_not_a_traceback(sample: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    result = run("build", str(sample), "-o", str(blocker / "out"))
+    assert result.exit_code == 1
+    assert result.output.startswith("error: cannot write") or "error: " in result.output
+    assert not (sample / "deckgen.lock").exists()  # nothing half-done: the lock follows the package
