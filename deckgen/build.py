@@ -59,7 +59,10 @@ class MediaStore:
             raise MediaError(
                 f"unsupported image type {real.suffix!r}", "use PNG, JPEG, GIF, SVG or WebP", rule="image-type"
             )
-        data = real.read_bytes()
+        try:
+            data = real.read_bytes()
+        except OSError as exc:
+            raise MediaError(f"cannot read image {src!r}: {exc.strerror or exc}", rule="image-missing") from exc
         name = f"dg-{hashlib.sha256(data).hexdigest()[:20]}{real.suffix.lower()}"
         self.files[name] = data
         self._names[real] = name
@@ -113,7 +116,11 @@ def read_sources(source: Path) -> tuple[DeckConfig, dict[Path, bytes], list[Diag
             f"{CONFIG_NAME} not found",
             'create it with: name = "My Deck"',
         )
-    config, problems = load_config(config_path.read_text(encoding="utf-8", errors="replace"), config_path)
+    try:
+        config_text = config_path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise SourceError.single(SourceLocation(config_path, 1), "unreadable", f"cannot read: {exc.strerror}") from exc
+    config, problems = load_config(config_text, config_path)
     if config is None:
         raise SourceError(problems)
     files: dict[Path, bytes] = {}
