@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -231,6 +232,19 @@ def test_cli_preview_reports_counts_and_writes_the_page(tmp_path: Path) -> None:
     assert "3 subdecks, 12 notes, 16 cards, 4 images" in result.output
     assert f"wrote {out / 'index.html'}" in result.output
     assert (out / "index.html").is_file()
+
+
+def test_cli_preview_open_hands_the_page_to_the_default_browser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr(click, "launch", lambda url, **_: opened.append(url) or 0)
+    out = tmp_path / "preview"
+    result = CliRunner().invoke(
+        main, ["preview", str(_copy_source(TRICKY, tmp_path / "source")), "-o", str(out), "--open"]
+    )
+    assert result.exit_code == 0, result.output
+    assert opened == [(out / "index.html").resolve().as_uri()]
 
 
 def test_cli_preview_still_writes_the_page_but_fails_on_errors(tmp_path: Path) -> None:
