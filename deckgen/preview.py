@@ -49,7 +49,7 @@ class _Text:
 @dataclass(frozen=True, slots=True)
 class _Replace:
     field: str
-    filters: tuple[str, ...]  # outermost first, as written: {{text:cloze:F}} -> ("text", "cloze")
+    filters: tuple[str, ...]  # as written, outermost first: {{type:cloze:F}} -> ("type", "cloze")
 
 
 @dataclass(frozen=True, slots=True)
