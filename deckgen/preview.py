@@ -21,6 +21,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from deckgen import notetypes
 from deckgen.build import Compiled, compile_deck
 from deckgen.errors import Diagnostic, Severity
 from deckgen.render import RenderedNote
@@ -422,7 +423,7 @@ def build_page(compiled: Compiled, *, mathjax: bool) -> str:
             + "".join(_note_html(n, deck.root) for n in notes)
             + "</section>"
         )
-    css = compiled.notes[0].notetype.css if compiled.notes else ""
+    css = notetypes.card_css()  # both notetypes share one stylesheet
     n_notes = len(compiled.notes)
     summary = (
         f"{n_notes} note{'s' * (n_notes != 1)} · {total_cards} card{'s' * (total_cards != 1)} · "
