@@ -124,7 +124,7 @@ class Renderer:
         """Markdown → HTML; returns (html, media names used, image errors)."""
         self._md.reset()
         self._images.resolve, self._images.errors, self._images.media = resolve, [], []
-        out = sanitize(self._md.convert(text))
+        out = sanitize(self._md.convert(protect_table_pipes(text))).replace(_PIPE, "|")
         if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
             out = out[3:-4]
         return neutralise_braces(out), self._images.media, self._images.errors
@@ -216,6 +216,25 @@ def sanitize(fragment: str) -> str:
         strip_comments=True,
         filter_style_properties={"text-align"},
     )
+
+
+_PIPE = "DGPIPEX"
+_INLINE_MATH_RE = re.compile(r"\$\$.+?\$\$|(?<![\\$])\$[^$\n]+?\$|\\\(.+?\\\)")
+
+
+def protect_table_pipes(text: str) -> str:
+    """Hide ``|`` inside inline math on table-like lines, so table cells are not split inside a formula.
+
+    Python-Markdown splits table rows on ``|`` before math is recognised; ``$|w|$`` in a cell would
+    otherwise lose half its formula. ``\\|`` is no way out: in LaTeX it means a double bar.
+    """
+    if "|" not in text:
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.count("|") >= 2:
+            lines[i] = _INLINE_MATH_RE.sub(lambda m: m.group(0).replace("|", _PIPE), line)
+    return "\n".join(lines)
 
 
 def neutralise_braces(text: str) -> str:

@@ -109,3 +109,14 @@ def test_rendered_sample_fields_match_golden(sample: Path, request: pytest.Fixtu
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(text, encoding="utf-8")
     assert text == GOLDEN.read_text(encoding="utf-8"), "rendered fields changed; rerun with --update-golden if intended"
+
+
+def test_pipes_inside_math_in_a_table_cell_stay_in_the_formula(renderer: Renderer) -> None:
+    out, _, _ = renderer.convert("| norm | formula |\n|---|---|\n| L1 | $\\sum_i |w_i|$ |\n| abs | \\(|x|\\) |\n")
+    assert _math(out) == [r"\(\sum_i |w_i|\)", r"\(|x|\)"]
+    assert out.count("<td>") == 4
+
+
+def test_pipes_in_math_outside_tables_are_untouched(renderer: Renderer) -> None:
+    out, _, _ = renderer.convert("The norm $\\lVert w \\rVert = |w|$ and $|a| + |b|$.")
+    assert _math(out) == [r"\(\lVert w \rVert = |w|\)", r"\(|a| + |b|\)"]
