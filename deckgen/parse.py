@@ -311,6 +311,18 @@ def _build_note(
         else default_reverse
     )
     ignore = frozenset(options.get("ignore", ("", here))[0].replace(",", " ").split())
+    if cloze:
+        for key in ("reverse", "type-in"):
+            if key in options:
+                problems.append(
+                    Diagnostic(
+                        options[key][1],
+                        "note-option-invalid",
+                        f"'{key}' has no meaning for a cloze note",
+                        f"remove <!-- {key} -->",
+                    )
+                )
+                return None
 
     if not answer.text and not cloze:
         problems.append(
