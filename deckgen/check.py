@@ -6,10 +6,12 @@ deck-wide with ``[lint] disable = [...]`` in ``deckgen.toml``. Errors cannot be 
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from deckgen.errors import Diagnostic, Severity
 from deckgen.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
@@ -311,47 +313,133 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
     return found
 
 
-def _duplicate_prompts(notes: list[Note]) -> list[Diagnostic]:
-    found: list[Diagnostic] = []
-    seen: list[tuple[str, Note]] = []
-    exact: dict[str, Note] = {}
-    for note in notes:
-        key = _normal_prompt(note.prompt)
-        other = exact.get(key)
-        if other is None:
-            other = next(
-                (
-                    n
-                    for k, n in seen
-                    if abs(len(k) - len(key)) <= 8 and difflib.SequenceMatcher(None, k, key).ratio() >= 0.92
-                ),
-                None,
-            )
-        if other is not None:
-            found.append(
-                Diagnostic(
-                    note.location,
-                    "prompt-duplicate",
-                    f"prompt is (nearly) the same as note '{other.id}' at {other.location}",
-                    "merge the notes, or make each prompt ask for something distinct",
-                    Severity.WARNING,
-                )
-            )
-        exact.setdefault(key, note)
-        seen.append((key, note))
+def _near_duplicate(earlier: str, key: str) -> bool:
+    """The rule's definition of "near-identical" for two normalised prompts (``earlier`` came first)."""
+    return abs(len(earlier) - len(key)) <= 8 and difflib.SequenceMatcher(None, earlier, key).ratio() >= 0.92
+
+
+def _one_deletions(word: str) -> set[str]:
+    """The word and every variant with one character dropped: two words one typo apart share one."""
+    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+_BUCKET_SCAN = 16  # beyond this many prompts sharing all words but one, compare only words one typo apart
+
+
+def duplicate_pairs(prompts: Sequence[str]) -> list[tuple[int, int]]:
+    """(i, j) for each prompt i identical or near-identical to an earlier prompt j (the first such).
+
+    Found without comparing every pair. Identical (after normalising case, punctuation and spaces) is a dictionary hit. Near-identical
+    candidates are earlier prompts that share all words but one (a word changed, added or dropped),
+    found through buckets keyed by the text around that word; when many prompts share a bucket
+    (templates like "What is X?") only words one typo apart are compared. Each candidate is
+    confirmed with the rule's similarity test and the first earlier confirmed prompt is reported.
+    Cost grows with prompts × words per prompt, not with the number of pairs.
+    """
+    found: list[tuple[int, int]] = []
+    exact: dict[str, int] = {}
+    keys: list[str] = []
+    swapped: dict[str, list[tuple[int, str]]] = {}  # text around one word -> (prompt, its word there)
+    typos: dict[str, dict[str, list[int]]] = {}  # the same for crowded buckets, by one-deletion variants
+    for index, prompt in enumerate(prompts):
+        key = _normal_prompt(prompt)
+        keys.append(key)
+        words = key.split(" ") if key else []
+        starts = [0]
+        for word in words:
+            starts.append(starts[-1] + len(word) + 1)
+        cut = [max(start - 1, 0) for start in starts]  # end of the text before each word
+        around = [key[: cut[i]] + "\x00" + key[starts[i + 1] :] for i in range(len(words))]
+        first = exact.get(key)
+        if first is None and words:
+            candidates: set[int] = set()
+            longest_added = min(8, 0.148 * len(key)) - 1  # a longer word cannot be the only difference
+            for i, split in enumerate(around):
+                word = words[i]
+                if split in typos:  # one word replaced (crowded bucket: by typo variants)
+                    variants = typos[split]
+                    for v in _one_deletions(word):
+                        candidates.update(variants.get(v, ()))
+                elif split in swapped:  # one word replaced
+                    candidates.update(j for j, _ in swapped[split])
+                if len(word) <= longest_added:  # one word added to an earlier prompt
+                    shorter = key[: starts[i]] + key[starts[i + 1] :] if i < len(words) - 1 else key[: cut[i]]
+                    if shorter in exact:
+                        candidates.add(exact[shorter])
+            for j in range(len(words) + 1):  # one word of an earlier prompt dropped
+                gap = key[: cut[j]] + "\x00" + key[starts[j] :] if j < len(words) else key + "\x00"
+                if gap in swapped:
+                    candidates.update(k for k, _ in swapped[gap])
+            if candidates:
+                first = next((i for i in sorted(candidates) if _near_duplicate(keys[i], key)), None)
+        if first is not None:
+            found.append((index, first))
+        if key in exact:
+            continue
+        exact[key] = index
+        for split, word in zip(around, words, strict=True):
+            members = swapped.setdefault(split, [])
+            members.append((index, word))
+            if split in typos:
+                for v in _one_deletions(word):
+                    typos[split].setdefault(v, []).append(index)
+            elif len(members) > _BUCKET_SCAN:
+                typos[split] = {}
+                for i, w in members:
+                    for v in _one_deletions(w):
+                        typos[split].setdefault(v, []).append(i)
     return found
 
 
-def check_deck(deck: Deck) -> list[Diagnostic]:
-    """All source errors and lint warnings of the parsed deck, with silenced warnings removed."""
+# Computes ``duplicate_pairs``; the build passes one that remembers the answer for unchanged prompts.
+DuplicatePairs = Callable[[Sequence[str]], list[tuple[int, int]]]
+
+
+def _duplicate_prompts(notes: list[Note], pairs: DuplicatePairs = duplicate_pairs) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    for index, first in pairs([n.prompt for n in notes]):
+        note, other = notes[index], notes[first]
+        found.append(
+            Diagnostic(
+                note.location,
+                "prompt-duplicate",
+                f"prompt is (nearly) the same as note '{other.id}' at {other.location}",
+                "merge the notes, or make each prompt ask for something distinct",
+                Severity.WARNING,
+            )
+        )
+    return found
+
+
+def note_findings(note: Note, config: LintConfig) -> list[Diagnostic]:
+    """Every finding about one note on its own (before silencing).
+
+    Must depend on nothing but the note and the config: builds cache these results per note and
+    compute them in worker processes. Rules that compare notes belong in ``check_deck``.
+    """
+    return source_errors(note) + lint_note(note, config)
+
+
+# Computes ``note_findings`` for many notes (in order); the build passes a cached, parallel one.
+NoteFindings = Callable[[Sequence[Note], LintConfig], Iterable[list[Diagnostic]]]
+
+
+def check_deck(
+    deck: Deck, findings: NoteFindings | None = None, duplicates: DuplicatePairs | None = None
+) -> list[Diagnostic]:
+    """All source errors and lint warnings of the parsed deck, with silenced warnings removed.
+
+    ``findings`` and ``duplicates`` replace ``note_findings`` and ``duplicate_pairs`` with
+    equivalent functions (the build's cached and parallel ones); the result is the same.
+    """
     config = deck.config.lint
     found: list[Diagnostic] = []
     notes = list(deck.notes())
-    by_location = {n.location: n for n in notes}
-    for note in notes:
-        found += source_errors(note)
-        found += lint_note(note, config)
-    found += _duplicate_prompts(notes)
+    index = _NoteIndex(notes)
+    per_note = findings(notes, config) if findings else (note_findings(n, config) for n in notes)
+    for note_found in per_note:
+        found += note_found
+    found += _duplicate_prompts(notes, duplicates or duplicate_pairs)
     for note in notes:
         for rule in sorted(note.ignore - RULES.keys()):
             found.append(
@@ -371,25 +459,34 @@ def check_deck(deck: Deck) -> list[Diagnostic]:
                 "see the rule table in README.md",
             )
         )
-    return [d for d in found if not _silenced(d, config, by_location)]
+    return [d for d in found if not _silenced(d, config, index)]
 
 
-def _silenced(d: Diagnostic, config: LintConfig, by_location: dict[SourceLocation, Note]) -> bool:
+def _silenced(d: Diagnostic, config: LintConfig, notes: _NoteIndex) -> bool:
     if d.severity is Severity.ERROR:
         return False
     if d.rule in config.disable:
         return True
-    note = by_location.get(SourceLocation(d.location.path, d.location.line)) or _note_containing(d, by_location)
+    note = notes.containing(d.location)
     return note is not None and d.rule in note.ignore
 
 
-def _note_containing(d: Diagnostic, by_location: dict[SourceLocation, Note]) -> Note | None:
-    best: Note | None = None
-    for loc, note in by_location.items():
-        if (
-            loc.path == d.location.path
-            and loc.line <= d.location.line
-            and (best is None or loc.line > best.location.line)
-        ):
-            best = note
-    return best
+class _NoteIndex:
+    """Finds the note a diagnostic belongs to: the last note of its file starting at or above its line."""
+
+    def __init__(self, notes: list[Note]) -> None:
+        by_location = {n.location: n for n in notes}
+        self._exact = by_location
+        self._lines: dict[Path, tuple[list[int], list[Note]]] = {}
+        for loc, note in sorted(by_location.items(), key=lambda item: (str(item[0].path), item[0].line)):
+            lines, owners = self._lines.setdefault(loc.path, ([], []))
+            lines.append(loc.line)
+            owners.append(note)
+
+    def containing(self, location: SourceLocation) -> Note | None:
+        note = self._exact.get(SourceLocation(location.path, location.line))
+        if note is not None:
+            return note
+        lines, owners = self._lines.get(location.path, ([], []))
+        i = bisect.bisect_right(lines, location.line)
+        return owners[i - 1] if i else None

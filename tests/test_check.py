@@ -156,3 +156,99 @@ def test_shipped_deck_is_clean_under_strict() -> None:
     result = _run("check", str(Path(__file__).parent.parent / "source"), "--strict")
     assert result.exit_code == 0, result.output
     assert "0 error(s), 0 warning(s)" in result.output
+
+
+# --- prompt-duplicate: near-linear search, same verdicts as comparing every pair -------------------
+
+
+def _pairwise_reference(prompts: list[str]) -> list[tuple[int, int]]:
+    """The rule's definition, checked against every earlier prompt (quadratic; small inputs only)."""
+    from deckgen.check import _near_duplicate, _normal_prompt
+
+    keys = [_normal_prompt(p) for p in prompts]
+    found = []
+    for i, key in enumerate(keys):
+        first = next((j for j in range(i) if keys[j] == key), None)
+        if first is None:
+            first = next((j for j in range(i) if _near_duplicate(keys[j], key)), None)
+        if first is not None:
+            found.append((i, first))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later"),
+    [
+        ("What does the ROC curve plot?", "what does the ROC curve plot"),  # case and punctuation
+        ("What does the ROC curve plot?", "What does the ROC curve plots?"),  # typo in one word
+        ("How does gradient descent pick the step size?", "How does gradient descent pick a step size?"),
+        ("How does gradient descent pick the step size?", "How does gradient descent pick the step-size?"),
+        ("Why does batch normalisation speed up training?", "Why does batch normalization speed up training?"),
+        ("Why does dropout reduce overfitting in deep networks?", "Why does dropout reduce overfitting in networks?"),
+        ("What is a convolution?", "What is a convolutoin?"),
+    ],
+)
+def test_near_identical_prompts_are_reported_against_the_earlier_note(earlier: str, later: str) -> None:
+    from deckgen.check import duplicate_pairs
+
+    prompts = ["How is recall defined?", earlier, "What is an epoch?", later]
+    assert duplicate_pairs(prompts) == [(3, 1)] == _pairwise_reference(prompts)
+
+
+def test_distinct_prompts_sharing_a_template_are_not_duplicates() -> None:
+    from deckgen.check import duplicate_pairs
+
+    prompts = [f"What is {term}?" for term in ("precision", "recall", "entropy", "a kernel", "an epoch", "bagging")]
+    assert duplicate_pairs(prompts) == [] == _pairwise_reference(prompts)
+
+
+def test_duplicate_search_finds_every_one_word_edit_and_reports_only_true_pairs() -> None:
+    import random
+
+    from deckgen.check import _near_duplicate, _normal_prompt, duplicate_pairs
+
+    rng = random.Random(7)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    for _ in range(40):
+        # distinct base prompts, some repeated once with one word edited: the pairwise search flags exactly these
+        base = [" ".join("".join(rng.choices(letters, k=6)) for _ in range(rng.randint(3, 9))) for _ in range(30)]
+        prompts = [p + "?" for p in base]
+        for original in rng.sample(base, 15):
+            words = original.split()
+            i = rng.randrange(len(words))
+            edit = rng.randrange(4)
+            if edit == 0:
+                words[i] = words[i][:3] + words[i][4:]  # typo: a letter dropped
+            elif edit == 1:
+                words.insert(i, rng.choice(["a", "the", "of"]))
+            elif edit == 2 and len(words) > 5:
+                words[i] = "an"  # a word replaced by a short one
+            else:
+                words[i] = words[i].upper() + ","
+            prompts.append(" ".join(words) + "?")
+        rng.shuffle(prompts)
+        found = duplicate_pairs(prompts)
+        assert found == _pairwise_reference(prompts)
+        keys = [_normal_prompt(p) for p in prompts]
+        assert all(j < i and (keys[i] == keys[j] or _near_duplicate(keys[j], keys[i])) for i, j in found)
+
+
+def test_duplicate_search_compares_few_pairs_on_a_large_templated_deck(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from deckgen import check
+
+    calls = 0
+    real = check._near_duplicate
+
+    def counting(a: str, b: str) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(a, b)
+
+    monkeypatch.setattr(check, "_near_duplicate", counting)
+    rng = random.Random(3)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    prompts = [f"What is {''.join(rng.choices(letters, k=rng.randint(5, 10)))}?" for _ in range(5000)]
+    check.duplicate_pairs(prompts)
+    assert calls < 5 * len(prompts)  # comparing every pair would be 12.5 million
