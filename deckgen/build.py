@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from deckgen import notetypes
+from deckgen.cache import CACHE_DIR, open_caches
 from deckgen.check import check_deck
 from deckgen.config import CONFIG_NAME, load_config
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
+from deckgen.incremental import Progress, RenderStage
 from deckgen.lock import LOCK_NAME, Lock, LockDiff, read_lock, update_lock, write_lock
 from deckgen.model import Deck, DeckConfig, SourceLocation
 from deckgen.package import PackageDeck, PackagedNote, write_package
 from deckgen.parse import parse_deck
-from deckgen.render import MediaError, RenderedNote, Renderer, render_intro, render_note
+from deckgen.render import MediaError, RenderedNote
 
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 
@@ -32,8 +35,17 @@ class MediaStore:
         self.root = root.resolve()
         self.files: dict[str, bytes] = {}
         self._names: dict[Path, str] = {}
+        self._refs: dict[tuple[Path, str], str] = {}  # as written -> name, skipping path resolution
 
     def resolve(self, md_path: Path, src: str) -> str:
+        known = self._refs.get((md_path, src))
+        if known is not None:
+            return known
+        name = self._resolve(md_path, src)
+        self._refs[md_path, src] = name
+        return name
+
+    def _resolve(self, md_path: Path, src: str) -> str:
         if "\\" in src:
             raise MediaError(
                 f"image path {src!r} uses backslashes", "write paths with '/' even on Windows", rule="image-path"
@@ -132,37 +144,73 @@ def read_sources(source: Path) -> tuple[DeckConfig, dict[Path, bytes], list[Diag
     return config, files, problems
 
 
-def render_deck(deck: Deck, media: MediaStore) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
-    """Render every note (in deck order) and every category intro."""
-    renderer = Renderer()
-    rendered: list[RenderedNote] = []
-    problems: list[Diagnostic] = []
-    for category in deck.categories:
-        for note in category.notes:
-            rn, found = render_note(renderer, deck, category, note, media.resolve)
-            rendered.append(rn)
-            problems += found
-    intros = {deck.subdeck_name(c): render_intro(renderer, c) for c in deck.categories}
-    return rendered, intros, problems
+def render_deck(
+    deck: Deck, media: MediaStore, stage: RenderStage | None = None
+) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
+    """Render every note (in deck order) and every category intro.
+
+    With a ``stage`` (see ``compile_deck``) results come from the render cache and worker
+    processes; without one everything is rendered here. Both give identical results.
+    """
+    if stage is None:
+        with RenderStage(deck, media, MediaStore, open_caches(None, deck.config.lint), jobs=1) as own:
+            return own.rendered()
+    return stage.rendered()
 
 
-def compile_deck(source: Path, now: int) -> Compiled:
-    """Parse, check and render the deck and compute the lock update, writing nothing.
+def compile_deck(
+    source: Path,
+    now: int,
+    *,
+    cache_dir: Path | None = None,
+    save_cache: bool = True,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> Compiled:
+    """Parse, check and render the deck and compute the lock update, writing nothing but the cache.
 
     Every diagnostic of every stage is collected in ``Compiled.diagnostics``; callers decide
-    whether errors are fatal (build) or just reported (check).
+    whether errors are fatal (build) or just reported (check). ``cache_dir`` (e.g. ``build/.cache``)
+    holds rendered Markdown and lint results from earlier runs; ``jobs`` caps worker processes
+    (default: one per core). Neither changes the result.
     """
     config, files, problems = read_sources(source)
-    deck, found = parse_deck(config, source, files)
+    caches = open_caches(cache_dir, config.lint)
+    deck, found = parse_deck(config, source, files, caches.parse_file())
     problems += found
-    problems += check_deck(deck)
     media = MediaStore(source)
-    rendered, intros, found = render_deck(deck, media)
-    problems += found
+    with RenderStage(deck, media, MediaStore, caches, files=files, jobs=jobs, progress=progress) as stage:
+        problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
+        rendered, intros, found = render_deck(deck, media, stage)
+        problems += found
+        if save_cache:
+            stage.save()
     lock = read_lock(source / LOCK_NAME)
     new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now)
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
-    return Compiled(deck, tuple(rendered), intros, dict(media.files), lock, new_lock, diff, diagnostics)
+    media_files = dict(sorted(media.files.items()))
+    return Compiled(deck, tuple(rendered), intros, media_files, lock, new_lock, diff, diagnostics)
+
+
+def check_sources(
+    source: Path, *, cache_dir: Path | None = None, jobs: int | None = None, progress: Progress | None = None
+) -> tuple[Diagnostic, ...]:
+    """Every diagnostic ``compile_deck`` would report, rendering only the notes that can report one.
+
+    Reads ``cache_dir`` when given but writes nothing.
+    """
+    config, files, problems = read_sources(source)
+    caches = open_caches(cache_dir, config.lint)
+    deck, found = parse_deck(config, source, files, caches.parse_file())
+    problems += found
+    media = MediaStore(source)
+    with RenderStage(
+        deck, media, MediaStore, caches, files=files, jobs=jobs, progress=progress, problems_only=True
+    ) as stage:
+        problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
+        problems += stage.rendered()[2]
+    read_lock(source / LOCK_NAME)  # a damaged lock is reported by check as by build
+    return tuple(sorted(problems, key=Diagnostic.sort_key))
 
 
 def package_inputs(
@@ -189,13 +237,24 @@ def load_deck(source: Path) -> tuple[Deck, list[Diagnostic]]:
 
 
 def build(
-    source: Path, out_dir: Path, *, now: int, locked: bool = False, dry_run: bool = False, strict: bool = False
+    source: Path,
+    out_dir: Path,
+    *,
+    now: int,
+    locked: bool = False,
+    dry_run: bool = False,
+    strict: bool = False,
+    cache: bool = True,
+    jobs: int | None = None,
+    progress: Progress | None = None,
 ) -> BuildResult:
     """Build the package. On any error nothing is written and the previous package stays intact.
 
-    ``strict`` treats warnings as errors.
+    ``strict`` treats warnings as errors. ``cache`` keeps rendered notes in ``out_dir/.cache`` for
+    the next build (a dry run only reads it); the package is the same bytes with or without it.
     """
-    compiled = compile_deck(source, now)
+    cache_dir = out_dir / CACHE_DIR if cache else None
+    compiled = compile_deck(source, now, cache_dir=cache_dir, save_cache=not dry_run, jobs=jobs, progress=progress)
     fatal = compiled.diagnostics if strict else compiled.errors
     if fatal:
         raise SourceError(fatal)
@@ -219,12 +278,8 @@ def build(
                 write_lock(lock_path, compiled.new_lock)
             except OSError as exc:
                 raise DeckgenError(f"wrote {output} but cannot update {lock_path}: {exc.strerror or exc}") from exc
-    counts = tuple(
-        (
-            c.name,
-            len(c.notes),
-            sum(len(rn.card_ords) for rn in compiled.notes if rn.deck == compiled.deck.subdeck_name(c)),
-        )
-        for c in compiled.deck.categories
-    )
+    cards: Counter[str] = Counter()
+    for rn in compiled.notes:
+        cards[rn.deck] += len(rn.card_ords)
+    counts = tuple((c.name, len(c.notes), cards[compiled.deck.subdeck_name(c)]) for c in compiled.deck.categories)
     return BuildResult(compiled, output, lock_path, not dry_run, lock_changes and not dry_run, counts)

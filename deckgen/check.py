@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -91,6 +92,10 @@ RULES: dict[str, Rule] = {
 }
 
 
+_WORD_CHAR = re.compile(r"\w")
+
+
+@functools.lru_cache(maxsize=1024)  # each rule masks the same text again; a note's texts stay hot
 def _mask_code(text: str) -> str:
     """Blank out fenced code and code spans (keeping offsets and line breaks) so rules skip code."""
     out: list[str] = []
@@ -201,7 +206,7 @@ def answer_words(text: str) -> int:
     masked = re.sub(r"\$[^$]*\$|\\\(.*?\\\)", " x ", masked, flags=re.DOTALL)  # inline math: one word
     masked = re.sub(r"<!--.*?-->|<[^>]+>|!\[[^\]]*\]\([^)]*\)", " ", masked, flags=re.DOTALL)
     masked = re.sub(r"\]\([^)]*\)", " ", masked)  # link targets
-    return len([w for w in masked.split() if re.search(r"\w", w)])
+    return sum(1 for w in masked.split() if _WORD_CHAR.search(w))
 
 
 def _long_lists(text: str, limit: int) -> Iterator[tuple[int, int]]:
@@ -329,11 +334,12 @@ _BUCKET_SCAN = 16  # beyond this many prompts sharing all words but one, compare
 def duplicate_pairs(prompts: Sequence[str]) -> list[tuple[int, int]]:
     """(i, j) for each prompt i identical or near-identical to an earlier prompt j (the first such).
 
-    Found without comparing every pair. Identical (after normalising case, punctuation and spaces) is a dictionary hit. Near-identical
-    candidates are earlier prompts that share all words but one (a word changed, added or dropped),
-    found through buckets keyed by the text around that word; when many prompts share a bucket
-    (templates like "What is X?") only words one typo apart are compared. Each candidate is
-    confirmed with the rule's similarity test and the first earlier confirmed prompt is reported.
+    Found without comparing every pair. Identical (after normalising case, punctuation and spaces)
+    is a dictionary hit. Near-identical candidates are earlier prompts that share all words but one
+    (a word changed, added or dropped), found through buckets keyed by the text around that word;
+    when many prompts share a bucket (templates like "What is X?") only words one typo apart are
+    compared. Each candidate is confirmed with the rule's similarity test and the first earlier
+    confirmed prompt is reported.
     Cost grows with prompts × words per prompt, not with the number of pairs.
     """
     found: list[tuple[int, int]] = []

@@ -14,9 +14,12 @@ import click
 
 from deckgen import __version__
 from deckgen.authoring import new_note, stats
-from deckgen.build import BuildResult, build, compile_deck, load_deck
+from deckgen.build import BuildResult, build, check_sources, load_deck
+from deckgen.cache import CACHE_DIR
 from deckgen.errors import DeckgenError, Severity, SourceError
 from deckgen.lock import LockDiff
+from deckgen.parallel import batch_gc
+from deckgen.progress import ProgressBar, progress_bar
 
 F = TypeVar("F", bound=Callable[..., Any])
 SOURCE_ARG = click.argument("source", type=click.Path(path_type=Path, file_okay=False), default=Path("source"))
@@ -32,6 +35,15 @@ def _out_option(default: Path, help_text: str) -> Callable[[F], F]:
         show_default=True,
         help=help_text,
     )
+
+
+QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; only problems.")
+NO_CACHE_OPTION = click.option("--no-cache", is_flag=True, help="Neither read nor write OUT/.cache.")
+
+
+def _close(bar: ProgressBar | None) -> None:
+    if bar is not None:
+        bar.close()
 
 
 def _now() -> int:
@@ -107,6 +119,7 @@ def report_build(result: BuildResult, dry_run: bool) -> None:
 @click.version_option(__version__, prog_name="deckgen")
 def main() -> None:
     """Compile Markdown sources into an Anki deck (.apkg) that updates in place."""
+    batch_gc()
 
 
 @main.command("build")
@@ -115,31 +128,63 @@ def main() -> None:
 @click.option("--locked", is_flag=True, help="Fail instead of updating deckgen.lock (for CI).")
 @click.option("--dry-run", is_flag=True, help="Show what would change (like 'deckgen diff'); write nothing.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-def build_cmd(source: Path, out_dir: Path, locked: bool, dry_run: bool, strict: bool) -> None:
+@QUIET_OPTION
+@NO_CACHE_OPTION
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Rendering processes [default: one per core].")
+def build_cmd(
+    source: Path,
+    out_dir: Path,
+    locked: bool,
+    dry_run: bool,
+    strict: bool,
+    quiet: bool,
+    no_cache: bool,
+    jobs: int | None,
+) -> None:
     """Build SOURCE (default: source/) into OUT/<name>.apkg."""
+    bar = progress_bar(sys.stderr, "rendering", quiet=quiet, after="writing the package")
     try:
-        result = build(source, out_dir, now=_now(), locked=locked, dry_run=dry_run, strict=strict)
+        result = build(
+            source,
+            out_dir,
+            now=_now(),
+            locked=locked,
+            dry_run=dry_run,
+            strict=strict,
+            cache=not no_cache,
+            jobs=jobs,
+            progress=bar,
+        )
     except DeckgenError as exc:
+        _close(bar)
         _fail(exc)
         return
+    _close(bar)
     for warning in result.compiled.warnings:
         click.echo(warning.format(), err=True)
-    report_build(result, dry_run)
+    if not quiet:
+        report_build(result, dry_run)
 
 
 @main.command("check")
 @SOURCE_ARG
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def check_cmd(source: Path, strict: bool, fmt: str) -> None:
+@_out_option(Path("build"), "Build folder whose cache (OUT/.cache) the check reuses; it writes nothing there.")
+@QUIET_OPTION
+@NO_CACHE_OPTION
+def check_cmd(source: Path, strict: bool, fmt: str, out_dir: Path, quiet: bool, no_cache: bool) -> None:
     """Validate and lint SOURCE without writing anything; exit 1 on errors."""
+    bar = progress_bar(sys.stderr, "checking", quiet=quiet)
     try:
-        diagnostics = compile_deck(source, _now()).diagnostics
+        diagnostics = check_sources(source, cache_dir=None if no_cache else out_dir / CACHE_DIR, progress=bar)
     except SourceError as exc:
         diagnostics = exc.diagnostics
     except DeckgenError as exc:
+        _close(bar)
         _fail(exc)
         return
+    _close(bar)
     failing = [d for d in diagnostics if strict or d.severity is Severity.ERROR]
     if fmt == "json":
         click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2, ensure_ascii=False))

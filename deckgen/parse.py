@@ -7,7 +7,7 @@ so a single run reports everything that is wrong.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -381,7 +381,13 @@ def _body(lines: list[_Line], fallback_line: int) -> Body:
     return Body("\n".join(x.text for x in kept), kept[0].number if kept else fallback_line)
 
 
-def parse_deck(config: DeckConfig, root: Path, files: Mapping[Path, bytes]) -> tuple[Deck, list[Diagnostic]]:
+# Parses one category file like ``parse_category``; the build passes one that remembers unchanged files.
+FileParser = Callable[[bytes, Path], tuple[Category | None, list[Diagnostic]]]
+
+
+def parse_deck(
+    config: DeckConfig, root: Path, files: Mapping[Path, bytes], parse_file: FileParser | None = None
+) -> tuple[Deck, list[Diagnostic]]:
     """Parse every category file into a deck of the notes that parsed, plus every problem found.
 
     A note with an error is left out of the deck, so callers must treat any error diagnostic as
@@ -390,7 +396,7 @@ def parse_deck(config: DeckConfig, root: Path, files: Mapping[Path, bytes]) -> t
     problems: list[Diagnostic] = []
     categories: list[Category] = []
     for path in sorted(files):
-        category, found = parse_category(files[path], path)
+        category, found = (parse_file or parse_category)(files[path], path)
         problems += found
         if category is not None:
             categories.append(category)

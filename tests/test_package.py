@@ -132,7 +132,7 @@ def test_two_builds_are_byte_identical(sample: Path, tmp_path: Path) -> None:
     a = build_at(sample, tmp_path / "a", now=T0)
     b = build_at(sample, tmp_path / "b", now=T0 + 999)  # lock is up to date: time must not leak in
     assert a.output.read_bytes() == b.output.read_bytes()
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["sample-deck.apkg"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [".cache", "sample-deck.apkg"]
 
 
 def test_failed_build_leaves_previous_package_intact(sample: Path, out_dir: Path) -> None:
@@ -144,7 +144,7 @@ def test_failed_build_leaves_previous_package_intact(sample: Path, out_dir: Path
     with pytest.raises(SourceError):
         build_at(sample, out_dir, now=T0 + 5)
     assert good.output.read_bytes() == before
-    assert sorted(p.name for p in out_dir.iterdir()) == ["sample-deck.apkg"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [".cache", "sample-deck.apkg"]
 
 
 def test_style_change_updates_the_notetype_in_place_without_a_copy(

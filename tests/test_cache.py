@@ -1,0 +1,245 @@
+"""The build caches and parallel rendering never change a package: cold, warm, parallel and serial builds
+are byte-identical; a stale, corrupt or concurrently written cache is a miss, never an error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import T0, build_at
+from deckgen import incremental, render
+from deckgen.build import check_sources, compile_deck
+from deckgen.cache import CACHE_DIR, SegmentStore
+from deckgen.errors import SourceError
+from deckgen.parallel import WorkPool
+
+BAD = Path(__file__).parent / "data" / "bad"
+
+
+@pytest.fixture
+def conversions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every Markdown text this process renders (small decks never start worker processes)."""
+    seen: list[str] = []
+    real = render.Renderer.convert
+
+    def counting(self: render.Renderer, text: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        seen.append(text)
+        return real(self, text, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(render.Renderer, "convert", counting)
+    return seen
+
+
+def _package(path: Path) -> bytes:
+    (apkg,) = path.glob("*.apkg")
+    return apkg.read_bytes()
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_warm_build_renders_nothing_and_writes_the_same_bytes(
+    sample: Path, tmp_path: Path, conversions: list[str]
+) -> None:
+    out = tmp_path / "out"
+    cold = build_at(sample, out).output.read_bytes()
+    assert conversions and (out / CACHE_DIR).is_dir()
+    conversions.clear()
+    warm = build_at(sample, out, now=T0 + 60).output.read_bytes()
+    assert conversions == []
+    assert warm == cold == build_at(sample, tmp_path / "no-cache", cache=False).output.read_bytes()
+
+
+def test_edited_note_alone_is_rendered_again_and_matches_a_cold_build(
+    sample: Path, tmp_path: Path, conversions: list[str]
+) -> None:
+    build_at(sample, tmp_path / "out")
+    _edit(sample / "general.md", "Python for modelling, SQL for data.", "Python and SQL, daily.")
+    twin = tmp_path / "twin"
+    shutil.copytree(sample, twin)  # same sources and same lock
+    conversions.clear()
+    warm = build_at(sample, tmp_path / "out", now=T0 + 60)
+    assert len(conversions) == 1 and "Python and SQL, daily." in conversions[0]  # its answer, nothing else
+    cold = build_at(twin, tmp_path / "cold", now=T0 + 60, cache=False)
+    assert warm.output.read_bytes() == cold.output.read_bytes()
+    assert (sample / "deckgen.lock").read_bytes() == (twin / "deckgen.lock").read_bytes()
+    assert warm.compiled.diff == cold.compiled.diff
+
+
+def test_cached_warnings_follow_their_note_when_lines_above_it_change(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = "".join(f"- item {i}\n" for i in range(7))
+    with (sample / "general.md").open("a", encoding="utf-8") as fh:
+        fh.write(f"\n## Which tools are worth listing?\n<!-- id: gen-tools -->\n\n{items}")
+    cache = tmp_path / "out" / CACHE_DIR
+    first = compile_deck(sample, T0, cache_dir=cache)
+    assert [d.rule for d in first.warnings] == ["list-too-long"]
+    new_note = "## Is this new?\n<!-- id: gen-new -->\n\nYes.\n\n"
+    _edit(sample / "general.md", "## Which tools are worth listing?", new_note + "## Which tools are worth listing?")
+    linted: list[str] = []
+    real = incremental.note_findings
+    monkeypatch.setattr(incremental, "note_findings", lambda note, config: linted.append(note.id) or real(note, config))
+    warm = compile_deck(sample, T0, cache_dir=cache)
+    assert linted == ["gen-new"]  # the moved note's warning came from the cache
+    assert warm.diagnostics == compile_deck(sample, T0).diagnostics
+    assert warm.warnings[0].location.line == first.warnings[0].location.line + 5
+
+
+@pytest.mark.parametrize("change", ["RENDER_FORMAT", "extension setting"])
+def test_a_new_renderer_version_or_extension_setting_invalidates_the_cache(
+    change: str, sample: Path, tmp_path: Path, conversions: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    before = build_at(sample, out).output.read_bytes()
+    conversions.clear()
+    if change == "RENDER_FORMAT":
+        monkeypatch.setattr(render, "RENDER_FORMAT", render.RENDER_FORMAT + 1)
+    else:
+        highlight = dict(render.EXTENSION_CONFIGS["pymdownx.highlight"], css_class="dg-code")
+        monkeypatch.setitem(render.EXTENSION_CONFIGS, "pymdownx.highlight", highlight)
+    after = build_at(sample, out, now=T0 + 60)
+    assert len(conversions) >= len(after.compiled.notes)  # everything rendered again
+    html = "".join(f for rn in after.compiled.notes for f in rn.fields)
+    if change == "extension setting":
+        assert 'class="dg-code"' in html and after.output.read_bytes() != before
+    else:
+        assert after.output.read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["flipped bytes", "truncated", "foreign file", "cache is a file", "empty"])
+def test_a_damaged_cache_is_a_miss_never_an_error(damage: str, sample: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    good = build_at(sample, out).output.read_bytes()
+    cache = out / CACHE_DIR
+    segments = sorted(cache.rglob("*.seg"))
+    assert segments
+    for seg in segments:
+        data = bytearray(seg.read_bytes())
+        if damage == "flipped bytes":
+            for i in range(len(data) // 2, len(data), 7):
+                data[i] ^= 0x5A
+        elif damage == "truncated":
+            del data[len(data) * 2 // 3 :]
+        elif damage == "empty":
+            data = bytearray()
+        seg.write_bytes(bytes(data))
+    if damage == "foreign file":
+        for folder in {seg.parent for seg in segments}:
+            (folder / "zzz.seg").write_bytes(b"DGCACHE1" + os.urandom(200))
+    if damage == "cache is a file":
+        shutil.rmtree(cache)
+        cache.write_bytes(b"not a folder")
+    again = build_at(sample, out, now=T0 + 60)
+    assert again.output.read_bytes() == good
+
+
+def test_a_changed_or_deleted_image_is_never_hidden_by_the_cache(sample: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = build_at(sample, out)
+    image = next((sample / "images").iterdir())
+    image.write_bytes(image.read_bytes() + b"\x00changed")
+    warm = build_at(sample, out, now=T0 + 60)
+    cold = build_at(sample, tmp_path / "cold", now=T0 + 60, cache=False)
+    assert sorted(warm.compiled.media) != sorted(first.compiled.media)
+    assert warm.output.read_bytes() == cold.output.read_bytes()
+    image.unlink()
+    with pytest.raises(SourceError) as raised:
+        build_at(sample, out, now=T0 + 120)
+    assert [d.rule for d in raised.value.diagnostics] == ["image-missing"]
+
+
+def test_parallel_rendering_gives_the_same_result_as_serial(sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    submitted = 0
+    real = WorkPool.submit
+
+    def counting(self: WorkPool, *args: object):  # type: ignore[no-untyped-def]
+        nonlocal submitted
+        submitted += 1
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(WorkPool, "submit", counting)
+    monkeypatch.setattr(incremental, "POOL_MIN_SECONDS", 0.0)
+    parallel = compile_deck(sample, T0, jobs=2)
+    assert submitted > 0
+    serial = compile_deck(sample, T0, jobs=1)
+    assert parallel.notes == serial.notes and parallel.intros == serial.intros
+    assert parallel.diagnostics == serial.diagnostics and parallel.new_lock == serial.new_lock
+
+
+def test_concurrent_builds_into_one_folder_share_the_cache_safely(sample: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(T0))
+    command = [sys.executable, "-m", "deckgen", "build", str(sample), "-o", str(out), "-q"]
+    builds = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE) for _ in range(3)]
+    for proc in builds:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    reference = build_at(sample, tmp_path / "reference", cache=False).output.read_bytes()
+    assert _package(out) == reference
+    assert list(out.rglob("*.part")) == []
+    for folder in {seg.parent for seg in out.rglob("*.seg")}:  # every segment is whole and readable
+        store = SegmentStore(folder.parent.parent, folder.parent.name, "")
+        store.dir = folder
+        assert store._load() and all(store.get(key) is not None for key in list(store._load()))
+
+
+def test_unused_entries_are_dropped_when_segments_are_compacted(tmp_path: Path) -> None:
+    keys = [i.to_bytes(16, "big") for i in range(400)]
+    store = SegmentStore(tmp_path, "test", "salt")
+    for key in keys:
+        store.put(key, key * 3)
+    store.flush()
+    for round_ in range(12):  # a build using 20 entries and adding one, again and again
+        store = SegmentStore(tmp_path, "test", "salt")
+        assert all(store.get(k) == k * 3 for k in keys[:20])
+        store.put((1000 + round_).to_bytes(16, "big"), b"new")
+        store.flush()
+        assert len(list(store.dir.glob("*.seg"))) <= 8
+    store = SegmentStore(tmp_path, "test", "salt")
+    assert len(store._load()) < 40 and store.get(keys[0]) == keys[0] * 3 and store.get(keys[300]) is None
+
+
+def test_dry_run_reads_the_cache_but_writes_nothing(sample: Path, tmp_path: Path) -> None:
+    build_at(sample, tmp_path / "dry", dry_run=True)
+    assert not (tmp_path / "dry").exists()
+
+
+@pytest.mark.parametrize("case", sorted(p.stem for p in BAD.glob("*.md")))
+def test_check_reports_exactly_what_a_full_compile_reports(case: str, tmp_path: Path) -> None:
+    """``deckgen check`` renders only notes with ``![`` in them; the diagnostics must not differ."""
+    src = tmp_path / "src"
+    shutil.copytree(BAD / "_base", src)
+    (tmp_path / "outside.png").write_bytes((src / "images" / "ok.png").read_bytes())
+    (src / "images" / "link.png").symlink_to(tmp_path / "outside.png")
+    shutil.copyfile(BAD / f"{case}.md", src / "case.md")
+    try:
+        full = compile_deck(src, T0).diagnostics
+    except SourceError as exc:
+        full = exc.diagnostics
+    try:
+        fast = check_sources(src)
+    except SourceError as exc:
+        fast = exc.diagnostics
+    assert fast == full
+
+
+def test_quiet_build_prints_nothing_and_no_cache_leaves_no_cache(sample: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from deckgen.cli import main
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["build", str(sample), "-o", str(out), "-q", "--no-cache"])
+    assert result.exit_code == 0 and result.output == ""
+    assert sorted(p.name for p in out.iterdir()) == ["sample-deck.apkg"]
+    checked = CliRunner().invoke(main, ["check", str(sample), "-o", str(out)])
+    assert checked.exit_code == 0 and "0 error(s)" in checked.output
