@@ -46,6 +46,7 @@ TARGETS = {
     "warm/floor @10k": 0.1,
     "cold 50k/10k": 5.5,
     "peak PSS @50k (MB)": 400,
+    "peak RSS of one process @50k (MB)": 400,
     "check @10k (s)": 1.5,
 }
 

@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deckgen import notetypes
-from deckgen.cache import CACHE_DIR, open_caches
+from deckgen.cache import CACHE_DIR, Caches, open_caches
 from deckgen.check import check_deck
 from deckgen.config import CONFIG_NAME, load_config
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
-from deckgen.incremental import Progress, RenderStage
+from deckgen.incremental import Progress, RenderStage, warm_up_worker
 from deckgen.lock import LOCK_NAME, Lock, LockDiff, read_lock, update_lock, write_lock
 from deckgen.model import Deck, DeckConfig, SourceLocation
 from deckgen.package import PackageDeck, PackagedNote, write_package
+from deckgen.parallel import WorkPool, available_cores
 from deckgen.parse import parse_deck
 from deckgen.render import MediaError, RenderedNote
 
@@ -35,14 +36,14 @@ class MediaStore:
         self.root = root.resolve()
         self.files: dict[str, bytes] = {}
         self._names: dict[Path, str] = {}
-        self._refs: dict[tuple[Path, str], str] = {}  # as written -> name, skipping path resolution
+        self._refs: dict[tuple[Path, str], str] = {}  # (folder, as written) -> name, skipping path resolution
 
     def resolve(self, md_path: Path, src: str) -> str:
-        known = self._refs.get((md_path, src))
+        ref = (md_path.parent, src)
+        known = self._refs.get(ref)
         if known is not None:
             return known
-        name = self._resolve(md_path, src)
-        self._refs[md_path, src] = name
+        name = self._refs[ref] = self._resolve(md_path, src)
         return name
 
     def _resolve(self, md_path: Path, src: str) -> str:
@@ -158,6 +159,18 @@ def render_deck(
     return stage.rendered()
 
 
+# Sources at least this large with nothing cached mean seconds of work: start the worker processes
+# before parsing, while this process is still small (see ``WorkPool``).
+EAGER_POOL_BYTES = 256 * 1024
+
+
+def _early_pool(jobs: int | None, files: Mapping[Path, bytes], caches: Caches) -> WorkPool:
+    pool = WorkPool(available_cores() if jobs is None else max(1, jobs), warm_up_worker)
+    if pool.jobs > 1 and sum(len(data) for data in files.values()) >= EAGER_POOL_BYTES and not caches.warm():
+        pool.start()
+    return pool
+
+
 def compile_deck(
     source: Path,
     now: int,
@@ -175,16 +188,20 @@ def compile_deck(
     (default: one per core). Neither changes the result.
     """
     config, files, problems = read_sources(source)
-    caches = open_caches(cache_dir, config.lint)
-    deck, found = parse_deck(config, source, files, caches.parse_file())
-    problems += found
-    media = MediaStore(source)
-    with RenderStage(deck, media, MediaStore, caches, files=files, jobs=jobs, progress=progress) as stage:
-        problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
-        rendered, intros, found = render_deck(deck, media, stage)
-        problems += found
-        if save_cache:
-            stage.save()
+    caches = open_caches(cache_dir, config.lint, writable=save_cache)
+    try:
+        with _early_pool(jobs, files, caches) as pool:
+            deck, found = parse_deck(config, source, files, caches.parse_file())
+            problems += found
+            media = MediaStore(source)
+            with RenderStage(deck, media, MediaStore, caches, files=files, pool=pool, progress=progress) as stage:
+                del files  # only the stage's keys of them are needed from here on
+                problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
+                rendered, intros, found = render_deck(deck, media, stage)
+                problems += found
+                stage.save()
+    finally:
+        caches.discard()
     lock = read_lock(source / LOCK_NAME)
     new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now)
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
@@ -200,15 +217,16 @@ def check_sources(
     Reads ``cache_dir`` when given but writes nothing.
     """
     config, files, problems = read_sources(source)
-    caches = open_caches(cache_dir, config.lint)
-    deck, found = parse_deck(config, source, files, caches.parse_file())
-    problems += found
-    media = MediaStore(source)
-    with RenderStage(
-        deck, media, MediaStore, caches, files=files, jobs=jobs, progress=progress, problems_only=True
-    ) as stage:
-        problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
-        problems += stage.rendered()[2]
+    caches = open_caches(cache_dir, config.lint, writable=False)
+    with _early_pool(jobs, files, caches) as pool:
+        deck, found = parse_deck(config, source, files, caches.parse_file())
+        problems += found
+        media = MediaStore(source)
+        with RenderStage(
+            deck, media, MediaStore, caches, files=files, pool=pool, progress=progress, problems_only=True
+        ) as stage:
+            problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
+            problems += stage.rendered()[2]
     read_lock(source / LOCK_NAME)  # a damaged lock is reported by check as by build
     return tuple(sorted(problems, key=Diagnostic.sort_key))
 

@@ -34,11 +34,14 @@ from deckgen.model import NOTE_CLASSES, Body, Category, Kind, LintConfig, Note, 
 from deckgen.parse import FileParser, parse_category
 
 CACHE_DIR = ".cache"
-CACHE_FORMAT = 1  # bump when the segment layout or an entry encoding changes
+CACHE_FORMAT = 2  # bump when the segment layout or an entry encoding changes
 
-_MAGIC = b"DGCACHE1"
-_HEADER = struct.Struct("<8sII")  # magic, entry count, CRC of the index
-_ENTRY = struct.Struct("<16sQII")  # key, payload offset (from the end of the index), length, CRC
+# A segment: magic, payloads, then the index (one entry per payload) and a footer pointing at it.
+# The index comes last so that a build streams payloads to disk as it makes them.
+_MAGIC = b"DGCACHE2"
+_ENTRY = struct.Struct("<16sQII")  # key, payload offset in the file, length, CRC of the payload
+_FOOTER = struct.Struct("<QII8s")  # index offset, entry count, CRC of the index, end magic
+_END = b"DGCEND02"
 _MAX_SEGMENTS = 8  # more files than this and the next write compacts them into one
 _STALE_PART_SECONDS = 3600  # leftovers of crashed writers older than this are removed on compaction
 
@@ -63,18 +66,21 @@ _FLAGS = {(i, r): bytes([i, r]) for i in (False, True) for r in (False, True)}
 class SegmentStore:
     """Key → bytes entries of one namespace and salt, in segment files under ``root/namespace/<salt>``.
 
-    Reads are lock-free snapshots (each segment is read whole, once, on the first lookup); writes
-    add one new segment per build, or — when segments pile up or hold many entries this build did
-    not use — replace them all with one compacted segment of the entries in use.
+    Reads are lock-free snapshots (each segment is read whole, once, on the first lookup). A build
+    streams its new entries into one new segment (a temp file renamed into place when complete);
+    when segments pile up or hold many entries the build did not use, they are all replaced by one
+    compacted segment of the entries in use.
     """
 
-    def __init__(self, root: Path, namespace: str, salt: str) -> None:
+    def __init__(self, root: Path, namespace: str, salt: str, *, writable: bool = True) -> None:
+        self.writable = writable
         self.base = root / namespace
         self.dir = self.base / _digest(str(CACHE_FORMAT).encode(), salt.encode()).hex()[:24]
         self._index: dict[bytes, tuple[int, int]] | None = None  # key -> (segment, entry number)
         self._data: list[bytes] = []
         self._segments: list[Path] = []
-        self._pending: dict[bytes, bytes] = {}
+        self._writer: _SegmentWriter | None = None
+        self._broken = False  # the folder cannot be written: stop trying for this build
         self._used: set[bytes] = set()
         self._kept: list[Iterable[bytes]] = []
 
@@ -87,15 +93,15 @@ class SegmentStore:
                 data = path.read_bytes()
             except OSError:
                 continue
-            count = _valid_count(data)
-            if count is None:
+            found = _valid_index(data)
+            if found is None:
                 continue
+            start, count = found
             n = len(self._data)
             self._data.append(data)
             self._segments.append(path)
-            start = _HEADER.size
             keys = [data[i : i + 16] for i in range(start, start + count * _ENTRY.size, _ENTRY.size)]
-            index.update(zip(keys, ((n, i) for i in range(count)), strict=True))
+            index.update(zip(keys, ((n, start + i * _ENTRY.size) for i in range(count)), strict=True))
         self._index = index
         return index
 
@@ -107,10 +113,8 @@ class SegmentStore:
 
     def _entry(self, found: tuple[int, int]) -> bytes | None:
         data = self._data[found[0]]
-        count = _HEADER.unpack_from(data)[1]
-        _, offset, length, crc = _ENTRY.unpack_from(data, _HEADER.size + found[1] * _ENTRY.size)
-        start = _HEADER.size + count * _ENTRY.size + offset
-        payload = data[start : start + length]
+        _, offset, length, crc = _ENTRY.unpack_from(data, found[1])
+        payload = data[offset : offset + length]
         return payload if len(payload) == length and zlib.crc32(payload) == crc else None
 
     def get(self, key: bytes) -> bytes | None:
@@ -125,8 +129,17 @@ class SegmentStore:
         return payload
 
     def put(self, key: bytes, payload: bytes) -> None:
-        self._pending[key] = payload
+        """Add an entry; it goes straight to this build's new segment, not into memory."""
         self._used.add(key)
+        if self._broken or not self.writable:
+            return
+        try:
+            if self._writer is None:
+                self._writer = _SegmentWriter(self.dir)
+            self._writer.add(key, payload)
+        except OSError:
+            self._broken = True
+            self._abort()
 
     def keep(self, keys: Iterable[bytes]) -> None:
         """Entries this build relies on without reading them (compaction keeps them)."""
@@ -139,37 +152,48 @@ class SegmentStore:
             self._index.pop(key, None)
 
     def flush(self) -> None:
-        """Persist this build's new entries; best effort: a cache that cannot be written is skipped."""
-        live = self._used.union(*self._kept)
-        new = dict(self._pending)
-        self._pending.clear()
-        try:
-            if self._index is None:  # nothing was looked up: the headers are enough to decide
-                counts = [_header_count(path) for path in self._paths()]
-                segments, on_disk = len(counts), sum(counts)
-            else:
-                new = {k: v for k, v in new.items() if k not in self._index}
-                segments, on_disk = len(self._segments), len(self._index)
-            stale = on_disk - (len(live) - len(new))  # entries on disk this build did not need
-            if segments >= _MAX_SEGMENTS or stale > len(live) // 2 + 256:
-                self._compact(live, new)
-            elif new:
-                _write_segment(self.dir, sorted(new.items()), len(new))
-        except OSError:
+        """Finish this build's segment and compact if needed; best effort, never an error."""
+        if not self.writable:
             return
+        writer, self._writer = self._writer, None
+        try:
+            new = writer.finish() if writer is not None else 0
+            live = self._used.union(*self._kept)
+            counts = [_footer_count(path) for path in self._paths()]
+            stale = sum(counts) - len(live)  # entries on disk this build did not need (about)
+            if len(counts) > _MAX_SEGMENTS or (new and stale > len(live) // 2 + 256):
+                self._compact(live)
+        except OSError:
+            if writer is not None:
+                writer.abort()
 
-    def _compact(self, live: set[bytes], new: dict[bytes, bytes]) -> None:
+    def discard(self) -> None:
+        """Drop what this build would have added (it failed before ``flush``)."""
+        self._abort()
+
+    def _abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+
+    def _compact(self, live: set[bytes]) -> None:
+        """Rewrite every segment on disk as one, keeping only the entries in ``live``."""
+        self._index = None
+        self._data, self._segments = [], []
         index = self._load()
-        entries = []
-        for key in sorted(live):
-            payload = new.get(key)
-            if payload is None and key in index:
+        writer = _SegmentWriter(self.dir)
+        try:
+            for key in sorted(live & index.keys()):
                 payload = self._entry(index[key])
-            if payload is not None:
-                entries.append((key, payload))
-        _write_segment(self.dir, entries, len(entries))
+                if payload is not None:
+                    writer.add(key, payload)
+            writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
         for path in self._segments:
             path.unlink(missing_ok=True)
+        self._data = []
         self._remove_leftovers()
 
     def _remove_leftovers(self) -> None:
@@ -185,45 +209,69 @@ class SegmentStore:
                 part.unlink(missing_ok=True)
 
 
-def _header_count(path: Path) -> int:
-    with path.open("rb") as fh:
-        head = fh.read(_HEADER.size)
-    return _HEADER.unpack(head)[1] if len(head) == _HEADER.size and head.startswith(_MAGIC) else 0
+class _SegmentWriter:
+    """Streams entries into a temp file; ``finish`` adds the index and renames it into place."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        fd, name = tempfile.mkstemp(prefix=".", suffix=".part", dir=directory)
+        self.path = Path(name)
+        self.file = os.fdopen(fd, "wb")
+        self.file.write(_MAGIC)
+        self.offset = len(_MAGIC)
+        self.index = bytearray()
+        self.keys: set[bytes] = set()
+
+    def add(self, key: bytes, payload: bytes) -> None:
+        if key in self.keys:
+            return
+        self.keys.add(key)
+        self.file.write(payload)
+        self.index += _ENTRY.pack(key, self.offset, len(payload), zlib.crc32(payload))
+        self.offset += len(payload)
+
+    def finish(self) -> int:
+        """Complete and publish the segment (readers never see a partial one); returns its entry count."""
+        try:
+            if not self.keys:
+                self.abort()
+                return 0
+            self.file.write(self.index)
+            self.file.write(_FOOTER.pack(self.offset, len(self.keys), zlib.crc32(self.index), _END))
+            self.file.close()
+            os.replace(self.path, self.directory / f"{uuid.uuid4().hex}.seg")
+            return len(self.keys)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        self.file.close()
+        self.path.unlink(missing_ok=True)
 
 
-def _valid_count(data: bytes) -> int | None:
-    """The number of entries of a valid segment, or None for a file that is not one (or is damaged)."""
-    if len(data) < _HEADER.size:
-        return None
-    magic, count, index_crc = _HEADER.unpack_from(data)
-    index_end = _HEADER.size + count * _ENTRY.size
-    if magic != _MAGIC or index_end > len(data) or zlib.crc32(data[_HEADER.size : index_end]) != index_crc:
-        return None
-    return int(count)
-
-
-def _write_segment(directory: Path, entries: Iterable[tuple[bytes, bytes]], count: int) -> None:
-    """Write a segment to a temp file and rename it into place (readers never see a partial file)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    payloads: list[bytes] = []
-    index = bytearray()
-    offset = 0
-    for key, payload in entries:
-        index += _ENTRY.pack(key, offset, len(payload), zlib.crc32(payload))
-        payloads.append(payload)
-        offset += len(payload)
-    assert len(payloads) == count
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".part", dir=directory)
+def _footer_count(path: Path) -> int:
+    """Entries in a segment, from its footer alone (0 for anything that is not a segment)."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_HEADER.pack(_MAGIC, count, zlib.crc32(index)))
-            fh.write(index)
-            for payload in payloads:
-                fh.write(payload)
-        os.replace(tmp, directory / f"{uuid.uuid4().hex}.seg")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with path.open("rb") as fh:
+            fh.seek(-_FOOTER.size, os.SEEK_END)
+            _, count, _, end = _FOOTER.unpack(fh.read(_FOOTER.size))
+    except (OSError, struct.error):
+        return 0
+    return int(count) if end == _END else 0
+
+
+def _valid_index(data: bytes) -> tuple[int, int] | None:
+    """(index offset, entry count) of a valid segment, or None for a damaged or foreign file."""
+    if len(data) < len(_MAGIC) + _FOOTER.size or not data.startswith(_MAGIC):
+        return None
+    start, count, index_crc, end = _FOOTER.unpack_from(data, len(data) - _FOOTER.size)
+    if end != _END or start + count * _ENTRY.size + _FOOTER.size != len(data):
+        return None
+    if zlib.crc32(data[start : start + count * _ENTRY.size]) != index_crc:
+        return None
+    return int(start), int(count)
 
 
 # --- rendered Markdown --------------------------------------------------------------------------
@@ -522,19 +570,32 @@ class Caches:
         """A category-file parser that reuses results, or None when caching is off."""
         return None if self.memo.store is None else ParsedFiles(self.memo)
 
+    def warm(self) -> bool:
+        """Whether an earlier build left entries here (cheap: looks for segment files only)."""
+        return any(store._paths() for store in self.stores())
+
+    def stores(self) -> list[SegmentStore]:
+        return [s for s in (self.render.store, self.lint.store, self.memo.store) if s is not None]
+
     def flush(self) -> None:
-        for store in (self.render.store, self.lint.store, self.memo.store):
-            if store is not None:
-                store.flush()
+        for store in self.stores():
+            store.flush()
+
+    def discard(self) -> None:
+        for store in self.stores():
+            store.discard()
 
 
-def open_caches(root: Path | None, config: LintConfig) -> Caches:
-    """The caches in ``root`` (e.g. ``build/.cache``); all disabled when it is None."""
+def open_caches(root: Path | None, config: LintConfig, *, writable: bool = True) -> Caches:
+    """The caches in ``root`` (e.g. ``build/.cache``); all disabled when it is None.
+
+    Read-only caches (``writable=False``: dry runs, ``deckgen check``) never touch the disk.
+    """
     if root is None:
         return Caches(RenderCache(None), LintCache(None, config), MemoCache(None))
     code, renderer = code_salt(), render_salt()
     return Caches(
-        RenderCache(SegmentStore(root, "render", renderer)),
-        LintCache(SegmentStore(root, "lint", code), config),
-        MemoCache(SegmentStore(root, "memo", f"{code}|{renderer}|{sys.version}")),
+        RenderCache(SegmentStore(root, "render", renderer, writable=writable)),
+        LintCache(SegmentStore(root, "lint", code, writable=writable), config),
+        MemoCache(SegmentStore(root, "memo", f"{code}|{renderer}|{sys.version}", writable=writable)),
     )

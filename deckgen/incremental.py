@@ -56,11 +56,17 @@ _worker_renderer: Renderer | None = None
 _worker_resolvers: dict[str, ImageResolver] = {}
 
 
-def convert_batch(factory: ResolverFactory, root: str, requests: Sequence[Request]) -> list[Conversion]:
-    """Render a batch of Markdown texts, recording the images each one resolved (runs in a worker)."""
+def warm_up_worker() -> None:
+    """Build the worker's Markdown converter as it starts, while the parent is still parsing."""
     global _worker_renderer
     if _worker_renderer is None:
         _worker_renderer = Renderer()
+
+
+def convert_batch(factory: ResolverFactory, root: str, requests: Sequence[Request]) -> list[Conversion]:
+    """Render a batch of Markdown texts, recording the images each one resolved (runs in a worker)."""
+    warm_up_worker()
+    assert _worker_renderer is not None
     resolver = _worker_resolvers.get(root)
     if resolver is None:
         resolver = _worker_resolvers[root] = factory(Path(root))
@@ -197,6 +203,7 @@ class RenderStage:
         *,
         files: Mapping[Path, bytes] | None = None,
         jobs: int | None = None,
+        pool: WorkPool | None = None,
         progress: Progress | None = None,
         problems_only: bool = False,
     ) -> None:
@@ -219,7 +226,8 @@ class RenderStage:
         self._file_hits: set[bytes] = set()
         self.lint_found: list[list[Diagnostic] | None] = [None] * len(self.notes)
         self.intros: dict[str, str] = {}
-        self.pool = WorkPool(self.jobs)
+        self.pool = pool if pool is not None else WorkPool(self.jobs, warm_up_worker)
+        self._own_pool = pool is None
         self._lint_futures: list[tuple[list[int], Future[list[list[Diagnostic]]]]] = []
         self._render_futures: list[tuple[list[bytes], Future[list[Conversion]]]] = []
         self._units = self._finished = 0
@@ -321,17 +329,18 @@ class RenderStage:
         requests = list(self._requests.items())
         self._units = len(lint_missing) + len(requests)
         seconds = len(requests) * RENDER_SECONDS + len(lint_missing) * LINT_SECONDS
-        if self.jobs < 2 or seconds < POOL_MIN_SECONDS:
+        if self.pool.jobs < 2 or (seconds < POOL_MIN_SECONDS and not self.pool.started):
             return
         # Lint first: its results are needed first (check runs before notes are assembled).
         config = self.deck.config.lint
-        for batch in _batches(lint_missing, self.jobs):
+        for batch in _batches(lint_missing, self.pool.jobs):
             linted = self.pool.submit(lint_batch, [self.notes[i] for i in batch], config)
             self._lint_futures.append((batch, linted))
         root = str(self.deck.root)
-        for items in _batches(requests, self.jobs):
+        for items in _batches(requests, self.pool.jobs):
             converted = self.pool.submit(convert_batch, self.media_factory, root, [r for _, r in items])
             self._render_futures.append(([k for k, _ in items], converted))
+        self._requests = {}  # every one is with a worker now
 
     def _advance(self, n: int) -> None:
         self._finished += n
@@ -425,7 +434,8 @@ class RenderStage:
 
     def save(self) -> None:
         """Write what this build learnt to the caches (best effort; never changes the build)."""
-        if not self.problems_only and all(d is not None for d in self.done):
+        memo = self.caches.memo.store
+        if memo is not None and memo.writable and not self.problems_only and all(d is not None for d in self.done):
             self._save_files()
         self.caches.flush()
 
@@ -452,7 +462,8 @@ class RenderStage:
                 self.caches.memo.put(key, (intro, tuple(per_note)))
 
     def close(self) -> None:
-        self.pool.close()
+        if self._own_pool:
+            self.pool.close()
 
     def __enter__(self) -> RenderStage:
         return self

@@ -3,28 +3,28 @@
 genanki (0.13.1, unmaintained) is used only here. It stamps every note with the package timestamp
 and derives note and card ids from the clock; deckgen needs each note's own ``mod`` (from the lock)
 and ids that never change, so genanki writes the collection, decks and notetypes, and the notes
-and cards rows (``_note_rows``) are inserted in bulk here. The collection is built in memory and
-zipped with chunked, multi-core deflate (``_zip``).
+and cards rows (``_note_row``, ``_card_rows``) are inserted in bulk here. The collection is written
+to a scratch file and streamed into the zip with chunked, multi-core deflate (``_write_zip``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import sqlite3
 import struct
-import zipfile
+import tempfile
 import zlib
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import genanki
 
-from deckgen.lock import atomic_write
 from deckgen.notetypes import ROOT_DECK_ID, NoteType
 from deckgen.parallel import available_cores
 from deckgen.render import RenderedNote
@@ -58,36 +58,23 @@ def _stable_id(*parts: object) -> int:
     return 10**12 + int(digest[:13], 16) % (2**52 - 10**12)
 
 
-def _note_rows(packaged: PackagedNote, deck_id: int) -> tuple[tuple[object, ...], list[tuple[object, ...]]]:
-    """The ``notes`` row and ``cards`` rows of one note, with its own id, ``mod`` and card ids.
+def _note_row(packaged: PackagedNote, guid: str, note_id: int) -> tuple[object, ...]:
+    """The ``notes`` row genanki's ``Note.write_to_db`` writes, with the note's own id and ``mod``.
 
-    genanki would stamp every note with the package time and derive ids from the clock; these
-    rows are what genanki's ``Note.write_to_db`` writes, with stable values instead.
+    genanki would stamp every note with the package time and derive ids from the clock.
     """
-    rn, mod = packaged.rendered, packaged.mod
-    guid = rn.guid
-    note_id = _stable_id("note", guid)
+    rn = packaged.rendered
     tags = " " + " ".join(rn.tags) + " "
     # id, guid, notetype, mod, usn, tags, fields, sort field, checksum, flags, data
-    note: tuple[object, ...] = (
-        note_id,
-        guid,
-        rn.notetype.id,
-        mod,
-        -1,
-        tags,
-        "\x1f".join(rn.fields),
-        rn.fields[0],
-        0,
-        0,
-        "",
-    )
-    # id, note, deck, ord, mod, usn, type, queue, due, interval, factor, reps, lapses, left, odue, odid, flags, data
-    cards: list[tuple[object, ...]] = [
-        (_stable_id("card", guid, o), note_id, deck_id, o, mod, -1, 0, 0, packaged.due, 0, 0, 0, 0, 0, 0, 0, 0, "")
-        for o in rn.card_ords
-    ]
-    return note, cards
+    return (note_id, guid, rn.notetype.id, packaged.mod, -1, tags, "\x1f".join(rn.fields), rn.fields[0], 0, 0, "")
+
+
+def _card_rows(packaged: PackagedNote, guid: str, note_id: int, deck_id: int) -> Iterator[tuple[object, ...]]:
+    """The ``cards`` rows of one note, with ids that never change."""
+    mod, due = packaged.mod, packaged.due
+    for o in packaged.rendered.card_ords:
+        # id, note, deck, ord, mod, usn, type, queue, due, interval, factor, reps, lapses, left, odue, odid, flags, data
+        yield (_stable_id("card", guid, o), note_id, deck_id, o, mod, -1, 0, 0, due, 0, 0, 0, 0, 0, 0, 0, 0, "")
 
 
 def _model(nt: NoteType) -> genanki.Model:
@@ -102,34 +89,39 @@ def _model(nt: NoteType) -> genanki.Model:
 
 
 def build_collection(
+    db_path: Path,
     root: str,
     decks: Sequence[PackageDeck],
     notes: Sequence[PackagedNote],
     notetype_mods: Mapping[int, tuple[NoteType, int]],
-) -> bytes:
-    """The Anki collection database (schema 11, as genanki makes it), built in memory, as file bytes."""
+) -> None:
+    """Write the Anki collection database (schema 11, as genanki makes it) to a new file ``db_path``."""
     models = {nt_id: _model(nt) for nt_id, (nt, _) in notetype_mods.items()}
     gdecks = {d.name: genanki.Deck(deck_id(d.name, root), d.name, d.description) for d in decks}
     for d in gdecks.values():
         for m in models.values():
             d.add_model(m)
-    note_rows: list[tuple[object, ...]] = []
-    card_rows: list[tuple[object, ...]] = []
     by_deck: dict[str, list[PackagedNote]] = {name: [] for name in gdecks}
     for pn in notes:
         by_deck[pn.rendered.deck].append(pn)
-    for name, deck_notes in by_deck.items():  # notes grouped by deck, as genanki writes them
-        for pn in deck_notes:
-            note, cards = _note_rows(pn, gdecks[name].deck_id)
-            note_rows.append(note)
-            card_rows += cards
+    ordered = [  # notes grouped by deck, as genanki writes them
+        (pn, guid, _stable_id("note", guid), gdecks[name].deck_id)
+        for name, deck_notes in by_deck.items()
+        for pn in deck_notes
+        for guid in (pn.rendered.guid,)
+    ]
     timestamp = max([pn.mod for pn in notes] + [mod for _, mod in notetype_mods.values()] + [0])
-    conn = sqlite3.connect(":memory:")
+    conn = sqlite3.connect(db_path)
     try:
         cursor = conn.cursor()
+        # A scratch file turned into the package: no journal, no fsync (the bytes are the same).
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-8192"):  # 8 MiB of page cache
+            cursor.execute(f"PRAGMA {pragma}")
         genanki.Package(list(gdecks.values())).write_to_db(cursor, timestamp, iter(()))
-        cursor.executemany("INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?);", note_rows)
-        cursor.executemany("INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?);", card_rows)
+        notes_sql = "INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?);"
+        cards_sql = "INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?);"
+        cursor.executemany(notes_sql, (_note_row(pn, guid, nid) for pn, guid, nid, _ in ordered))
+        cursor.executemany(cards_sql, (row for pn, g, nid, did in ordered for row in _card_rows(pn, g, nid, did)))
         # genanki gives every notetype the package time; ours carry the time their look last changed,
         # so re-importing an unchanged deck leaves users' notetypes alone.
         (models_json,) = cursor.execute("SELECT models FROM col").fetchone()
@@ -141,7 +133,6 @@ def build_collection(
             "UPDATE col SET models = ?, mod = ?", (json.dumps(models_data, sort_keys=True), timestamp * 1000)
         )
         conn.commit()
-        return conn.serialize()
     finally:
         conn.close()
 
@@ -154,51 +145,72 @@ _DOS_DATE = ((ZIP_DATE[0] - 1980) << 9) | (ZIP_DATE[1] << 5) | ZIP_DATE[2]
 _DOS_TIME = (ZIP_DATE[3] << 11) | (ZIP_DATE[4] << 5) | (ZIP_DATE[5] // 2)
 
 
-def _deflate_chunk(chunk: bytes, last: bool) -> bytes:
+def _deflate_chunk(chunk: bytes | memoryview, last: bool) -> bytes:
     compressor = zlib.compressobj(6, zlib.DEFLATED, -15)  # raw deflate, zlib's default level
     return compressor.compress(chunk) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
-def _deflate(data: bytes) -> bytes:
-    """Raw deflate of ``data``; a non-final chunk ends on a byte boundary, so the pieces concatenate."""
-    view = memoryview(data)
-    chunks = [bytes(view[i : i + DEFLATE_CHUNK]) for i in range(0, len(data), DEFLATE_CHUNK)] or [b""]
-    lasts = [i == len(chunks) - 1 for i in range(len(chunks))]
-    if len(chunks) == 1:
-        return _deflate_chunk(chunks[0], True)
-    with ThreadPoolExecutor(max_workers=min(len(chunks), available_cores())) as pool:  # zlib releases the GIL
-        return b"".join(pool.map(_deflate_chunk, chunks, lasts))
+def _chunks(source: bytes | Path) -> Iterator[tuple[bytes | memoryview, bool]]:
+    """(chunk, is last) over bytes or a file, read lazily: a big collection never sits in memory."""
+    if isinstance(source, bytes):
+        view = memoryview(source)
+        starts = range(0, len(source), DEFLATE_CHUNK) or range(1)
+        for i in starts:
+            yield view[i : i + DEFLATE_CHUNK], i + DEFLATE_CHUNK >= len(source)
+        return
+    with source.open("rb") as fh:
+        chunk = fh.read(DEFLATE_CHUNK)
+        while True:
+            following = fh.read(DEFLATE_CHUNK)
+            yield chunk, not following
+            if not following:
+                return
+            chunk = following
 
 
-def _zip(entries: Sequence[tuple[str, bytes]]) -> bytes:
-    """A zip archive of deflated entries with fixed dates and permissions."""
-    if len(entries) >= 0xFFFF or sum(len(data) for _, data in entries) >= 0xFFFFFFFF // 2:
-        return _zip64(entries)
-    out = bytearray()
+def _write_deflated(out: BinaryIO, source: bytes | Path, pool: ThreadPoolExecutor, ahead: int) -> tuple[int, int, int]:
+    """Deflate ``source`` into ``out``, ``ahead`` chunks at a time over the pool; (crc, size, packed size)."""
+    crc = size = packed = 0
+    window: deque[Future[bytes]] = deque()
+
+    def drain(keep: int) -> None:
+        nonlocal packed
+        while len(window) > keep:
+            data = window.popleft().result()
+            out.write(data)
+            packed += len(data)
+
+    for chunk, last in _chunks(source):
+        crc = zlib.crc32(chunk, crc)
+        size += len(chunk)
+        window.append(pool.submit(_deflate_chunk, chunk, last))
+        drain(ahead)
+    drain(0)
+    return crc, size, packed
+
+
+def _write_zip(out: BinaryIO, entries: Sequence[tuple[str, bytes | Path]]) -> None:
+    """A zip archive of deflated entries with fixed dates and permissions, streamed to ``out``."""
     directory = bytearray()
-    for name, data in entries:
-        raw = name.encode("ascii")
-        packed = _deflate(data)
-        crc = zlib.crc32(data)
-        common = struct.pack("<HHHHHIII", 20, 0, 8, _DOS_TIME, _DOS_DATE, crc, len(packed), len(data))
-        directory += struct.pack("<IH", 0x02014B50, (3 << 8) | 20) + common
-        directory += struct.pack("<HHHHHII", len(raw), 0, 0, 0, 0, 0o100644 << 16, len(out)) + raw
-        out += struct.pack("<I", 0x04034B50) + common + struct.pack("<HH", len(raw), 0) + raw + packed
-    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(directory), len(out), 0)
-    return bytes(out + directory + end)
-
-
-def _zip64(entries: Sequence[tuple[str, bytes]]) -> bytes:
-    """Archives too large for plain zip headers: zipfile writes the zip64 extensions (one core, slower)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", allowZip64=True) as zf:
-        for name, data in entries:
-            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3
-            info.external_attr = 0o100644 << 16
-            zf.writestr(info, data)
-    return buffer.getvalue()
+    cores = available_cores()
+    with ThreadPoolExecutor(max_workers=cores) as pool:  # zlib releases the GIL
+        for name, source in entries:
+            raw = name.encode("ascii")
+            offset = out.tell()
+            out.write(b"\0" * (30 + len(raw)))  # the local header, filled in once the sizes are known
+            crc, size, packed = _write_deflated(out, source, pool, 2 * cores)
+            if max(size, packed, offset) >= 0xFFFFFFFF or len(entries) >= 0xFFFF:
+                raise ValueError("package too large for a zip without zip64 (over 4 GiB or 65535 files)")
+            common = struct.pack("<HHHHHIII", 20, 0, 8, _DOS_TIME, _DOS_DATE, crc, packed, size)
+            end = out.tell()
+            out.seek(offset)
+            out.write(struct.pack("<I", 0x04034B50) + common + struct.pack("<HH", len(raw), 0) + raw)
+            out.seek(end)
+            directory += struct.pack("<IH", 0x02014B50, (3 << 8) | 20) + common
+            directory += struct.pack("<HHHHHII", len(raw), 0, 0, 0, 0, 0o100644 << 16, offset) + raw
+    start = out.tell()
+    out.write(directory)
+    out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(directory), start, 0))
 
 
 def write_package(
@@ -209,13 +221,25 @@ def write_package(
     notetype_mods: Mapping[int, tuple[NoteType, int]],
     media: Mapping[str, bytes],
 ) -> None:
-    """Write the ``.apkg`` atomically: same inputs give the same bytes; a failure leaves the old file."""
-    collection = build_collection(root, decks, notes, notetype_mods)
-    names = sorted(media)
-    entries = [("collection.anki2", collection)]
-    entries.append(("media", json.dumps({str(i): n for i, n in enumerate(names)}).encode()))
-    entries += [(str(i), media[name]) for i, name in enumerate(names)]
-    atomic_write(out_path, _zip(entries))
+    """Write the ``.apkg`` atomically: same inputs give the same bytes; a failure leaves the old file.
+
+    The collection is written to a scratch file and streamed into the zip, so memory stays flat
+    however large the deck.
+    """
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".deckgen-", dir=out_path.parent) as tmp:
+        db_path = Path(tmp) / "collection.anki2"
+        build_collection(db_path, root, decks, notes, notetype_mods)
+        names = sorted(media)
+        entries: list[tuple[str, bytes | Path]] = [("collection.anki2", db_path)]
+        entries.append(("media", json.dumps({str(i): n for i, n in enumerate(names)}).encode()))
+        entries += [(str(i), media[name]) for i, name in enumerate(names)]
+        package = Path(tmp) / "package.apkg"
+        with package.open("wb") as fh:
+            _write_zip(fh, entries)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(package, out_path)
 
 
 def ensure_writable(out_dir: Path) -> None:

@@ -27,8 +27,10 @@ def batch_gc() -> None:
     gc.set_threshold(20_000, 20, 1_000)
 
 
-def _worker_init() -> None:
+def _worker_init(warm_up: Callable[[], None] | None) -> None:
     gc.set_threshold(*_DEFAULT_GC)  # renderers make a little cyclic garbage per note: collect it
+    if warm_up is not None:
+        warm_up()
 
 
 def available_cores() -> int:
@@ -49,23 +51,40 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 class WorkPool:
-    """Submit batches to worker processes; the pool starts on the first submit and is shut down on exit."""
+    """Submit batches to worker processes, started by ``start`` or on the first submit; shut down on exit.
 
-    def __init__(self, jobs: int) -> None:
+    Start it early — before the deck is parsed — when the work will surely need it: forked
+    workers share the parent's memory pages only until the parent touches its objects again, so
+    a pool forked from a large parent costs that memory twice.
+    """
+
+    def __init__(self, jobs: int, warm_up: Callable[[], None] | None = None) -> None:
         self.jobs = jobs
+        self.warm_up = warm_up  # run once in each worker as it starts (e.g. build a renderer)
         self._executor: ProcessPoolExecutor | None = None
 
+    @property
+    def started(self) -> bool:
+        return self._executor is not None
+
+    def start(self) -> None:
+        if self._executor is not None:
+            return
+        # Frozen objects are skipped by the collector, so forked workers do not touch (and copy)
+        # every page of the parent's heap on their first garbage collection.
+        gc.freeze()
+        try:
+            self._executor = ProcessPoolExecutor(
+                self.jobs, mp_context=_context(), initializer=_worker_init, initargs=(self.warm_up,)
+            )
+            for _ in range(self.jobs):  # fork every worker now, from the process as it is now
+                self._executor.submit(_nothing)
+        finally:
+            gc.unfreeze()
+
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        if self._executor is None:
-            # Frozen objects are skipped by the collector, so forked workers do not touch (and copy)
-            # every page of the parent's heap on their first garbage collection.
-            gc.freeze()
-            try:
-                self._executor = ProcessPoolExecutor(self.jobs, mp_context=_context(), initializer=_worker_init)
-                future = self._executor.submit(fn, *args)
-            finally:
-                gc.unfreeze()
-            return future
+        self.start()
+        assert self._executor is not None
         return self._executor.submit(fn, *args)
 
     def close(self) -> None:
@@ -78,3 +97,7 @@ class WorkPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _nothing() -> None:
+    return None
