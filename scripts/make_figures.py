@@ -75,8 +75,7 @@ def svg_document(title: str, desc: str, body: list[str]) -> str:
         f'<title id="title">{escape(title)}</title>',
         f'<desc id="desc">{escape(desc)}</desc>',
         # Explicit light card so the figure reads well on dark themes too.
-        f'<rect x="0.5" y="0.5" width="{WIDTH - 1}" height="{HEIGHT - 1}" rx="10" '
-        f'fill="#FFFFFF" stroke="#D0D7DE"/>',
+        f'<rect x="0.5" y="0.5" width="{WIDTH - 1}" height="{HEIGHT - 1}" rx="10" fill="#FFFFFF" stroke="#D0D7DE"/>',
     ]
     return "\n".join(head + body + ["</svg>", ""])
 
@@ -98,6 +97,7 @@ def legend(x, y, entries, row=20, box_w=200) -> list[str]:
 # ---------------------------------------------------------------------------
 # Figure 1: bias-variance trade-off
 # ---------------------------------------------------------------------------
+
 
 def bias_variance_svg() -> str:
     left, right, top, bottom = 70.0, 575.0, 50.0, 338.0
@@ -126,22 +126,27 @@ def bias_variance_svg() -> str:
     e_opt = total(t_opt)
 
     body: list[str] = []
-    body.append(text(WIDTH / 2, 30, "Bias–variance trade-off", size=17,
-                     anchor="middle", weight="bold"))
+    body.append(text(WIDTH / 2, 30, "Bias–variance trade-off", size=17, anchor="middle", weight="bold"))
 
     # Region shading
-    body.append(f'<rect x="{fmt(left)}" y="{fmt(top)}" width="{fmt(px(t_opt) - left)}" '
-                f'height="{fmt(bottom - top)}" fill="{BLUE}" fill-opacity="0.06"/>')
-    body.append(f'<rect x="{fmt(px(t_opt))}" y="{fmt(top)}" width="{fmt(right - px(t_opt))}" '
-                f'height="{fmt(bottom - top)}" fill="{VERMILION}" fill-opacity="0.06"/>')
-    body.append(text((left + px(t_opt)) / 2, top + 22, "Underfitting", size=14,
-                     colour=BLUE, anchor="middle", weight="bold"))
-    body.append(text((left + px(t_opt)) / 2, top + 39, "(high bias)", size=12,
-                     colour=BLUE, anchor="middle"))
-    body.append(text((px(t_opt) + right) / 2, top + 22, "Overfitting", size=14,
-                     colour=VERMILION, anchor="middle", weight="bold"))
-    body.append(text((px(t_opt) + right) / 2, top + 39, "(high variance)", size=12,
-                     colour=VERMILION, anchor="middle"))
+    body.append(
+        f'<rect x="{fmt(left)}" y="{fmt(top)}" width="{fmt(px(t_opt) - left)}" '
+        f'height="{fmt(bottom - top)}" fill="{BLUE}" fill-opacity="0.06"/>'
+    )
+    body.append(
+        f'<rect x="{fmt(px(t_opt))}" y="{fmt(top)}" width="{fmt(right - px(t_opt))}" '
+        f'height="{fmt(bottom - top)}" fill="{VERMILION}" fill-opacity="0.06"/>'
+    )
+    body.append(
+        text((left + px(t_opt)) / 2, top + 22, "Underfitting", size=14, colour=BLUE, anchor="middle", weight="bold")
+    )
+    body.append(text((left + px(t_opt)) / 2, top + 39, "(high bias)", size=12, colour=BLUE, anchor="middle"))
+    body.append(
+        text(
+            (px(t_opt) + right) / 2, top + 22, "Overfitting", size=14, colour=VERMILION, anchor="middle", weight="bold"
+        )
+    )
+    body.append(text((px(t_opt) + right) / 2, top + 39, "(high variance)", size=12, colour=VERMILION, anchor="middle"))
 
     # Curves
     body.append(polyline([(px(t), py(noise)) for t in ts], GREY, 2.2, "7 5"))
@@ -151,35 +156,58 @@ def bias_variance_svg() -> str:
 
     # Optimum marker
     xo, yo = px(t_opt), py(e_opt)
-    body.append(f'<line x1="{fmt(xo)}" y1="{fmt(top)}" x2="{fmt(xo)}" y2="{fmt(bottom)}" '
-                f'stroke="{GREEN}" stroke-width="1.8" stroke-dasharray="4 4"/>')
-    body.append(f'<circle cx="{fmt(xo)}" cy="{fmt(yo)}" r="6" fill="{GREEN}" '
-                f'stroke="#FFFFFF" stroke-width="2"/>')
+    body.append(
+        f'<line x1="{fmt(xo)}" y1="{fmt(top)}" x2="{fmt(xo)}" y2="{fmt(bottom)}" '
+        f'stroke="{GREEN}" stroke-width="1.8" stroke-dasharray="4 4"/>'
+    )
+    body.append(f'<circle cx="{fmt(xo)}" cy="{fmt(yo)}" r="6" fill="{GREEN}" stroke="#FFFFFF" stroke-width="2"/>')
     body.append(text(xo + 10, yo - 12, "optimum", size=13, colour=GREEN, weight="bold"))
 
     # Axes
-    body.append(f'<line x1="{fmt(left)}" y1="{fmt(bottom)}" x2="{fmt(right + 8)}" '
-                f'y2="{fmt(bottom)}" stroke="{AXIS}" stroke-width="1.6"/>')
-    body.append(f'<line x1="{fmt(left)}" y1="{fmt(bottom)}" x2="{fmt(left)}" '
-                f'y2="{fmt(top - 8)}" stroke="{AXIS}" stroke-width="1.6"/>')
-    body.append(f'<polygon points="{fmt(right + 14)},{fmt(bottom)} {fmt(right + 4)},'
-                f'{fmt(bottom - 5)} {fmt(right + 4)},{fmt(bottom + 5)}" fill="{AXIS}"/>')
-    body.append(f'<polygon points="{fmt(left)},{fmt(top - 14)} {fmt(left - 5)},'
-                f'{fmt(top - 4)} {fmt(left + 5)},{fmt(top - 4)}" fill="{AXIS}"/>')
+    body.append(
+        f'<line x1="{fmt(left)}" y1="{fmt(bottom)}" x2="{fmt(right + 8)}" '
+        f'y2="{fmt(bottom)}" stroke="{AXIS}" stroke-width="1.6"/>'
+    )
+    body.append(
+        f'<line x1="{fmt(left)}" y1="{fmt(bottom)}" x2="{fmt(left)}" '
+        f'y2="{fmt(top - 8)}" stroke="{AXIS}" stroke-width="1.6"/>'
+    )
+    body.append(
+        f'<polygon points="{fmt(right + 14)},{fmt(bottom)} {fmt(right + 4)},'
+        f'{fmt(bottom - 5)} {fmt(right + 4)},{fmt(bottom + 5)}" fill="{AXIS}"/>'
+    )
+    body.append(
+        f'<polygon points="{fmt(left)},{fmt(top - 14)} {fmt(left - 5)},'
+        f'{fmt(top - 4)} {fmt(left + 5)},{fmt(top - 4)}" fill="{AXIS}"/>'
+    )
     body.append(text(left, bottom + 18, "low", size=12, colour=GREY, anchor="start"))
     body.append(text(right, bottom + 18, "high", size=12, colour=GREY, anchor="end"))
-    body.append(text((left + right) / 2, bottom + 40, "Model complexity", size=14,
-                     anchor="middle"))
-    body.append(text(28, (top + bottom) / 2, "Error", size=14, anchor="middle",
-                     extra=f' transform="rotate(-90 28 {fmt((top + bottom) / 2)})"'))
+    body.append(text((left + right) / 2, bottom + 40, "Model complexity", size=14, anchor="middle"))
+    body.append(
+        text(
+            28,
+            (top + bottom) / 2,
+            "Error",
+            size=14,
+            anchor="middle",
+            extra=f' transform="rotate(-90 28 {fmt((top + bottom) / 2)})"',
+        )
+    )
 
     # Legend (placed in the empty area right of the optimum)
-    body.extend(legend(px(0.52), py(1.33), [
-        ("Total error", INK, 3.5, None),
-        ("Bias²", BLUE, 2.5, None),
-        ("Variance", VERMILION, 2.5, None),
-        ("Irreducible error", GREY, 2.2, "7 5"),
-    ], box_w=168))
+    body.extend(
+        legend(
+            px(0.52),
+            py(1.33),
+            [
+                ("Total error", INK, 3.5, None),
+                ("Bias²", BLUE, 2.5, None),
+                ("Variance", VERMILION, 2.5, None),
+                ("Irreducible error", GREY, 2.2, "7 5"),
+            ],
+            box_w=168,
+        )
+    )
 
     return svg_document(
         "Bias–variance trade-off",
@@ -193,6 +221,7 @@ def bias_variance_svg() -> str:
 # ---------------------------------------------------------------------------
 # Figure 2: activation functions
 # ---------------------------------------------------------------------------
+
 
 def activations_svg() -> str:
     left, right, top, bottom = 58.0, 575.0, 50.0, 355.0
@@ -223,31 +252,40 @@ def activations_svg() -> str:
     ]
 
     body: list[str] = []
-    body.append(text(WIDTH / 2, 30, "Activation functions", size=17,
-                     anchor="middle", weight="bold"))
+    body.append(text(WIDTH / 2, 30, "Activation functions", size=17, anchor="middle", weight="bold"))
 
     # Grid + tick labels
     for xi in range(int(x_min), int(x_max) + 1):
-        body.append(f'<line x1="{fmt(px(xi))}" y1="{fmt(top)}" x2="{fmt(px(xi))}" '
-                    f'y2="{fmt(bottom)}" stroke="{GRID}" stroke-width="1"/>')
-        body.append(text(px(xi), bottom + 17, str(xi).replace("-", "−"), size=11,
-                         colour=GREY, anchor="middle"))
+        body.append(
+            f'<line x1="{fmt(px(xi))}" y1="{fmt(top)}" x2="{fmt(px(xi))}" '
+            f'y2="{fmt(bottom)}" stroke="{GRID}" stroke-width="1"/>'
+        )
+        body.append(text(px(xi), bottom + 17, str(xi).replace("-", "−"), size=11, colour=GREY, anchor="middle"))
     for yi in (-1, 0, 1, 2, 3):
-        body.append(f'<line x1="{fmt(left)}" y1="{fmt(py(yi))}" x2="{fmt(right)}" '
-                    f'y2="{fmt(py(yi))}" stroke="{GRID}" stroke-width="1"/>')
-        body.append(text(left - 8, py(yi) + 4, str(yi).replace("-", "−"), size=11,
-                         colour=GREY, anchor="end"))
+        body.append(
+            f'<line x1="{fmt(left)}" y1="{fmt(py(yi))}" x2="{fmt(right)}" '
+            f'y2="{fmt(py(yi))}" stroke="{GRID}" stroke-width="1"/>'
+        )
+        body.append(text(left - 8, py(yi) + 4, str(yi).replace("-", "−"), size=11, colour=GREY, anchor="end"))
     # Zero axes
-    body.append(f'<line x1="{fmt(left)}" y1="{fmt(py(0))}" x2="{fmt(right)}" '
-                f'y2="{fmt(py(0))}" stroke="{AXIS}" stroke-width="1.4"/>')
-    body.append(f'<line x1="{fmt(px(0))}" y1="{fmt(top)}" x2="{fmt(px(0))}" '
-                f'y2="{fmt(bottom)}" stroke="{AXIS}" stroke-width="1.4"/>')
-    body.append(f'<rect x="{fmt(left)}" y="{fmt(top)}" width="{fmt(right - left)}" '
-                f'height="{fmt(bottom - top)}" fill="none" stroke="#BBBBBB"/>')
+    body.append(
+        f'<line x1="{fmt(left)}" y1="{fmt(py(0))}" x2="{fmt(right)}" '
+        f'y2="{fmt(py(0))}" stroke="{AXIS}" stroke-width="1.4"/>'
+    )
+    body.append(
+        f'<line x1="{fmt(px(0))}" y1="{fmt(top)}" x2="{fmt(px(0))}" '
+        f'y2="{fmt(bottom)}" stroke="{AXIS}" stroke-width="1.4"/>'
+    )
+    body.append(
+        f'<rect x="{fmt(left)}" y="{fmt(top)}" width="{fmt(right - left)}" '
+        f'height="{fmt(bottom - top)}" fill="none" stroke="#BBBBBB"/>'
+    )
 
     # Curves, clipped to the plot rectangle
-    body.append('<clipPath id="plot"><rect x="{}" y="{}" width="{}" height="{}"/></clipPath>'
-                .format(fmt(left), fmt(top), fmt(right - left), fmt(bottom - top)))
+    body.append(
+        f'<clipPath id="plot"><rect x="{fmt(left)}" y="{fmt(top)}" '
+        f'width="{fmt(right - left)}" height="{fmt(bottom - top)}"/></clipPath>'
+    )
     body.append('<g clip-path="url(#plot)">')
     n = 320
     xs = [x_min + (x_max - x_min) * i / n for i in range(n + 1)]
@@ -256,9 +294,9 @@ def activations_svg() -> str:
     body.append("</g>")
 
     body.append(text((left + right) / 2, bottom + 38, "input x", size=13, anchor="middle"))
-    body.extend(legend(px(-3.85), py(2.9), [
-        (name, colour, width, dash) for name, _, colour, width, dash in funcs
-    ], box_w=190))
+    body.extend(
+        legend(px(-3.85), py(2.9), [(name, colour, width, dash) for name, _, colour, width, dash in funcs], box_w=190)
+    )
 
     return svg_document(
         "Activation functions",
