@@ -113,25 +113,40 @@ def _same_images(images: Sequence[tuple[str, str]], resolve: Callable[[str], str
         return False
 
 
-class _Probe:
-    """Stands in for a Renderer: answers from known conversions and notes down what is missing."""
+class _CacheView:
+    """What both stand-ins for a Renderer share: the cache key of a conversion and what is known of it."""
 
     def __init__(self, caches: Caches, known: dict[bytes, Conversion], problems_only: bool) -> None:
         self.cache = caches.render
         self.known = known
         self.problems_only = problems_only
+        self.keys: list[bytes] = []
+
+    def _skip(self, text: str) -> bool:
+        """A check-only run needs no conversion of Markdown that cannot reference an image."""
+        return self.problems_only and not may_reference_images(text)
+
+    def _key(self, text: str, inline: bool, resolve: Callable[[str], str] | None) -> bytes:
+        key = self.cache.key(text, inline, resolve is not None)
+        self.keys.append(key)
+        return key
+
+
+class _Probe(_CacheView):
+    """Stands in for a Renderer: answers from known conversions and notes down what is missing."""
+
+    def __init__(self, caches: Caches, known: dict[bytes, Conversion], problems_only: bool) -> None:
+        super().__init__(caches, known, problems_only)
         self.missing: dict[bytes, Request] = {}
         self.md_path: str | None = None
         self.complete = True
-        self.keys: list[bytes] = []
 
     def convert(
         self, text: str, resolve: Callable[[str], str] | None = None, *, inline: bool = False
     ) -> tuple[str, list[str], list[tuple[str, MediaError]]]:
-        if self.problems_only and not may_reference_images(text):
+        if self._skip(text):
             return "", [], []
-        key = self.cache.key(text, inline, resolve is not None)
-        self.keys.append(key)
+        key = self._key(text, inline, resolve)
         conversion = self.known.get(key)
         if conversion is None and key not in self.missing:
             conversion = self.cache.get(key)
@@ -147,23 +162,19 @@ class _Probe:
         return conversion.html, conversion.media, []
 
 
-class _Replay:
+class _Replay(_CacheView):
     """Stands in for a Renderer once every conversion is known; renders itself only if an image changed meanwhile."""
 
     def __init__(self, caches: Caches, known: dict[bytes, Conversion], problems_only: bool) -> None:
-        self.cache = caches.render
-        self.known = known
-        self.problems_only = problems_only
+        super().__init__(caches, known, problems_only)
         self._renderer: Renderer | None = None
-        self.keys: list[bytes] = []
 
     def convert(
         self, text: str, resolve: Callable[[str], str] | None = None, *, inline: bool = False
     ) -> tuple[str, list[str], list[tuple[str, MediaError]]]:
-        if self.problems_only and not may_reference_images(text):
+        if self._skip(text):
             return "", [], []
-        key = self.cache.key(text, inline, resolve is not None)
-        self.keys.append(key)
+        key = self._key(text, inline, resolve)
         conversion = self.known.get(key)
         if conversion is None or (resolve is not None and not _same_images(conversion.resolved, resolve)):
             if self._renderer is None:
