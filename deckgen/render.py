@@ -48,7 +48,7 @@ RENDER_FORMAT = 1
 
 def renderer_version() -> str:
     """Everything that decides rendered output: our format, extension settings, library versions."""
-    libs = ",".join(f"{lib}={version(lib)}" for lib in ("markdown", "pymdown-extensions", "pygments"))
+    libs = ",".join(f"{lib}={version(lib)}" for lib in ("markdown", "pymdown-extensions", "pygments", "nh3"))
     return f"{RENDER_FORMAT};{libs};{EXTENSIONS!r};{sorted(EXTENSION_CONFIGS.items())!r}"
 
 
