@@ -16,8 +16,8 @@ from pathlib import Path
 
 from deckgen.errors import Diagnostic, Severity
 from deckgen.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
+from deckgen.parse import find_fences
 
-FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})")
 CODE_SPAN_RE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
 LIST_ITEM_RE = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+\S")
 CLOZE_RE = re.compile(r"\{\{c(\d+)::")
@@ -98,25 +98,12 @@ _WORD_CHAR = re.compile(r"\w")
 @functools.lru_cache(maxsize=1024)  # each rule masks the same text again; a note's texts stay hot
 def _mask_code(text: str) -> str:
     """Blank out fenced code and code spans (keeping offsets and line breaks) so rules skip code."""
-    out: list[str] = []
-    fence: str | None = None
-    for line in text.split("\n"):
-        m = FENCE_RE.match(line)
-        if fence is None and m:
-            fence = m.group(1)
-            out.append(" " * len(line))
-        elif fence is not None:
-            if (
-                m
-                and m.group(1)[0] == fence[0]
-                and len(m.group(1)) >= len(fence)
-                and not line.strip()[len(m.group(1)) :]
-            ):
-                fence = None
-            out.append(" " * len(line))
-        else:
-            out.append(line)
-    masked = "\n".join(out)
+    lines = text.split("\n")
+    for fence in find_fences(lines):
+        last = len(lines) - 1 if fence.end is None else fence.end
+        for i in range(fence.start, last + 1):
+            lines[i] = " " * len(lines[i])
+    masked = "\n".join(lines)
     return CODE_SPAN_RE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), masked)
 
 
@@ -239,19 +226,14 @@ def _flush(entry: list[int], limit: int) -> Iterator[tuple[int, int]]:
 
 
 def _code_blocks(text: str) -> Iterator[tuple[int, int]]:
-    """(offset of the opening fence, number of code lines) for each fenced block."""
-    pos, start, count, fence = 0, 0, 0, None
-    for line in text.split("\n"):
-        m = FENCE_RE.match(line)
-        if fence is None and m:
-            fence, start, count = m.group(1), pos, 0
-        elif fence is not None:
-            if m and m.group(1)[0] == fence[0] and not line.strip()[len(m.group(1)) :]:
-                yield start, count
-                fence = None
-            else:
-                count += 1
-        pos += len(line) + 1
+    """(offset of the opening fence, number of code lines) for each closed fenced block."""
+    lines = text.split("\n")
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line) + 1)
+    for fence in find_fences(lines):
+        if fence.end is not None:
+            yield offsets[fence.start], fence.end - fence.start - 1
 
 
 def _normal_prompt(prompt: str) -> str:

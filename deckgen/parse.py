@@ -7,7 +7,7 @@ so a single run reports everything that is wrong.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,38 +79,58 @@ def _split_front_matter(lines: list[str], path: Path) -> tuple[str | None, int, 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A fenced code block: indexes of its opening and closing lines (``end`` None: never closed)."""
+
+    marker: str
+    start: int
+    end: int | None
+
+
+def find_fences(lines: Sequence[str], first: int = 0) -> list[Fence]:
+    """Every fenced code block in ``lines[first:]``, by the rules Markdown applies.
+
+    A fence opens with three or more backticks or tildes (a backtick fence's info string may not
+    hold a backtick) and closes with a bare line of at least as many of the same character. The one
+    place these rules live: parsing, masking code for lint rules and counting code lines all use it.
+    """
+    fences: list[Fence] = []
+    marker: str | None = None
+    opened = 0
+    for i in range(first, len(lines)):
+        m = FENCE_RE.match(lines[i])
+        if m is None:
+            continue
+        run, rest = m.group(1), m.group(2)
+        if marker is None:
+            if not (run[0] == "`" and "`" in rest):
+                marker, opened = run, i
+        elif run[0] == marker[0] and len(run) >= len(marker) and not rest.strip():
+            fences.append(Fence(marker, opened, i))
+            marker = None
+    if marker is not None:
+        fences.append(Fence(marker, opened, None))
+    return fences
+
+
 def _mark_fences(lines: list[str], start: int, path: Path) -> tuple[list[_Line], list[Diagnostic]]:
     """Number the lines and mark those inside fenced code, so headings in code are not notes."""
-    out: list[_Line] = []
-    fence: str | None = None
-    opened_at = 0
-    for i in range(start, len(lines)):
-        text = lines[i]
-        m = FENCE_RE.match(text)
-        if fence is None and m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
-            fence, opened_at = m.group(1), i + 1
-            out.append(_Line(i + 1, text, True))
-            continue
-        if fence is not None:
-            closes = (
-                m is not None and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not m.group(2).strip()
-            )
-            out.append(_Line(i + 1, text, True))
-            if closes:
-                fence = None
-            continue
-        out.append(_Line(i + 1, text, False))
+    in_fence = [False] * len(lines)
     problems = []
-    if fence is not None:
-        problems.append(
-            Diagnostic(
-                SourceLocation(path, opened_at),
-                "fence-unclosed",
-                f"code fence {fence!r} is never closed; everything after it would be code",
-                f"close the block with a line {fence!r}",
+    for fence in find_fences(lines, start):
+        last = len(lines) - 1 if fence.end is None else fence.end
+        in_fence[fence.start : last + 1] = [True] * (last + 1 - fence.start)
+        if fence.end is None:
+            problems.append(
+                Diagnostic(
+                    SourceLocation(path, fence.start + 1),
+                    "fence-unclosed",
+                    f"code fence {fence.marker!r} is never closed; everything after it would be code",
+                    f"close the block with a line {fence.marker!r}",
+                )
             )
-        )
-    return out, problems
+    return [_Line(i + 1, lines[i], in_fence[i]) for i in range(start, len(lines))], problems
 
 
 @dataclass(slots=True)

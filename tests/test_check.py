@@ -252,3 +252,10 @@ def test_duplicate_search_compares_few_pairs_on_a_large_templated_deck(monkeypat
     prompts = [f"What is {''.join(rng.choices(letters, k=rng.randint(5, 10)))}?" for _ in range(5000)]
     check.duplicate_pairs(prompts)
     assert calls < 5 * len(prompts)  # comparing every pair would be 12.5 million
+
+
+def test_code_blocks_follow_the_parsers_fence_rules() -> None:
+    from deckgen.check import _code_blocks
+
+    text = "Intro\n\n````markdown\n```python\nx = 1\n```\n````\n\n```\ny\n```"
+    assert list(_code_blocks(text)) == [(7, 3), (text.index("```\ny"), 1)]
