@@ -80,13 +80,14 @@ ORPHAN_TEXT = (
 def report_diff(diff: LockDiff) -> None:
     """What a rebuild changes against the lock, note by note."""
     renamed_to = {c.id: c.old_id for c in diff.renamed}
+    changed = {c.id for c in diff.changed}
     for note_id in diff.added:
         click.echo(f"  + {note_id}  (new note)")
     for change in diff.changed:
         was = f"  (renamed from {renamed_to[change.id]}, history kept)" if change.id in renamed_to else ""
         click.echo(f"  ~ {change.id}  changed: {', '.join(change.fields)}{was}")
     for change in diff.renamed:
-        if change.id not in {c.id for c in diff.changed}:
+        if change.id not in changed:
             click.echo(f"  > {change.id}  (renamed from {change.old_id}, history kept)")
     for note_id in diff.removed:
         click.echo(f"  - {note_id}  (removed)")

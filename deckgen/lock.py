@@ -32,10 +32,6 @@ class NoteEntry:
     parts: Mapping[str, str]
     removed: bool = False
 
-    @property
-    def hash(self) -> str:
-        return _digest(json.dumps(sorted(self.parts.items())))
-
 
 @dataclass(frozen=True, slots=True)
 class NotetypeEntry:
@@ -47,9 +43,6 @@ class NotetypeEntry:
 class Lock:
     notes: Mapping[str, NoteEntry] = field(default_factory=dict)
     notetypes: Mapping[str, NotetypeEntry] = field(default_factory=dict)
-
-    def active(self) -> dict[str, NoteEntry]:
-        return {k: v for k, v in self.notes.items() if not v.removed}
 
 
 @dataclass(frozen=True, slots=True)

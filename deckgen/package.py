@@ -240,10 +240,3 @@ def write_package(
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(package, out_path)
-
-
-def ensure_writable(out_dir: Path) -> None:
-    """Fail early (before any work) when the output folder cannot be created or written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(out_dir, os.W_OK):
-        raise PermissionError(f"cannot write to {out_dir}")
