@@ -12,9 +12,11 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from deckgen.errors import DeckgenError
 from deckgen.notetypes import NoteType
@@ -183,8 +185,10 @@ def read_lock(path: Path) -> Lock:
     return loads(path.read_text(encoding="utf-8"), path)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file beside ``path``, fsync, then rename: readers never see a partial file."""
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file to write ``path`` through: a temp file beside it, fsynced and renamed into place on
+    success, removed on failure. Readers never see a partial file; a failure leaves the old one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -193,7 +197,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -203,4 +207,5 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def write_lock(path: Path, lock: Lock) -> None:
-    atomic_write(path, dumps(lock).encode("utf-8"))
+    with atomic_file(path) as fh:
+        fh.write(dumps(lock).encode("utf-8"))

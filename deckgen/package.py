@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import struct
 import tempfile
@@ -25,6 +24,7 @@ from typing import BinaryIO
 
 import genanki
 
+from deckgen.lock import atomic_file
 from deckgen.notetypes import ROOT_DECK_ID, NoteType
 from deckgen.parallel import available_cores
 from deckgen.render import RenderedNote
@@ -234,9 +234,5 @@ def write_package(
         entries: list[tuple[str, bytes | Path]] = [("collection.anki2", db_path)]
         entries.append(("media", json.dumps({str(i): n for i, n in enumerate(names)}).encode()))
         entries += [(str(i), media[name]) for i, name in enumerate(names)]
-        package = Path(tmp) / "package.apkg"
-        with package.open("wb") as fh:
+        with atomic_file(out_path) as fh:
             _write_zip(fh, entries)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(package, out_path)
