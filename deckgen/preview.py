@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import importlib.util
-import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from pathlib import Path
 from deckgen import notetypes
 from deckgen.build import Compiled, compile_deck
 from deckgen.errors import Diagnostic, Severity
+from deckgen.lock import atomic_file
 from deckgen.render import RenderedNote
 
 # Where MathJax 3 lives inside the PyPI package ``django-static-mathjax`` (no dependencies; a plain
@@ -477,12 +477,6 @@ def build_page(compiled: Compiled, *, mathjax: bool) -> str:
 """
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8", newline="\n")
-    os.replace(tmp, path)
-
-
 def write_preview(source: Path, out_dir: Path, *, now: int, mathjax: Path | None) -> PreviewResult:
     """Compile ``source`` (read-only: the lock is not written) and write ``out_dir/index.html`` with its media."""
     compiled = compile_deck(source, now)
@@ -499,7 +493,8 @@ def write_preview(source: Path, out_dir: Path, *, now: int, mathjax: Path | None
         dest.parent.mkdir(exist_ok=True)
         shutil.copyfile(mathjax, dest)
     path = out_dir / INDEX
-    _write_text_atomic(path, build_page(compiled, mathjax=mathjax is not None))
+    with atomic_file(path) as fh:
+        fh.write(build_page(compiled, mathjax=mathjax is not None).encode("utf-8"))
     return PreviewResult(
         path=path,
         notes=len(compiled.notes),
