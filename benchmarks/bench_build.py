@@ -94,9 +94,9 @@ def floor_main(bodies_path: Path, out: Path) -> None:
 
 def dump_bodies(source: Path, dest: Path) -> None:
     """The floor's input (untimed): every note's prompt and bodies, plus deckgen's extension settings."""
-    from deckgen.build import read_sources
-    from deckgen.parse import parse_deck
-    from deckgen.render import EXTENSION_CONFIGS, EXTENSIONS
+    from deckgen.build.pipeline import read_sources
+    from deckgen.render.markdown import EXTENSION_CONFIGS, EXTENSIONS
+    from deckgen.sources.parse import parse_deck
 
     config, files, _ = read_sources(source)
     deck, _ = parse_deck(config, source, files)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deckgen.errors import DeckgenError
-from deckgen.model import Category, Deck
+from deckgen.sources.model import Category, Deck
 
 
 def slugify(text: str, max_words: int = 6) -> str:

@@ -14,12 +14,12 @@ import click
 
 from deckgen import __version__
 from deckgen.authoring import new_note, stats
-from deckgen.build import BuildResult, build, check_sources, load_deck
-from deckgen.cache import CACHE_DIR
+from deckgen.build.cache import CACHE_DIR
+from deckgen.build.lock import LockDiff
+from deckgen.build.parallel import batch_gc
+from deckgen.build.pipeline import BuildResult, build, check_sources, load_deck
+from deckgen.build.progress import ProgressBar, progress_bar
 from deckgen.errors import DeckgenError, Severity, SourceError
-from deckgen.lock import LockDiff
-from deckgen.parallel import batch_gc
-from deckgen.progress import ProgressBar, progress_bar
 
 F = TypeVar("F", bound=Callable[..., Any])
 SOURCE_ARG = click.argument("source", type=click.Path(path_type=Path, file_okay=False), default=Path("source"))
@@ -259,7 +259,7 @@ def stats_cmd(source: Path) -> None:
 )
 def preview_cmd(source: Path, out_dir: Path, open_page: bool, mathjax_file: Path | None) -> None:
     """Write a static HTML page with every card's front and back (night mode, phone width, search)."""
-    from deckgen.preview import find_mathjax, write_preview
+    from deckgen.preview.page import find_mathjax, write_preview
 
     try:
         result = write_preview(source, out_dir, now=_now(), mathjax=mathjax_file or find_mathjax())

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from deckgen.model import SourceLocation
+from deckgen.sources.model import SourceLocation
 
 
 class Severity(Enum):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from anki.collection import Collection, ImportAnkiPackageOptions, ImportAnkiPackageRequest
 
-from deckgen.build import BuildResult, build
+from deckgen.build.pipeline import BuildResult, build
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "sample"

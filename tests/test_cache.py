@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from conftest import T0, build_at
-from deckgen import incremental, render
-from deckgen.build import check_sources, compile_deck
-from deckgen.cache import CACHE_DIR, SegmentStore
+from deckgen.build import incremental
+from deckgen.build.cache import CACHE_DIR, SegmentStore
+from deckgen.build.parallel import WorkPool
+from deckgen.build.pipeline import check_sources, compile_deck
 from deckgen.errors import SourceError
-from deckgen.parallel import WorkPool
+from deckgen.render import markdown as render
 
 BAD = Path(__file__).parent / "data" / "bad"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from deckgen.check import RULES, answer_words
 from deckgen.cli import main
+from deckgen.sources.check import RULES, answer_words
 
 BAD = Path(__file__).parent / "data" / "bad"
 CASES: dict[str, dict[str, list[str]]] = tomllib.loads((BAD / "expected.toml").read_text(encoding="utf-8"))
@@ -163,7 +163,7 @@ def test_shipped_deck_is_clean_under_strict() -> None:
 
 def _pairwise_reference(prompts: list[str]) -> list[tuple[int, int]]:
     """The rule's definition, checked against every earlier prompt (quadratic; small inputs only)."""
-    from deckgen.check import _near_duplicate, _normal_prompt
+    from deckgen.sources.check import _near_duplicate, _normal_prompt
 
     keys = [_normal_prompt(p) for p in prompts]
     found = []
@@ -189,14 +189,14 @@ def _pairwise_reference(prompts: list[str]) -> list[tuple[int, int]]:
     ],
 )
 def test_near_identical_prompts_are_reported_against_the_earlier_note(earlier: str, later: str) -> None:
-    from deckgen.check import duplicate_pairs
+    from deckgen.sources.check import duplicate_pairs
 
     prompts = ["How is recall defined?", earlier, "What is an epoch?", later]
     assert duplicate_pairs(prompts) == [(3, 1)] == _pairwise_reference(prompts)
 
 
 def test_distinct_prompts_sharing_a_template_are_not_duplicates() -> None:
-    from deckgen.check import duplicate_pairs
+    from deckgen.sources.check import duplicate_pairs
 
     prompts = [f"What is {term}?" for term in ("precision", "recall", "entropy", "a kernel", "an epoch", "bagging")]
     assert duplicate_pairs(prompts) == [] == _pairwise_reference(prompts)
@@ -205,7 +205,7 @@ def test_distinct_prompts_sharing_a_template_are_not_duplicates() -> None:
 def test_duplicate_search_finds_every_one_word_edit_and_reports_only_true_pairs() -> None:
     import random
 
-    from deckgen.check import _near_duplicate, _normal_prompt, duplicate_pairs
+    from deckgen.sources.check import _near_duplicate, _normal_prompt, duplicate_pairs
 
     rng = random.Random(7)
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -236,7 +236,7 @@ def test_duplicate_search_finds_every_one_word_edit_and_reports_only_true_pairs(
 def test_duplicate_search_compares_few_pairs_on_a_large_templated_deck(monkeypatch: pytest.MonkeyPatch) -> None:
     import random
 
-    from deckgen import check
+    from deckgen.sources import check
 
     calls = 0
     real = check._near_duplicate
@@ -255,7 +255,7 @@ def test_duplicate_search_compares_few_pairs_on_a_large_templated_deck(monkeypat
 
 
 def test_code_blocks_follow_the_parsers_fence_rules() -> None:
-    from deckgen.check import _code_blocks
+    from deckgen.sources.check import _code_blocks
 
     text = "Intro\n\n````markdown\n```python\nx = 1\n```\n````\n\n```\ny\n```"
     assert list(_code_blocks(text)) == [(7, 3), (text.index("```\ny"), 1)]

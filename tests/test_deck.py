@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from deckgen.build import Compiled, compile_deck
-from deckgen.check import answer_words
+from deckgen.build.pipeline import Compiled, compile_deck
+from deckgen.sources.check import answer_words
 
 SOURCE = Path(__file__).parent.parent / "source"
 
@@ -107,7 +107,7 @@ def test_formulas_the_issue_names_are_present(deck: Compiled) -> None:
 def test_shipped_deck_builds_locked_and_imports_into_anki(tmp_path: Path, deck: Compiled) -> None:
     """The committed lock matches the sources, and real Anki takes the package whole."""
     from conftest import Anki
-    from deckgen.build import build
+    from deckgen.build.pipeline import build
 
     source = tmp_path / "source"
     shutil.copytree(SOURCE, source)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import T0, Anki, build_at
+from deckgen.build.lock import LOCK_NAME, dumps, loads, read_lock
 from deckgen.errors import LockError
-from deckgen.lock import LOCK_NAME, dumps, loads, read_lock
 
 
 def _edit(path: Path, old: str, new: str) -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from pygments.styles import get_style_by_name
 
-from deckgen import notetypes
-from deckgen.preview import parse_template
+from deckgen.anki import notetypes
+from deckgen.preview.page import parse_template
 
 GOLDEN = Path(__file__).parent / "data" / "notetype_schema.json"
 
@@ -94,7 +94,7 @@ def test_css_names_both_night_mode_classes_on_the_card_element() -> None:
 
 
 def test_css_uses_relative_font_sizes_and_no_fixed_widths() -> None:
-    base = (Path(notetypes.__file__).parent / "data" / "cards.css").read_text(encoding="utf-8")
+    base = (Path(notetypes.__file__).parents[1] / "data" / "cards.css").read_text(encoding="utf-8")
     assert not re.search(r"font-size:\s*\d+(\.\d+)?px", base)
     assert not re.search(r"(?<!max-)width:\s*\d{3,}px", base)
 

@@ -150,7 +150,7 @@ def test_failed_build_leaves_previous_package_intact(sample: Path, out_dir: Path
 def test_style_change_updates_the_notetype_in_place_without_a_copy(
     sample: Path, out_dir: Path, anki: Anki, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from deckgen import notetypes
+    from deckgen.anki import notetypes
 
     anki.import_package(build_at(sample, out_dir, now=T0).output)
     models_before = sorted(m.name for m in anki.col.models.all_names_and_ids())

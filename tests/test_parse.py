@@ -8,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deckgen.build import MediaStore, render_deck
-from deckgen.check import check_deck
+from deckgen.build.pipeline import MediaStore, render_deck
 from deckgen.errors import SourceError
-from deckgen.model import DeckConfig, Faq, Kind, Question, Tip
-from deckgen.parse import parse_category, parse_deck, parse_deck_strict
+from deckgen.sources.check import check_deck
+from deckgen.sources.model import DeckConfig, Faq, Kind, Question, Tip
+from deckgen.sources.parse import parse_category, parse_deck, parse_deck_strict
 
 CONFIG = DeckConfig(name="Deck", output="deck.apkg")
 P = Path("src/cat.md")

@@ -22,10 +22,10 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import DATA, REPO, SAMPLE, T0, Anki, build_at
-from deckgen import notetypes
-from deckgen.build import compile_deck
+from deckgen.anki import notetypes
+from deckgen.build.pipeline import compile_deck
 from deckgen.cli import main
-from deckgen.preview import (
+from deckgen.preview.page import (
     MATHJAX_DEST,
     TemplateError,
     card_sides,

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from deckgen.progress import ProgressBar, progress_bar
+from deckgen.build.progress import ProgressBar, progress_bar
 
 
 class Terminal(io.StringIO):

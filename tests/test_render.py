@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from deckgen.build import compile_deck
-from deckgen.render import MediaError, Renderer, neutralise_braces, protect_cloze, restore_cloze
+from deckgen.build.pipeline import compile_deck
+from deckgen.render.markdown import MediaError, Renderer, neutralise_braces, protect_cloze, restore_cloze
 
 GOLDEN = Path(__file__).parent / "data" / "golden" / "sample_fields.json"
 

@@ -23,9 +23,9 @@ from markdown.extensions import Extension
 from markdown.inlinepatterns import InlineProcessor
 from markdown.treeprocessors import Treeprocessor
 
-from deckgen import notetypes
+from deckgen.anki import notetypes
 from deckgen.errors import Diagnostic
-from deckgen.model import Body, Category, Deck, Note, note_guid
+from deckgen.sources.model import Body, Category, Deck, Note, note_guid
 
 EXTENSIONS: tuple[str, ...] = (
     "markdown.extensions.tables",

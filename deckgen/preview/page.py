@@ -20,11 +20,11 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from deckgen import notetypes
-from deckgen.build import Compiled, compile_deck
+from deckgen.anki import notetypes
+from deckgen.build.lock import atomic_file
+from deckgen.build.pipeline import Compiled, compile_deck
 from deckgen.errors import Diagnostic, Severity
-from deckgen.lock import atomic_file
-from deckgen.render import RenderedNote
+from deckgen.render.markdown import RenderedNote
 
 # Where MathJax 3 lives inside the PyPI package ``django-static-mathjax`` (no dependencies; a plain
 # copy of MathJax). The SVG build is self-contained: no font files to copy next to it.

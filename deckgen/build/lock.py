@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from deckgen.errors import DeckgenError
-from deckgen.notetypes import NoteType
-from deckgen.render import RenderedNote
+from deckgen.anki.notetypes import NoteType
+from deckgen.render.markdown import RenderedNote
 
 LOCK_NAME = "deckgen.lock"
 LOCK_VERSION = 1

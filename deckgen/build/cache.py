@@ -28,10 +28,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from deckgen import render
+from deckgen.render import markdown as render
 from deckgen.errors import Diagnostic, Severity
-from deckgen.model import NOTE_CLASSES, Body, Category, Kind, LintConfig, Note, SourceLocation
-from deckgen.parse import FileParser, parse_category
+from deckgen.sources.model import NOTE_CLASSES, Body, Category, Kind, LintConfig, Note, SourceLocation
+from deckgen.sources.parse import FileParser, parse_category
 
 CACHE_DIR = ".cache"
 CACHE_FORMAT = 2  # bump when the segment layout or an entry encoding changes
@@ -350,9 +350,9 @@ class RenderCache:
 def code_salt() -> str:
     """A hash of deckgen's own source: any change to a rule (or anything it calls) empties the lint cache."""
     h = hashlib.sha256()
-    package = Path(render.__file__).parent
-    for path in sorted(package.glob("*.py")):
-        h.update(path.name.encode())
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.relative_to(package).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 

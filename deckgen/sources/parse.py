@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deckgen.config import check_tag, did_you_mean, parse_front_matter
 from deckgen.errors import Diagnostic, Severity, SourceError
-from deckgen.model import NOTE_CLASSES, Body, Category, Deck, DeckConfig, Kind, Note, SourceLocation
+from deckgen.sources.config import check_tag, did_you_mean, parse_front_matter
+from deckgen.sources.model import NOTE_CLASSES, Body, Category, Deck, DeckConfig, Kind, Note, SourceLocation
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 HEADING_RE = re.compile(r"^(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")

@@ -24,10 +24,10 @@ from typing import BinaryIO
 
 import genanki
 
-from deckgen.lock import atomic_file
-from deckgen.notetypes import ROOT_DECK_ID, NoteType
-from deckgen.parallel import available_cores
-from deckgen.render import RenderedNote
+from deckgen.anki.notetypes import ROOT_DECK_ID, NoteType
+from deckgen.build.lock import atomic_file
+from deckgen.build.parallel import available_cores
+from deckgen.render.markdown import RenderedNote
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 

@@ -23,13 +23,13 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from deckgen import notetypes
-from deckgen.cache import Caches, Conversion, config_text
-from deckgen.check import duplicate_pairs, note_findings
+from deckgen.anki import notetypes
+from deckgen.build.cache import Caches, Conversion, config_text
+from deckgen.sources.check import duplicate_pairs, note_findings
 from deckgen.errors import Diagnostic, Severity
-from deckgen.model import Category, Deck, LintConfig, Note, SourceLocation
-from deckgen.parallel import WorkPool, available_cores
-from deckgen.render import MediaError, RenderedNote, Renderer, render_intro, render_note
+from deckgen.sources.model import Category, Deck, LintConfig, Note, SourceLocation
+from deckgen.build.parallel import WorkPool, available_cores
+from deckgen.render.markdown import MediaError, RenderedNote, Renderer, render_intro, render_note
 
 # Rough serial costs on one core; a pool is started only when the work outweighs its start-up
 # (forking the workers and building one Markdown converter in each).

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from deckgen.errors import Diagnostic
-from deckgen.model import DeckConfig, Kind, LintConfig, SourceLocation
+from deckgen.sources.model import DeckConfig, Kind, LintConfig, SourceLocation
 
 CONFIG_NAME = "deckgen.toml"
 FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deckgen.errors import Diagnostic, Severity
-from deckgen.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
-from deckgen.parse import find_fences
+from deckgen.sources.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
+from deckgen.sources.parse import find_fences
 
 CODE_SPAN_RE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
 LIST_ITEM_RE = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+\S")

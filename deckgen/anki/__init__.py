@@ -1,0 +1,1 @@
+"""Anki: rendered fields → Anki objects (notetypes, the ``.apkg`` package)."""

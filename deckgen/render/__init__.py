@@ -1,0 +1,1 @@
+"""Render: model values → the HTML fields Anki shows (Markdown, math, images, sanitising)."""

@@ -1,0 +1,1 @@
+"""Sources: deckgen.toml and Markdown → the typed model (``model``, ``config``, ``parse``), diagnostics (``check``)."""
