@@ -120,3 +120,34 @@ def test_pipes_inside_math_in_a_table_cell_stay_in_the_formula(renderer: Rendere
 def test_pipes_in_math_outside_tables_are_untouched(renderer: Renderer) -> None:
     out, _, _ = renderer.convert("The norm $\\lVert w \\rVert = |w|$ and $|a| + |b|$.")
     assert _math(out) == [r"\(\lVert w \rVert = |w|\)", r"\(|a| + |b|\)"]
+
+
+def test_markdown_inside_details_and_summary_is_rendered(renderer: Renderer) -> None:
+    source = (
+        "<details><summary>Why **bold** $x^2$?</summary>\n\nBecause **this** and $a_i$:\n\n"
+        "$$\nE = mc^2\n$$\n\n- one\n- two\n</details>"
+    )
+    out, _, _ = renderer.convert(source)
+    assert "**" not in out and "$" not in out
+    assert "<summary>Why <strong>bold</strong>" in out and "<li>one</li>" in out
+    assert _math(out) == [r"\(x^2\)", r"\(a_i\)", "\\[\nE = mc^2\n\\]"]
+    assert 'markdown="' not in out
+
+
+def test_cloze_inside_details_survives() -> None:
+    text, _ = protect_cloze("<details><summary>Hint</summary>\n\nIt is {{c1::**Paris** $p$}}.\n</details>")
+    out = restore_cloze(neutralise_braces(Renderer().convert(text)[0]))
+    assert "{{c1::<strong>Paris</strong> " in out and "</details>" in out
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "Write `<details>**raw**` in text.",  # inline code: the tag is text
+        "```html\n<details><summary>x</summary>**raw**</details>\n```",  # fenced code
+        '<details markdown="0">\n**raw**\n</details>',  # the author opted out
+    ],
+)
+def test_details_markup_is_left_alone_in_code_and_when_opted_out(renderer: Renderer, source: str) -> None:
+    out, _, _ = renderer.convert(source)
+    assert "**" in out and 'markdown="1"' not in out

@@ -21,6 +21,7 @@ import markdown
 import nh3
 from markdown.extensions import Extension
 from markdown.inlinepatterns import InlineProcessor
+from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 
 from deckgen.anki import notetypes
@@ -37,13 +38,15 @@ EXTENSIONS: tuple[str, ...] = (
     "pymdownx.superfences",
     "pymdownx.highlight",
     "pymdownx.arithmatex",
+    "markdown.extensions.md_in_html",
 )
 EXTENSION_CONFIGS: dict[str, dict[str, object]] = {
     "pymdownx.highlight": {"use_pygments": True, "noclasses": False, "css_class": "highlight", "guess_lang": False},
     "pymdownx.arithmatex": {"generic": True, "smart_dollar": True},
 }
 # Bump when the renderer's output changes for the same input (it keys the render cache).
-RENDER_FORMAT = 1
+# 2: Markdown inside <details>/<summary> is rendered.
+RENDER_FORMAT = 2
 
 
 def renderer_version() -> str:
@@ -82,6 +85,36 @@ class _InlineDisplayMath(InlineProcessor):
         return stash, m.start(0), m.end(0)
 
 
+# Raw HTML blocks whose content is Markdown by default (``md_in_html`` alone needs markdown="1"):
+# Q&A lists put answers in <details>, and raw ``**``/``$..$`` on a card is never what was meant.
+# Other block tags stay opt-in: indented HTML inside a <div> would turn into a code block.
+_MARKDOWN_INSIDE = {"details": "1", "summary": "span"}
+_HTML_OPEN_RE = re.compile(r"<(details|summary)(?=[\s>])([^>]*)>", re.I)
+_CODE_SPAN_RE = re.compile(r"(`+).+?\1")
+
+
+class _MarkdownInsideHtml(Preprocessor):
+    """Mark ``<details>``/``<summary>`` on HTML-block lines with ``markdown=...`` for md_in_html.
+
+    Runs after fenced code is stashed, so tags in code blocks are never touched; tags inside
+    inline code spans are skipped too. An author's own ``markdown="0"`` is respected.
+    """
+
+    def run(self, lines: list[str]) -> list[str]:
+        return [self._mark(line) if line.lstrip().startswith("<") else line for line in lines]
+
+    @staticmethod
+    def _mark(line: str) -> str:
+        spans = [m.span() for m in _CODE_SPAN_RE.finditer(line)]
+
+        def add(m: re.Match[str]) -> str:
+            if any(a <= m.start() < b for a, b in spans) or "markdown=" in m.group(2):
+                return m.group(0)
+            return f'<{m.group(1)}{m.group(2)} markdown="{_MARKDOWN_INSIDE[m.group(1).lower()]}">'
+
+        return _HTML_OPEN_RE.sub(add, line)
+
+
 class _Images(Treeprocessor):
     """Rewrite local ``<img src>`` to flat media names, collecting what cannot be resolved."""
 
@@ -109,6 +142,7 @@ class _DeckgenExtension(Extension):
     def extendMarkdown(self, md: markdown.Markdown) -> None:
         md.inlinePatterns.register(_InlineDisplayMath(_INLINE_DISPLAY_RE, md), "dg-display-math", 189.95)
         md.treeprocessors.register(_Images(md), "dg-images", 1)
+        md.preprocessors.register(_MarkdownInsideHtml(md), "dg-markdown-inside-html", 21)
 
 
 class Renderer:
