@@ -276,3 +276,56 @@ def preview_cmd(source: Path, out_dir: Path, open_page: bool, mathjax_file: Path
         click.launch(result.path.resolve().as_uri())
     if result.errors:
         sys.exit(1)
+
+
+@main.command("import")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--to",
+    "source",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("source"),
+    show_default=True,
+    help="Source folder to write the category files into (created, with a deckgen.toml, if missing).",
+)
+@click.option(
+    "--collection",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="An Anki collection file (collection.anki2; close Anki first) to import --deck from.",
+)
+@click.option("--deck", "deck_name", help="With --collection: the Anki deck to import, with its subdecks.")
+@click.option("--dry-run", is_flag=True, help="Show the files and notes it would write; write nothing.")
+def import_cmd(files: tuple[Path, ...], source: Path, collection: Path | None, deck_name: str | None, dry_run: bool) -> None:
+    """Turn Markdown Q&A lists (FILE.md) or Anki decks (FILE.apkg, --collection) into category files.
+
+    Every note gets a readable id no note of SOURCE ever had; notes from Anki keep their GUID
+    (<!-- guid: ... -->) so their reviews continue. Existing files are never overwritten.
+    """
+    from deckgen.importing import plan_sources_import, write_plan
+
+    if not files and collection is None:
+        raise click.UsageError("give at least one FILE (.md or .apkg) or --collection PATH --deck NAME")
+    try:
+        plan, problems = plan_sources_import(files, source, collection, deck_name)
+        for diagnostic in problems:
+            click.echo(diagnostic.format(), err=True)
+        for asked, given in plan.renamed_decks:
+            click.echo(f"subdeck '{asked}' already exists; imported as '{given}'", err=True)
+        for category in plan.categories:
+            click.echo(f"  {category.path}  {category.deck}: {len(category.ids)} notes")
+        if dry_run:
+            click.echo(f"dry run: would write {len(plan.files)} files ({plan.notes} notes); nothing written")
+            return
+        write_plan(plan)
+        click.echo(f"imported {plan.notes} notes into {source}")
+        findings = check_sources(source)
+    except DeckgenError as exc:
+        _fail(exc)
+        return
+    for diagnostic in findings:
+        click.echo(diagnostic.format(), err=True)
+    errors = sum(d.severity is Severity.ERROR for d in findings)
+    warnings = len(findings) - errors
+    click.echo(f"check: {errors} errors, {warnings} warnings; next: deckgen build {source}")
+    if errors:
+        sys.exit(1)

@@ -88,6 +88,9 @@ RULES: dict[str, Rule] = {
         Rule("code-too-long", _W, "a code block longer than the limit (default 30 lines)"),
         Rule("category-empty", _W, "a category file without any note"),
         Rule("image-remote", _W, "an image loaded from the web: missing offline and on phones"),
+        # deckgen import (about the files being imported, not the sources)
+        Rule("import-nothing-found", _W, "an imported file in which no question or note was found"),
+        Rule("import-no-answer", _W, "an imported question without an answer (left out, named)"),
     )
 }
 

@@ -1,0 +1,263 @@
+"""Read Markdown Q&A lists in their common layouts into imported categories.
+
+Layouts recognised, also mixed within one file:
+
+- heading questions: ``## What is X?`` or ``### What is X?`` (the level that holds the questions is
+  the deepest one with a heading ending in '?'; shallower headings are sections);
+- bold-line questions: ``**What is X?**`` alone on a line (or ``**Q:** What is X?``);
+- numbered questions: ``1. What is X?`` with the answer indented below it or in the next paragraph;
+- ``<details><summary>What is X?</summary>answer</details>``; a ``<details>`` whose summary only
+  says "Answer" / "Show answer" is unwrapped: its content is the answer of the question before it.
+
+A ``# Title`` first heading names the deck; sections above the question level become one category
+each. Pure: text in, categories and diagnostics out.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deckgen.authoring import slugify
+from deckgen.errors import Diagnostic, Severity
+from deckgen.sources.config import deck_name_from_path
+from deckgen.sources.model import SourceLocation
+from deckgen.sources.parse import HEADING_RE, decode, find_fences
+
+from .model import ImportedCategory, ImportedNote
+
+_BOLD_LINE_RE = re.compile(r"^\s*(?:[-*+]\s+)?(\*\*|__)(?P<q>[^*_].*?)\1\s*(?P<rest>[?:]?)\s*$")
+_QA_LINE_RE = re.compile(r"^\s*(?:\*\*|__)?Q(?:uestion)?\s*\d*\s*[:.](?:\*\*|__)?\s*(?P<q>\S.*)$", re.I)
+_ANSWER_PREFIX_RE = re.compile(r"^\s*(?:\*\*|__)?A(?:nswer)?\s*\d*\s*[:.](?:\*\*|__)?\s*", re.I)
+_NUMBERED_RE = re.compile(r"^(?P<num>\d{1,3})[.)]\s+(?P<q>\S.*)$")
+_NUMBER_PREFIX_RE = re.compile(r"^(?:\d{1,3}[.)]|Q\s*\d*\s*[:.])\s+", re.I)
+_DETAILS_OPEN_RE = re.compile(r"^\s*<details\b[^>]*>\s*(?P<rest>.*)$", re.I)
+_SUMMARY_RE = re.compile(r"^\s*<summary\b[^>]*>(?P<s>.*?)</summary>\s*(?P<rest>.*)$", re.I | re.S)
+_DETAILS_CLOSE_RE = re.compile(r"</details>\s*$", re.I)
+_RULE_RE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,})\s*$")
+_GENERIC_SUMMARY_WORDS = {
+    "show", "see", "view", "reveal", "click", "here", "to", "expand", "toggle", "the", "answer", "answers",
+    "solution", "explanation", "details", "hint", "a",
+}  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Item:
+    """A question found in the text: its prompt, first line and the answer lines after it."""
+
+    prompt: str
+    line: int  # index into lines
+    answer: list[str] = field(default_factory=list)
+    from_details: bool = False
+
+
+@dataclass(slots=True)
+class _Section:
+    title: str
+    line: int
+    intro: list[str] = field(default_factory=list)
+    items: list[_Item] = field(default_factory=list)
+
+
+def _plain_heading(text: str) -> str:
+    return re.sub(r"[ \t]+#+$", "", text).strip()
+
+
+def clean_prompt(text: str) -> str:
+    """``**1. What is X?**`` → ``What is X?``: one line, no numbering, no wrapping bold."""
+    text = " ".join(text.split())
+    m = re.fullmatch(r"(\*\*|__)(.+?)\1([?:.]?)", text)
+    if m:
+        text = m.group(2).strip() + (m.group(3) if m.group(3) == "?" else "")
+    text = _NUMBER_PREFIX_RE.sub("", text).strip()
+    m = re.fullmatch(r"(\*\*|__)(.+?)\1", text)
+    return (m.group(2) if m else text).strip()
+
+
+def _is_generic_summary(summary: str) -> bool:
+    words = re.findall(r"[a-z]+", re.sub(r"<[^>]+>", "", summary).lower())
+    return all(w in _GENERIC_SUMMARY_WORDS for w in words)
+
+
+def _question_level(headings: list[tuple[int, int, str]], title_line: int | None) -> int | None:
+    """The heading level that holds questions: the deepest one with a heading ending in '?'."""
+    levels = [lvl for i, lvl, text in headings if i != title_line and clean_prompt(text).endswith("?")]
+    return max(levels) if levels else None
+
+
+def _split_details(lines: list[str]) -> tuple[str, list[str]] | None:
+    """A ``<details>`` block that is the whole of ``lines`` → (summary, content lines), else None."""
+    text = "\n".join(lines).strip()
+    m = re.fullmatch(r"<details\b[^>]*>\s*<summary\b[^>]*>(.*?)</summary>(.*)</details>", text, re.I | re.S)
+    if m is None or "<details" in m.group(2).lower():
+        return None
+    return m.group(1).strip(), m.group(2).split("\n")
+
+
+def _tidy_answer(lines: list[str]) -> str:
+    """Answer lines → Markdown: details unwrapped, indentation removed, headings made bold."""
+    while lines and (not lines[-1].strip() or _RULE_RE.match(lines[-1])):
+        lines = lines[:-1]
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    details = _split_details(lines)
+    if details is not None and _is_generic_summary(details[0]):
+        lines = details[1]
+    text = textwrap.dedent("\n".join(lines)).strip("\n")
+    if text:
+        first, *rest = text.split("\n")
+        first = _ANSWER_PREFIX_RE.sub("", first)
+        text = "\n".join([first, *rest]).strip()
+    out = []
+    fenced = _fenced_lines(text.split("\n"))
+    for i, line in enumerate(text.split("\n")):
+        m = None if i in fenced else HEADING_RE.match(line)
+        out.append(f"**{_plain_heading(m.group(2) or '')}**" if m and m.group(2) else line)
+    return "\n".join(out).strip()
+
+
+def _fenced_lines(lines: list[str]) -> set[int]:
+    inside: set[int] = set()
+    for fence in find_fences(lines):
+        inside.update(range(fence.start, (len(lines) - 1 if fence.end is None else fence.end) + 1))
+    return inside
+
+
+def _details_question(lines: list[str], start: int) -> tuple[str, int, list[str]] | None:
+    """A ``<details>`` at ``start`` whose summary is a question → (prompt, index after it, answer lines)."""
+    for end in range(start, len(lines)):
+        if _DETAILS_CLOSE_RE.search(lines[end]):
+            found = _split_details(lines[start : end + 1])
+            if found is None or _is_generic_summary(found[0]):
+                return None
+            return clean_prompt(re.sub(r"<[^>]+>", "", found[0])), end + 1, found[1]
+    return None
+
+
+def parse_qa(data: bytes, path: Path) -> tuple[list[ImportedCategory], list[Diagnostic]]:
+    """Find the questions and answers of one Markdown file."""
+    text, problems = decode(data, path)
+    if text is None:
+        return [], problems
+    lines = text.split("\n")
+    start = 0
+    if lines and lines[0].strip() == "---":  # front matter of a static-site page: not content
+        ends = [i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")]
+        start = ends[0] + 1 if ends else 0
+    fenced = _fenced_lines(lines)
+    headings = [
+        (i, len(m.group(1)), m.group(2) or "")
+        for i in range(start, len(lines))
+        if i not in fenced and (m := HEADING_RE.match(lines[i]))
+    ]
+    title_line = headings[0][0] if headings and headings[0][1] == 1 else None
+    title = _plain_heading(headings[0][2]) if title_line is not None else deck_name_from_path(path)
+    level = _question_level(headings, title_line)
+    heading_at = {i: (lvl, text) for i, lvl, text in headings}
+
+    sections = [_Section(title, title_line if title_line is not None else start)]
+    current: _Item | None = None
+    i = start
+    while i < len(lines):
+        line = lines[i]
+        section = sections[-1]
+        if i in fenced:
+            (current.answer if current else section.intro).append(line)
+            i += 1
+            continue
+        if i == title_line:
+            i += 1
+            continue
+        if i in heading_at:
+            lvl, htext = heading_at[i]
+            if level is not None and lvl == level:
+                current = _Item(clean_prompt(_plain_heading(htext)), i)
+                section.items.append(current)
+            elif level is None or lvl < level:
+                sections.append(_Section(_plain_heading(htext), i))
+                current = None
+            else:
+                (current.answer if current else section.intro).append(line)
+            i += 1
+            continue
+        prompt = _line_question(line)
+        if prompt is not None:
+            current = _Item(prompt, i)
+            section.items.append(current)
+            i += 1
+            continue
+        if _DETAILS_OPEN_RE.match(line):
+            found = _details_question(lines, i)
+            if found is not None:
+                current = _Item(found[0], i, found[2], from_details=True)
+                section.items.append(current)
+                current = None  # text after the block is not part of this answer
+                i = found[1]
+                continue
+        (current.answer if current else section.intro).append(line)
+        i += 1
+
+    return _categories(sections, title, path, problems), problems
+
+
+def _numbered_question(line: str) -> str | None:
+    m = _NUMBERED_RE.match(line)
+    if m is None:
+        return None
+    prompt = clean_prompt(m.group("q"))
+    return prompt if prompt.endswith("?") else None
+
+
+def _line_question(line: str) -> str | None:
+    """A question written on one line: bold alone on its line, ``Q: ...``, or ``1. ...?``."""
+    m = _BOLD_LINE_RE.match(line)
+    if m and (m.group("q").rstrip().endswith("?") or m.group("rest") == "?"):
+        return clean_prompt(m.group("q")) + ("?" if m.group("rest") == "?" else "")
+    m = _QA_LINE_RE.match(line)
+    if m:
+        return clean_prompt(m.group("q"))
+    return _numbered_question(line)
+
+
+def _categories(
+    sections: list[_Section], root: str, path: Path, problems: list[Diagnostic]
+) -> list[ImportedCategory]:
+    out: list[ImportedCategory] = []
+    for section in sections:
+        notes = []
+        for item in section.items:
+            where = SourceLocation(path, item.line + 1)
+            answer = _tidy_answer(item.answer)
+            if not answer:
+                problems.append(
+                    Diagnostic(
+                        where,
+                        "import-no-answer",
+                        f"question {item.prompt!r} has no answer; not imported",
+                        "write its answer below it and import again, or add the note by hand",
+                        Severity.WARNING,
+                    )
+                )
+                continue
+            notes.append(ImportedNote(prompt=item.prompt, answer=answer, location=where))
+        if notes:
+            intro = _tidy_answer(section.intro)
+            where = SourceLocation(path, section.line + 1)
+            out.append(ImportedCategory(section.title, _stem(section.title), tuple(notes), where, intro, root))
+    if not out:
+        problems.append(
+            Diagnostic(
+                SourceLocation(path, 1),
+                "import-nothing-found",
+                "no questions found",
+                "questions are '## ' or '### ' headings, **bold** lines, numbered lines ending in '?', "
+                "or <details><summary>question</summary>answer</details>",
+            )
+        )
+    return out
+
+
+def _stem(title: str) -> str:
+    return slugify(title, max_words=5) if title else "imported"
