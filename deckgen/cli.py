@@ -295,7 +295,9 @@ def preview_cmd(source: Path, out_dir: Path, open_page: bool, mathjax_file: Path
 )
 @click.option("--deck", "deck_name", help="With --collection: the Anki deck to import, with its subdecks.")
 @click.option("--dry-run", is_flag=True, help="Show the files and notes it would write; write nothing.")
-def import_cmd(files: tuple[Path, ...], source: Path, collection: Path | None, deck_name: str | None, dry_run: bool) -> None:
+def import_cmd(
+    files: tuple[Path, ...], source: Path, collection: Path | None, deck_name: str | None, dry_run: bool
+) -> None:
     """Turn Markdown Q&A lists (FILE.md) or Anki decks (FILE.apkg, --collection) into category files.
 
     Every note gets a readable id no note of SOURCE ever had; notes from Anki keep their GUID
@@ -309,6 +311,9 @@ def import_cmd(files: tuple[Path, ...], source: Path, collection: Path | None, d
         plan, problems = plan_sources_import(files, source, collection, deck_name)
         for diagnostic in problems:
             click.echo(diagnostic.format(), err=True)
+        if not plan.notes:
+            click.echo("nothing to import; nothing written", err=True)
+            sys.exit(1)
         for asked, given in plan.renamed_decks:
             click.echo(f"subdeck '{asked}' already exists; imported as '{given}'", err=True)
         for category in plan.categories:

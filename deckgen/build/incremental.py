@@ -91,8 +91,8 @@ def _convert(renderer: Renderer, resolver: ImageResolver, request: Request) -> C
 
 
 def may_reference_images(text: str) -> bool:
-    """Only ``![`` makes an <img> element, so only such Markdown can have an image problem."""
-    return "![" in text
+    """Only ``![`` (an <img> element) and ``[sound:`` reference media, so only such Markdown can have a media problem."""
+    return "![" in text or "[sound:" in text
 
 
 def _may_have_images(note: Note) -> bool:

@@ -24,13 +24,13 @@ from deckgen.sources.model import Deck, DeckConfig, SourceLocation
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
 from deckgen.build.parallel import WorkPool, available_cores
 from deckgen.sources.parse import parse_deck
-from deckgen.render.markdown import MediaError, RenderedNote
+from deckgen.render.markdown import AUDIO_TYPES, MediaError, RenderedNote
 
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 
 
 class MediaStore:
-    """Resolves image references inside the source tree to flat, content-hashed media names."""
+    """Resolves image and sound references inside the source tree to flat, content-hashed media names."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -60,26 +60,32 @@ class MediaStore:
         real = (md_path.parent / src).resolve()
         if not real.is_relative_to(self.root):
             raise MediaError(
-                f"image {src!r} is outside the source folder",
-                "keep images inside the source folder",
+                f"{_what(src)} {src!r} is outside the source folder",
+                "keep images and sounds inside the source folder",
                 rule="image-outside-source",
             )
         if real in self._names:
             return self._names[real]
         if not real.is_file():
-            raise MediaError(f"image not found: {src!r}", f"no file {real}", rule="image-missing")
-        if real.suffix.lower() not in IMAGE_TYPES:
+            raise MediaError(f"{_what(src)} not found: {src!r}", f"no file {real}", rule="image-missing")
+        if real.suffix.lower() not in IMAGE_TYPES | AUDIO_TYPES:
             raise MediaError(
-                f"unsupported image type {real.suffix!r}", "use PNG, JPEG, GIF, SVG or WebP", rule="image-type"
+                f"unsupported image or sound type {real.suffix!r}",
+                "use PNG, JPEG, GIF, SVG or WebP images; MP3, OGG, WAV, M4A, FLAC or Opus sounds",
+                rule="image-type",
             )
         try:
             data = real.read_bytes()
         except OSError as exc:
-            raise MediaError(f"cannot read image {src!r}: {exc.strerror or exc}", rule="image-missing") from exc
+            raise MediaError(f"cannot read {_what(src)} {src!r}: {exc.strerror or exc}", rule="image-missing") from exc
         name = f"dg-{hashlib.sha256(data).hexdigest()[:20]}{real.suffix.lower()}"
         self.files[name] = data
         self._names[real] = name
         return name
+
+
+def _what(src: str) -> str:
+    return "sound" if Path(src).suffix.lower() in AUDIO_TYPES else "image"
 
 
 @dataclass(frozen=True, slots=True)

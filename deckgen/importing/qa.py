@@ -221,9 +221,7 @@ def _line_question(line: str) -> str | None:
     return _numbered_question(line)
 
 
-def _categories(
-    sections: list[_Section], root: str, path: Path, problems: list[Diagnostic]
-) -> list[ImportedCategory]:
+def _categories(sections: list[_Section], root: str, path: Path, problems: list[Diagnostic]) -> list[ImportedCategory]:
     out: list[ImportedCategory] = []
     for section in sections:
         notes = []
@@ -254,6 +252,7 @@ def _categories(
                 "no questions found",
                 "questions are '## ' or '### ' headings, **bold** lines, numbered lines ending in '?', "
                 "or <details><summary>question</summary>answer</details>",
+                Severity.WARNING,
             )
         )
     return out

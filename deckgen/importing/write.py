@@ -24,7 +24,7 @@ from .model import ImportedCategory, ImportedNote
 
 def free_id(prompt: str, taken: set[str]) -> str:
     """A readable id from the prompt alone that is not in ``taken`` (which it then joins)."""
-    base = slugify(re.sub(r"[^\w]+", " ", prompt))  # "bias–variance" → bias-variance, not biasvariance
+    base = slugify(re.sub(r"[^\w]+", " ", prompt.replace("'", "")))  # "bias–variance" → bias-variance, not biasvariance
     candidate, n = base, 2
     while candidate in taken:
         candidate, n = f"{base}-{n}", n + 1

@@ -45,7 +45,7 @@ EXTENSION_CONFIGS: dict[str, dict[str, object]] = {
     "pymdownx.arithmatex": {"generic": True, "smart_dollar": True},
 }
 # Bump when the renderer's output changes for the same input (it keys the render cache).
-# 2: Markdown inside <details>/<summary> is rendered.
+# 2: Markdown inside <details>/<summary> is rendered; sounds.
 RENDER_FORMAT = 2
 
 
@@ -115,33 +115,93 @@ class _MarkdownInsideHtml(Preprocessor):
         return _HTML_OPEN_RE.sub(add, line)
 
 
-class _Images(Treeprocessor):
-    """Rewrite local ``<img src>`` to flat media names, collecting what cannot be resolved."""
+AUDIO_TYPES = {".mp3", ".ogg", ".oga", ".wav", ".m4a", ".flac", ".opus"}
+_SOUND_RE = r"\[sound:([^\]\n]+)\]"
 
-    def __init__(self, md: markdown.Markdown) -> None:
-        super().__init__(md)
+
+def _is_local(src: str) -> bool:
+    return urlsplit(src).scheme not in ("http", "https", "data")
+
+
+def _is_audio(src: str) -> bool:
+    return Path(urlsplit(src).path).suffix.lower() in AUDIO_TYPES
+
+
+class _Media:
+    """What one conversion resolved: media names used and references that could not be resolved."""
+
+    def __init__(self) -> None:
         self.resolve: Callable[[str], str] | None = None
         self.errors: list[tuple[str, MediaError]] = []
         self.media: list[str] = []
 
+    def name(self, src: str) -> str | None:
+        """The media name for ``src`` (as written), or None when it cannot be packaged."""
+        if self.resolve is None:
+            return None
+        try:
+            name = self.resolve(unquote(src))
+        except MediaError as exc:
+            self.errors.append((src, exc))
+            return None
+        self.media.append(name)
+        return name
+
+
+class _Images(Treeprocessor):
+    """Rewrite local ``<img src>`` to flat media names; ``![](x.mp3)`` becomes Anki's ``[sound:...]``."""
+
+    def __init__(self, md: markdown.Markdown, state: _Media) -> None:
+        super().__init__(md)
+        self.state = state
+
     def run(self, root: etree.Element) -> None:
         for img in root.iter("img"):
             src = img.get("src", "")
-            if self.resolve is None or urlsplit(src).scheme in ("http", "https", "data"):
+            if not _is_local(src) or (name := self.state.name(src)) is None:
                 continue
-            try:
-                name = self.resolve(unquote(src))
-            except MediaError as exc:
-                self.errors.append((src, exc))
-                continue
-            img.set("src", name)
-            self.media.append(name)
+            if _is_audio(src):
+                img.tag = "span"
+                img.attrib.clear()
+                img.set("class", "dg-sound")
+                img.text = f"[sound:{name}]"
+            else:
+                img.set("src", name)
+
+
+class _Sound(InlineProcessor):
+    """``[sound:file.mp3]`` written in Markdown: the file is packaged like an image."""
+
+    def __init__(self, pattern: str, md: markdown.Markdown, state: _Media) -> None:
+        super().__init__(pattern, md)
+        self.state = state
+
+    def handleMatch(self, m: re.Match[str], data: str) -> tuple[str, int, int]:  # type: ignore[override]
+        src = m.group(1).strip()
+        name = None
+        if _is_local(src) and self.state.resolve is not None:
+            if _is_audio(src):
+                name = self.state.name(src)
+            else:
+                self.state.errors.append(
+                    (src, MediaError(f"[sound:] of a non-audio file {src!r}", _AUDIO_HINT, rule="image-type"))
+                )
+        tag = f"[sound:{name}]" if name else m.group(0)
+        return self.md.htmlStash.store(html.escape(tag, quote=False)), m.start(0), m.end(0)
+
+
+_AUDIO_HINT = "sounds can be MP3, OGG, WAV, M4A, FLAC or Opus"
 
 
 class _DeckgenExtension(Extension):
+    def __init__(self) -> None:
+        super().__init__()
+        self.media = _Media()
+
     def extendMarkdown(self, md: markdown.Markdown) -> None:
         md.inlinePatterns.register(_InlineDisplayMath(_INLINE_DISPLAY_RE, md), "dg-display-math", 189.95)
-        md.treeprocessors.register(_Images(md), "dg-images", 1)
+        md.inlinePatterns.register(_Sound(_SOUND_RE, md, self.media), "dg-sound", 175)
+        md.treeprocessors.register(_Images(md, self.media), "dg-images", 1)
         md.preprocessors.register(_MarkdownInsideHtml(md), "dg-markdown-inside-html", 21)
 
 
@@ -149,19 +209,20 @@ class Renderer:
     """A reusable Markdown converter (building one is slow; ``convert`` resets it)."""
 
     def __init__(self) -> None:
-        self._md = markdown.Markdown(extensions=[*EXTENSIONS, _DeckgenExtension()], extension_configs=EXTENSION_CONFIGS)
-        self._images: _Images = self._md.treeprocessors["dg-images"]  # type: ignore[assignment]
+        extension = _DeckgenExtension()
+        self._md = markdown.Markdown(extensions=[*EXTENSIONS, extension], extension_configs=EXTENSION_CONFIGS)
+        self._media = extension.media
 
     def convert(
         self, text: str, resolve: Callable[[str], str] | None = None, *, inline: bool = False
     ) -> tuple[str, list[str], list[tuple[str, MediaError]]]:
-        """Markdown → HTML; returns (html, media names used, image errors)."""
+        """Markdown → HTML; returns (html, media names used, image and sound errors)."""
         self._md.reset()
-        self._images.resolve, self._images.errors, self._images.media = resolve, [], []
+        self._media.resolve, self._media.errors, self._media.media = resolve, [], []
         out = sanitize(self._md.convert(protect_table_pipes(text))).replace(_PIPE, "|")
         if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
             out = out[3:-4]
-        return neutralise_braces(out), self._images.media, self._images.errors
+        return neutralise_braces(out), self._media.media, self._media.errors
 
 
 _ALLOWED_TAGS = {
@@ -314,7 +375,7 @@ class RenderedNote:
 
     @property
     def guid(self) -> str:
-        return note_guid(self.note.identity)
+        return self.note.guid or note_guid(self.note.identity)
 
 
 def note_tags(category: Category, note: Note) -> tuple[str, ...]:

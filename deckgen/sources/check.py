@@ -76,10 +76,16 @@ RULES: dict[str, Rule] = {
         Rule("cloze-without-deletions", _E, "a <!-- cloze --> note without any {{c1::...}} deletion"),
         Rule("cloze-misplaced", _E, "cloze deletions outside a cloze note's answer, or numbered c0"),
         # images
-        Rule("image-missing", _E, "an image file that does not exist"),
-        Rule("image-outside-source", _E, "an image path leaving the source folder (../, absolute, symlink out)"),
+        Rule("image-missing", _E, "an image or sound file that does not exist"),
+        Rule(
+            "image-outside-source", _E, "an image or sound path leaving the source folder (../, absolute, symlink out)"
+        ),
         Rule("image-path", _E, "an image path written with backslashes"),
-        Rule("image-type", _E, "an image that is not PNG, JPEG, GIF, SVG or WebP"),
+        Rule(
+            "image-type",
+            _E,
+            "an image that is not PNG, JPEG, GIF, SVG or WebP; a sound that is not MP3, OGG, WAV, M4A, FLAC or Opus",
+        ),
         # spaced-repetition lint (warnings)
         Rule("answer-too-long", _W, "main answer longer than the word limit (default 80)"),
         Rule("prompt-not-question", _W, "a question's prompt does not end with '?'"),
@@ -91,6 +97,7 @@ RULES: dict[str, Rule] = {
         # deckgen import (about the files being imported, not the sources)
         Rule("import-nothing-found", _W, "an imported file in which no question or note was found"),
         Rule("import-no-answer", _W, "an imported question without an answer (left out, named)"),
+        Rule("import-media-missing", _W, "an imported Anki note references a media file the package lacks"),
     )
 }
 

@@ -65,6 +65,8 @@ class Note:
     reverse: bool = False
     type_in: str = ""
     ignore: frozenset[str] = field(default_factory=frozenset)
+    # A GUID kept from an Anki note this one was imported from (<!-- guid: ... -->); "" = derived.
+    guid: str = ""
 
     @property
     def identity(self) -> str:

@@ -21,7 +21,8 @@ META_RE = re.compile(r"^<!--\s*([A-Za-z][\w-]*)\s*(?::(.*?))?\s*-->\s*$")
 FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
 EXTRA_MARKER = "extra"
 CLOZE_RE = re.compile(r"\{\{c\d+::")
-NOTE_OPTIONS = ("id", "tags", "source", "cloze", "reverse", "type-in", "ignore")
+NOTE_OPTIONS = ("id", "guid", "tags", "source", "cloze", "reverse", "type-in", "ignore")
+GUID_RE = re.compile(r"^\S{1,64}$")
 TRUE_WORDS = {"", "true", "yes", "on", "1"}
 FALSE_WORDS = {"false", "no", "off", "0"}
 
@@ -331,6 +332,17 @@ def _build_note(
         else default_reverse
     )
     ignore = frozenset(options.get("ignore", ("", here))[0].replace(",", " ").split())
+    guid = options.get("guid", ("", here))[0]
+    if "guid" in options and not GUID_RE.match(guid):
+        problems.append(
+            Diagnostic(
+                options["guid"][1],
+                "note-option-invalid",
+                "'guid' takes an Anki note GUID: 1 to 64 characters without spaces",
+                "keep the value 'deckgen import' wrote; it ties the note to its reviews in Anki",
+            )
+        )
+        return None
     if cloze:
         for key in ("reverse", "type-in"):
             if key in options:
@@ -387,6 +399,7 @@ def _build_note(
         reverse=reverse,
         type_in=options.get("type-in", ("", here))[0],
         ignore=ignore,
+        guid=guid,
     )
 
 

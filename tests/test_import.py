@@ -1,0 +1,263 @@
+"""``deckgen import``: Markdown Q&A lists and Anki decks become sources that build, with ids, GUIDs and reviews kept."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from anki import import_export_pb2
+from anki.collection import ImportAnkiPackageOptions, ImportAnkiPackageRequest
+from click.testing import CliRunner
+
+from anki_decks import ROOT, add_user_deck, change_notetype_by_hand, export_deck
+from conftest import REPO, T0, Anki, ImportLog, build_at
+from deckgen.build.pipeline import check_sources
+from deckgen.cli import main
+from deckgen.errors import Severity
+from deckgen.importing.html import field_to_markdown
+from deckgen.importing.qa import parse_qa
+from deckgen.sources.model import note_guid
+
+DATA = Path(__file__).parent / "data" / "import"
+INPUTS = sorted((DATA / "input").glob("*.md"))
+EXPECTED = DATA / "expected"
+
+
+def _import(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["import", *args])
+    return result.exit_code, result.output
+
+
+# --- Markdown Q&A lists -------------------------------------------------------------------
+
+
+def test_qa_lists_import_to_golden_files_that_check_clean(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    source = tmp_path / "source"
+    code, output = _import(*map(str, INPUTS), "--to", str(source))
+    assert code == 0, output
+    written = sorted(p.name for p in source.glob("*.md"))
+    if request.config.getoption("--update-golden"):
+        shutil.rmtree(EXPECTED, ignore_errors=True)
+        shutil.copytree(source, EXPECTED, ignore=shutil.ignore_patterns("*.lock"))
+    assert written == sorted(p.name for p in EXPECTED.glob("*.md"))
+    for name in [*written, "deckgen.toml"]:
+        assert (source / name).read_text() == (EXPECTED / name).read_text(), name
+    assert check_sources(source) == ()
+    assert "imported 16 notes" in output and "check: 0 errors, 0 warnings" in output
+    # the question without an answer is named, not silently dropped
+    assert "sql-cheatsheet.md:29:1: warning: question 'What is a window function?' has no answer" in output
+
+
+@pytest.mark.parametrize(
+    ("text", "prompts"),
+    [
+        ("## What is A?\nAlpha.\n## What is B?\nBeta.\n", ["What is A?", "What is B?"]),
+        ("# T\n## Part\n### 1. What is A?\nAlpha.\n", ["What is A?"]),
+        ("**What is A?**\n\nAlpha.\n\n**What is B?**\nBeta.\n", ["What is A?", "What is B?"]),
+        ("- **What is A?**\n\n  Alpha.\n", ["What is A?"]),
+        ("**Q:** What is A?\n**A:** Alpha.\n", ["What is A?"]),
+        ("1. What is A?\n   Alpha.\n2. What is B?\n\n   Beta.\n", ["What is A?", "What is B?"]),
+        ("<details><summary>What is A?</summary>\n\nAlpha.\n</details>\n", ["What is A?"]),
+        ("## What is A?\n<details>\n<summary>Show answer</summary>\n\nAlpha.\n</details>\n", ["What is A?"]),
+        ("## What is A?\n```\n## not a question?\n```\n", ["What is A?"]),
+    ],
+)
+def test_each_common_layout_is_recognised(text: str, prompts: list[str]) -> None:
+    categories, problems = parse_qa(text.encode(), Path("qa.md"))
+    assert [n.prompt for c in categories for n in c.notes] == prompts
+    assert [p for p in problems if p.severity is Severity.ERROR] == []
+
+
+def test_answers_are_unwrapped_dedented_and_headings_inside_become_bold() -> None:
+    text = "## What is A?\n<details><summary>Answer</summary>\n\n  #### Detail\n  x = 1 costs $a$\n</details>\n"
+    (category,), _ = parse_qa(text.encode(), Path("qa.md"))
+    assert category.notes[0].answer == "**Detail**\nx = 1 costs $a$"
+
+
+def test_ids_are_readable_and_never_reuse_a_lock_entry_even_a_removed_one(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "deckgen.toml").write_text('name = "Mine"\n')
+    (source / "old.md").write_text("## What is overfitting?\n<!-- id: overfitting -->\n\nOld answer.\n")
+    build_at(source, tmp_path / "out")
+    (source / "old.md").write_text("## Anything?\n<!-- id: anything -->\n\nText.\n")
+    build_at(source, tmp_path / "out", now=T0 + 10)  # 'overfitting' is now a removed lock entry
+    code, output = _import(str(DATA / "input" / "ml-interview-questions.md"), "--to", str(source))
+    assert code == 0, output
+    text = (source / "fundamentals.md").read_text()
+    assert "<!-- id: overfitting-2 -->" in text and "<!-- id: bias-variance-trade-off -->" in text
+    assert (source / "deckgen.toml").read_text() == 'name = "Mine"\n'  # never overwritten
+
+
+def test_dry_run_writes_nothing_and_nothing_is_ever_overwritten(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    code, output = _import(str(INPUTS[0]), "--to", str(source), "--dry-run")
+    assert code == 0 and "dry run" in output and not source.exists()
+    assert _import(str(INPUTS[0]), "--to", str(source))[0] == 0
+    before = {p.name: p.read_bytes() for p in source.iterdir()}
+    code, output = _import(str(INPUTS[0]), "--to", str(source))  # the same file again: new names
+    assert code == 0, output
+    assert all((source / name).read_bytes() == data for name, data in before.items())
+    assert "already exists; imported as" in output
+
+
+def test_a_file_without_questions_is_reported_and_nothing_written(tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("# Notes\n\nJust prose, no questions here.\n")
+    code, output = _import(str(tmp_path / "notes.md"), "--to", str(tmp_path / "source"))
+    assert code == 1
+    assert "notes.md:1:1: warning: no questions found [import-nothing-found]" in output
+    assert "nothing to import" in output and not (tmp_path / "source").exists()
+
+
+def test_import_then_build_in_real_subprocesses(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = [sys.executable, "-m", "deckgen"]
+    done = subprocess.run(
+        [*run, "import", *map(str, INPUTS), "--to", "src"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([*run, "build", "src", "-o", "out"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "16 notes" in done.stdout and (tmp_path / "out" / "machine-learning-interview-questions.apkg").is_file()
+
+
+# --- Anki field HTML → Markdown ------------------------------------------------------------
+
+
+def test_field_html_becomes_markdown_with_math_cloze_and_media_kept() -> None:
+    html = (
+        "<div>Is <b>F</b> = m_a * 2 worth $5?</div><div>\\(a_i * b &lt; c\\)</div>"
+        '<img src="my%20pic.png"> {{c1::\\(x_1\\)::hint}} [sound:a b.mp3]<sup>2</sup>'
+    )
+    out = field_to_markdown(html, lambda n: f"images/{n}", lambda n: f"sounds/{n}")
+    assert out.markdown == (
+        "Is **F** = m\\_a \\* 2 worth \\$5?\n\n\\(a_i * b < c\\)\n\n"
+        "![](images/my%20pic.png) {{c1::\\(x_1\\)::hint}} [sound:sounds/a b.mp3]<sup>2</sup>"
+    )
+    assert out.images == ["my pic.png"] and out.sounds == ["a b.mp3"]
+
+
+def test_media_that_cannot_be_had_is_left_out_by_the_callers_choice() -> None:
+    out = field_to_markdown('A <img src="gone.png"> [sound:gone.mp3] B', lambda n: None, lambda n: None)
+    assert out.markdown.split() == ["A", "B"] and out.images == ["gone.png"]
+
+
+# --- An Anki deck with reviews, round trip through real Anki ------------------------------
+
+
+@dataclass
+class Physics:
+    """The user's collection (reviewed), its export, and the deckgen sources imported from it."""
+
+    collection: Path
+    apkg: Path
+    source: Path
+    schedule: dict[int, tuple[int, int, int, int]]  # card id → (ivl, due, type, queue)
+    revlog: int
+
+
+def _schedule(anki: Anki) -> dict[int, tuple[int, int, int, int]]:
+    rows = anki.col.db.all("select id, ivl, due, type, queue from cards")
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def physics(tmp_path_factory: pytest.TempPathFactory) -> Physics:
+    tmp = tmp_path_factory.mktemp("physics")
+    (tmp / "user").mkdir()
+    anki = Anki(tmp / "user" / "collection.anki2")
+    add_user_deck(anki.col)
+    assert anki.review_all(ROOT) == 6  # 4 basic cards + 2 cloze cards
+    schedule, revlog = _schedule(anki), anki.col.db.scalar("select count() from revlog")
+    apkg = export_deck(anki.col, tmp / "physics.apkg")
+    anki.close()
+    code, output = _import(str(apkg), "--to", str(tmp / "source"))
+    assert code == 0, output
+    return Physics(tmp / "user" / "collection.anki2", apkg, tmp / "source", schedule, revlog)
+
+
+def test_apkg_import_writes_readable_sources_with_guids_media_and_tags(physics: Physics) -> None:
+    source = physics.source
+    assert sorted(p.name for p in source.glob("*.md")) == ["general.md", "mechanics.md", "optics.md"]
+    mechanics = (source / "mechanics.md").read_text()
+    assert "## What does Newton's second law state?\n<!-- id: newtons-second-law-state -->\n<!-- guid: " in mechanics
+    assert "\\(F = m a\\), with **net** force \\(F\\)" in mechanics
+    assert "<!-- tags: si units -->" in mechanics and "\\[ 1\\,N = 1\\,kg\\,m/s^2 \\]" in mechanics
+    assert "<!-- cloze -->\n\nKinetic energy is {{c1::\\(\\tfrac12 m v^2\\)}}" in mechanics
+    assert "<!-- extra -->\nBoth use mass." in mechanics
+    assert "![](images/lens%20diagram.png)" in (source / "optics.md").read_text()
+    assert "costs \\$0 to remember [sound:sounds/c.mp3]" in (source / "general.md").read_text()
+    assert (source / "images" / "lens diagram.png").is_file() and (source / "sounds" / "c.mp3").is_file()
+    assert (source / "deckgen.toml").read_text() == 'name = "Physics"\n'
+    assert check_sources(source) == ()
+
+
+def test_collection_deck_imports_the_same_as_its_package(physics: Physics, tmp_path: Path) -> None:
+    code, output = _import("--collection", str(physics.collection), "--deck", "physics", "--to", str(tmp_path / "s"))
+    assert code == 0, output
+    for path in physics.source.rglob("*"):
+        if path.is_file() and path.name != "deckgen.lock":
+            assert (tmp_path / "s" / path.relative_to(physics.source)).read_bytes() == path.read_bytes(), path
+
+
+def _import_with(anki: Anki, apkg: Path, update: str) -> ImportLog:
+    condition = getattr(import_export_pb2, f"IMPORT_ANKI_PACKAGE_UPDATE_CONDITION_{update}")
+    options = ImportAnkiPackageOptions(update_notes=condition, merge_notetypes=False)
+    log = anki.col.import_anki_package(ImportAnkiPackageRequest(package_path=str(apkg), options=options)).log
+    return ImportLog(
+        len(log.new), len(log.updated), len(log.duplicate), len(log.conflicting), len(log.first_field_match), 0
+    )
+
+
+def test_apkg_round_trip_through_anki_keeps_every_review(physics: Physics, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    shutil.copytree(physics.source, source)
+    apkg = build_at(source, tmp_path / "out").output
+    user = tmp_path / "user"
+    shutil.copytree(physics.collection.parent, user)
+    anki = Anki(user / "collection.anki2")
+    try:
+        # 1. the first import finds every note by its original GUID, but under another notetype:
+        #    Anki leaves them alone ("conflicting") and adds deckgen's notetypes.
+        assert _import_with(anki, apkg, "IF_NEWER") == ImportLog(0, 0, 0, 5, 0, 0)
+        # 2. README step: Change Note Type in Anki's browser.
+        assert change_notetype_by_hand(anki.col, "Basic", "deckgen Basic", {"Prompt": "Front", "Answer": "Back"}) == 4
+        assert change_notetype_by_hand(anki.col, "Cloze", "deckgen Cloze", {"Text": "Text", "Extra": "Back Extra"}) == 1
+        # 3. README step: import again with "Update notes: Always", once.
+        assert _import_with(anki, apkg, "ALWAYS") == ImportLog(0, 5, 0, 0, 0, 0)
+        assert _schedule(anki) == physics.schedule
+        assert anki.col.db.scalar("select count() from revlog") == physics.revlog
+        assert anki.col.note_count() == 5
+        note = anki.note_by_id_field("newtons-second-law-state")
+        assert note.note_type()["name"] == "deckgen Basic" and note["Kind"] == "Question"
+        assert "<strong>net</strong>" in note["Answer"]
+        optics = anki.note_by_id_field("converging-lens")
+        (image,) = [m for m in anki.col.media.files_in_str(optics.mid, optics["Answer"]) if m.startswith("dg-")]
+        assert (Path(anki.col.media.dir()) / image).is_file()
+        light = anki.note_by_id_field("speed-light-vacuum")
+        assert "[sound:dg-" in light["Answer"] and light.cards()[0].question_av_tags() == []
+        # 4. from now on, the ordinary loop: edit, rebuild, import with default options.
+        path = source / "optics.md"
+        path.write_text(path.read_text().replace("Focuses parallel rays", "Brings parallel rays to a focus"))
+        apkg = build_at(source, tmp_path / "out", now=T0 + 100).output
+        assert anki.import_package(apkg) == ImportLog(0, 1, 4, 0, 0, 0)
+        assert "Brings parallel rays" in anki.note_by_id_field("converging-lens")["Answer"]
+        assert _schedule(anki) == physics.schedule
+        assert anki.col.db.scalar("select count() from revlog") == physics.revlog
+    finally:
+        anki.close()
+
+
+def test_an_imported_note_keeps_its_guid_and_the_others_derive_theirs(physics: Physics, tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    shutil.copytree(physics.source, source)
+    (source / "extra.md").write_text("## What is new here?\n<!-- id: brand-new -->\n\nThis note.\n")
+    compiled = build_at(source, tmp_path / "out").compiled
+    guids = {rn.note.id: rn.guid for rn in compiled.notes}
+    assert guids["brand-new"] == note_guid("brand-new")
+    assert "<!-- guid: " + guids["converging-lens"] + " -->" in (source / "optics.md").read_text()
