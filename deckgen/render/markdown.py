@@ -378,6 +378,24 @@ class RenderedNote:
         return self.note.guid or note_guid(self.note.identity)
 
 
+_UNSPOKEN_RE = re.compile(
+    r'<(pre|code)\b.*?</\1>|<span class="arithmatex">.*?</span>|<div class="arithmatex">.*?</div>|\[sound:[^\]]*\]',
+    re.S,
+)
+
+
+def tts_tag(options: str, field_html: str) -> str:
+    """Anki's text-to-speech tag for a rendered field: Anki reads the text aloud and shows a play button.
+
+    Written into the field itself, not the template: the notetype schema stays frozen and each note
+    (or file) picks its own language. Code, math and sounds are not read; entities stay escaped.
+    """
+    spoken = re.sub(r"<br\s*/?>|</(?:p|li|div|h\d|td|th|dt|dd|summary)>", " ", _UNSPOKEN_RE.sub(" ", field_html))
+    spoken = re.sub(r"<[^>]+>", "", spoken)
+    spoken = " ".join(spoken.replace("[", "(").replace("]", ")").split())
+    return f"[anki:tts {options}]{spoken}[/anki:tts]" if spoken else ""
+
+
 def note_tags(category: Category, note: Note) -> tuple[str, ...]:
     """Category, kind and author tags; Anki compares tags case-insensitively, so dedupe that way."""
     seen: dict[str, str] = {}
@@ -407,6 +425,10 @@ def render_note(
 
     prompt = field(Body(note.prompt, note.location.line), inline=True)
     answer = field(note.answer)
+    if note.tts:
+        prompt += tts_tag(note.tts, prompt)
+        if not note.cloze:  # a cloze text read aloud would give its gaps away on the front
+            answer += tts_tag(note.tts, answer)
     extra = field(note.extra)
     source = html.escape(note.source)
     kind = note.kind.label

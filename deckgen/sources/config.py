@@ -15,10 +15,24 @@ from deckgen.errors import Diagnostic
 from deckgen.sources.model import DeckConfig, Kind, LintConfig, SourceLocation
 
 CONFIG_NAME = "deckgen.toml"
-FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse")
+FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse", "tts")
 CONFIG_KEYS = ("name", "output", "lint")
 LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "disable")
 TAG_RE = re.compile(r"^[^\s\"]+$")
+# Anki's text-to-speech: a language code, then optional voices=A,B and speed=1.2 (Anki's own syntax).
+TTS_RE = re.compile(r"^[a-z]{2,3}(?:_[A-Za-z]{2,4})?(?:\s+(?:voices=[^\s\]]+|speed=\d+(?:\.\d+)?))*$")
+TTS_OFF = {"off", "false", "no", "none"}
+TTS_HINT = "e.g. 'en_US', 'de_DE speed=0.9' or 'ja_JP voices=Apple_Otoya'; 'off' to turn it off"
+
+
+def parse_tts(value: str) -> str | None:
+    """A ``tts`` setting → Anki's tag options (``lang=en_US speed=0.9``), "" for off, None if invalid."""
+    words = value.split()
+    if not words or words[0].lower() in TTS_OFF:
+        return "" if len(words) == 1 else None
+    if not TTS_RE.match(" ".join(words)):
+        return None
+    return " ".join([f"lang={words[0]}", *words[1:]])
 
 
 def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -96,6 +110,7 @@ class FrontMatter:
     tags: tuple[str, ...]
     order: int | None
     reverse: bool
+    tts: str = ""  # Anki's tts options for every note of the file ("" = none)
 
 
 def deck_name_from_path(path: Path) -> str:
@@ -184,7 +199,13 @@ def parse_front_matter(text: str | None, path: Path, line: int) -> tuple[FrontMa
     if not isinstance(reverse, bool):
         problems.append(Diagnostic(at("reverse"), "front-matter-invalid", "'reverse' must be true or false"))
         reverse = False
-    return FrontMatter(deck.strip(), kind, tags, order, reverse), problems
+    tts = parse_tts(str(data.get("tts", "off")))
+    if tts is None:
+        problems.append(
+            Diagnostic(at("tts"), "front-matter-invalid", f"'tts' must name a language, not {data['tts']!r}", TTS_HINT)
+        )
+        tts = ""
+    return FrontMatter(deck.strip(), kind, tags, order, reverse, tts), problems
 
 
 def _tags(raw: Any, here: SourceLocation, problems: list[Diagnostic]) -> tuple[str, ...]:

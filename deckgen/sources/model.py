@@ -67,6 +67,8 @@ class Note:
     ignore: frozenset[str] = field(default_factory=frozenset)
     # A GUID kept from an Anki note this one was imported from (<!-- guid: ... -->); "" = derived.
     guid: str = ""
+    # Anki text-to-speech options (``lang=en_US speed=0.9``) from <!-- tts --> or front matter; "" = none.
+    tts: str = ""
 
     @property
     def identity(self) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deckgen.errors import Diagnostic, Severity, SourceError
-from deckgen.sources.config import check_tag, did_you_mean, parse_front_matter
-from deckgen.sources.model import NOTE_CLASSES, Body, Category, Deck, DeckConfig, Kind, Note, SourceLocation
+from deckgen.sources.config import TTS_HINT, FrontMatter, check_tag, did_you_mean, parse_front_matter, parse_tts
+from deckgen.sources.model import NOTE_CLASSES, Body, Category, Deck, DeckConfig, Note, SourceLocation
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 HEADING_RE = re.compile(r"^(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
@@ -21,7 +21,7 @@ META_RE = re.compile(r"^<!--\s*([A-Za-z][\w-]*)\s*(?::(.*?))?\s*-->\s*$")
 FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
 EXTRA_MARKER = "extra"
 CLOZE_RE = re.compile(r"\{\{c\d+::")
-NOTE_OPTIONS = ("id", "guid", "tags", "source", "cloze", "reverse", "type-in", "ignore")
+NOTE_OPTIONS = ("id", "guid", "tags", "source", "cloze", "reverse", "type-in", "tts", "ignore")
 GUID_RE = re.compile(r"^\S{1,64}$")
 TRUE_WORDS = {"", "true", "yes", "on", "1"}
 FALSE_WORDS = {"false", "no", "off", "0"}
@@ -186,7 +186,7 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
         )
     notes: list[Note] = []
     for draft in drafts:
-        note = _build_note(draft, front.kind, front.reverse, path, problems)
+        note = _build_note(draft, front, path, problems)
         if note is not None:
             notes.append(note)
     category = Category(
@@ -243,9 +243,7 @@ def _bool(value: str, key: str, where: SourceLocation, problems: list[Diagnostic
     return False
 
 
-def _build_note(
-    draft: _NoteDraft, kind: Kind, default_reverse: bool, path: Path, problems: list[Diagnostic]
-) -> Note | None:
+def _build_note(draft: _NoteDraft, front: FrontMatter, path: Path, problems: list[Diagnostic]) -> Note | None:
     here = SourceLocation(path, draft.heading.number)
     ok = True
     if not draft.prompt:
@@ -329,8 +327,22 @@ def _build_note(
     reverse = (
         _bool(options["reverse"][0], "reverse", options["reverse"][1], problems)
         if "reverse" in options
-        else default_reverse
+        else front.reverse
     )
+    tts = front.tts
+    if "tts" in options:
+        parsed_tts = parse_tts(options["tts"][0])
+        if parsed_tts is None:
+            problems.append(
+                Diagnostic(
+                    options["tts"][1],
+                    "note-option-invalid",
+                    f"'tts' must name a language, not {options['tts'][0]!r}",
+                    TTS_HINT,
+                )
+            )
+            return None
+        tts = parsed_tts
     ignore = frozenset(options.get("ignore", ("", here))[0].replace(",", " ").split())
     guid = options.get("guid", ("", here))[0]
     if "guid" in options and not GUID_RE.match(guid):
@@ -386,7 +398,7 @@ def _build_note(
                     )
                 )
                 return None
-    return NOTE_CLASSES[kind](
+    return NOTE_CLASSES[front.kind](
         id=note_id,
         prompt=draft.prompt,
         answer=answer,
@@ -400,6 +412,7 @@ def _build_note(
         type_in=options.get("type-in", ("", here))[0],
         ignore=ignore,
         guid=guid,
+        tts=tts,
     )
 
 
