@@ -25,6 +25,9 @@ BASIC = [  # (subdeck, front, back, tags)
     ("Optics", "What does a converging lens do?", 'Focuses parallel rays:<br><img src="lens diagram.png">', ["optics"]),
     ("", "Speed of light in vacuum?", "About 3 &times; 10<sup>8</sup> m/s, costs $0 to remember [sound:c.mp3]", []),
 ]
+REVERSED = [  # (subdeck, front, back, tags): "Basic (and reversed card)"
+    ("Optics", "Refraction", "The bending of light as it passes from one medium into another", ["optics"]),
+]
 CLOZE = [  # (subdeck, text, back extra, tags)
     (
         "Mechanics",
@@ -40,12 +43,13 @@ def add_user_deck(col: Collection) -> None:
     col.media.write_data("lens diagram.png", PNG)
     col.media.write_data("c.mp3", MP3)
     basic = col.models.by_name("Basic")
+    reversed_ = col.models.by_name("Basic (and reversed card)")
     cloze = col.models.by_name("Cloze")
-    assert basic is not None and cloze is not None
-    for sub, front, back, tags in BASIC:
+    assert basic is not None and cloze is not None and reversed_ is not None
+    for notetype, sub, front, back, tags in [(basic, *n) for n in BASIC] + [(reversed_, *n) for n in REVERSED]:
         did = col.decks.id(f"{ROOT}::{sub}" if sub else ROOT)
         assert did is not None
-        note = col.new_note(basic)
+        note = col.new_note(notetype)
         note["Front"], note["Back"] = front, back
         note.tags = tags
         col.add_note(note, did)
@@ -66,10 +70,12 @@ def export_deck(col: Collection, out: Path, deck: str = ROOT) -> Path:
     return out
 
 
-def change_notetype_by_hand(col: Collection, old: str, new: str, fields: dict[str, str]) -> int:
+def change_notetype_by_hand(
+    col: Collection, old: str, new: str, fields: dict[str, str], cards: tuple[int, ...] = (0,)
+) -> int:
     """What the README asks of the user in Anki: Browse → select the notes → Notes → Change Note Type…,
-    mapping each new field to an old one (``fields``: new name → old name) and the first card type
-    to the first. Returns how many notes changed."""
+    mapping each new field to an old one (``fields``: new name → old name) and the card types in
+    order (``cards``: old card ord for each new card type). Returns how many notes changed."""
     old_nt, new_nt = col.models.by_name(old), col.models.by_name(new)
     assert old_nt is not None and new_nt is not None
     info = col.models.change_notetype_info(old_notetype_id=old_nt["id"], new_notetype_id=new_nt["id"])
@@ -81,6 +87,6 @@ def change_notetype_by_hand(col: Collection, old: str, new: str, fields: dict[st
     request.new_fields.extend(old_names.index(fields[f["name"]]) if f["name"] in fields else -1 for f in new_nt["flds"])
     if not request.is_cloze:
         del request.new_templates[:]
-        request.new_templates.extend([0] + [-1] * (len(new_nt["tmpls"]) - 1))
+        request.new_templates.extend([*cards, *[-1] * (len(new_nt["tmpls"]) - len(cards))])
     col.models.change_notetype_of_notes(request)
     return len(note_ids)

@@ -172,7 +172,7 @@ def physics(tmp_path_factory: pytest.TempPathFactory) -> Physics:
     (tmp / "user").mkdir()
     anki = Anki(tmp / "user" / "collection.anki2")
     add_user_deck(anki.col)
-    assert anki.review_all(ROOT) == 6  # 4 basic cards + 2 cloze cards
+    assert anki.review_all(ROOT) == 8  # 4 basic cards, 2 of a reversed note, 2 cloze cards
     schedule, revlog = _schedule(anki), anki.col.db.scalar("select count() from revlog")
     apkg = export_deck(anki.col, tmp / "physics.apkg")
     anki.close()
@@ -190,11 +190,14 @@ def test_apkg_import_writes_readable_sources_with_guids_media_and_tags(physics: 
     assert "<!-- tags: si units -->" in mechanics and "\\[ 1\\,N = 1\\,kg\\,m/s^2 \\]" in mechanics
     assert "<!-- cloze -->\n\nKinetic energy is {{c1::\\(\\tfrac12 m v^2\\)}}" in mechanics
     assert "<!-- extra -->\nBoth use mass." in mechanics
-    assert "![](images/lens%20diagram.png)" in (source / "optics.md").read_text()
+    optics = (source / "optics.md").read_text()
+    assert "![](images/lens%20diagram.png)" in optics
+    assert "## Refraction\n<!-- id: refraction -->\n<!-- guid: " in optics and "<!-- reverse -->" in optics
     assert "costs \\$0 to remember [sound:sounds/c.mp3]" in (source / "general.md").read_text()
     assert (source / "images" / "lens diagram.png").is_file() and (source / "sounds" / "c.mp3").is_file()
     assert (source / "deckgen.toml").read_text() == 'name = "Physics"\n'
-    assert check_sources(source) == ()
+    # no errors; the one warning is advice about the user's own wording
+    assert [(d.rule, d.location.line) for d in check_sources(source)] == [("prompt-not-question", 13)]
 
 
 def test_collection_deck_imports_the_same_as_its_package(physics: Physics, tmp_path: Path) -> None:
@@ -224,15 +227,18 @@ def test_apkg_round_trip_through_anki_keeps_every_review(physics: Physics, tmp_p
     try:
         # 1. the first import finds every note by its original GUID, but under another notetype:
         #    Anki leaves them alone ("conflicting") and adds deckgen's notetypes.
-        assert _import_with(anki, apkg, "IF_NEWER") == ImportLog(0, 0, 0, 5, 0, 0)
+        assert _import_with(anki, apkg, "IF_NEWER") == ImportLog(0, 0, 0, 6, 0, 0)
         # 2. README step: Change Note Type in Anki's browser.
         assert change_notetype_by_hand(anki.col, "Basic", "deckgen Basic", {"Prompt": "Front", "Answer": "Back"}) == 4
         assert change_notetype_by_hand(anki.col, "Cloze", "deckgen Cloze", {"Text": "Text", "Extra": "Back Extra"}) == 1
+        fields = {"Prompt": "Front", "Answer": "Back"}
+        assert change_notetype_by_hand(anki.col, "Basic (and reversed card)", "deckgen Basic", fields, (0, 1)) == 1
         # 3. README step: import again with "Update notes: Always", once.
-        assert _import_with(anki, apkg, "ALWAYS") == ImportLog(0, 5, 0, 0, 0, 0)
+        assert _import_with(anki, apkg, "ALWAYS") == ImportLog(0, 6, 0, 0, 0, 0)
         assert _schedule(anki) == physics.schedule
         assert anki.col.db.scalar("select count() from revlog") == physics.revlog
-        assert anki.col.note_count() == 5
+        assert anki.col.note_count() == 6 and anki.col.card_count() == 8
+        assert [c.ord for c in anki.cards_of("refraction")] == [0, 1]
         note = anki.note_by_id_field("newtons-second-law-state")
         assert note.note_type()["name"] == "deckgen Basic" and note["Kind"] == "Question"
         assert "<strong>net</strong>" in note["Answer"]
@@ -241,11 +247,13 @@ def test_apkg_round_trip_through_anki_keeps_every_review(physics: Physics, tmp_p
         assert (Path(anki.col.media.dir()) / image).is_file()
         light = anki.note_by_id_field("speed-light-vacuum")
         assert "[sound:dg-" in light["Answer"] and light.cards()[0].question_av_tags() == []
+        # cards stay where the user keeps them; only new notes land in deckgen's subdecks
+        assert anki.col.decks.name(light.cards()[0].did) == "Physics"
         # 4. from now on, the ordinary loop: edit, rebuild, import with default options.
         path = source / "optics.md"
         path.write_text(path.read_text().replace("Focuses parallel rays", "Brings parallel rays to a focus"))
         apkg = build_at(source, tmp_path / "out", now=T0 + 100).output
-        assert anki.import_package(apkg) == ImportLog(0, 1, 4, 0, 0, 0)
+        assert anki.import_package(apkg) == ImportLog(0, 1, 5, 0, 0, 0)
         assert "Brings parallel rays" in anki.note_by_id_field("converging-lens")["Answer"]
         assert _schedule(anki) == physics.schedule
         assert anki.col.db.scalar("select count() from revlog") == physics.revlog
