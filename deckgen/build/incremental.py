@@ -91,7 +91,7 @@ def _convert(renderer: Renderer, resolver: ImageResolver, request: Request) -> C
 
 
 def may_reference_images(text: str) -> bool:
-    """Only ``![`` (an <img> element) and ``[sound:`` reference media, so only such Markdown can have a media problem."""
+    """Only ``![`` (an <img>) and ``[sound:`` reference media: only such Markdown can have a media problem."""
     return "![" in text or "[sound:" in text
 
 
