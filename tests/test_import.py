@@ -45,8 +45,10 @@ def test_qa_lists_import_to_golden_files_that_check_clean(tmp_path: Path, reques
         shutil.rmtree(EXPECTED, ignore_errors=True)
         shutil.copytree(source, EXPECTED, ignore=shutil.ignore_patterns("*.lock"))
     assert written == sorted(p.name for p in EXPECTED.glob("*.md"))
-    for name in [*written, "deckgen.toml"]:
-        assert (source / name).read_text() == (EXPECTED / name).read_text(), name
+    expected = sorted(p.relative_to(EXPECTED) for p in EXPECTED.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file() and p.suffix != ".lock") == expected
+    for name in expected:
+        assert (source / name).read_bytes() == (EXPECTED / name).read_bytes(), name
     assert check_sources(source) == ()
     assert "imported 16 notes" in output and "check: 0 errors, 0 warnings" in output
     # the question without an answer is named, not silently dropped
@@ -94,15 +96,33 @@ def test_ids_are_readable_and_never_reuse_a_lock_entry_even_a_removed_one(tmp_pa
     assert (source / "deckgen.toml").read_text() == 'name = "Mine"\n'  # never overwritten
 
 
+def test_local_images_are_copied_along_and_missing_ones_named(tmp_path: Path) -> None:
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "a.png").write_bytes((DATA / "input" / "img" / "loss-curves.png").read_bytes())
+    (tmp_path / "qa.md").write_text(
+        "## What is shown?\n\n![A](pics/a.png) <img src='pics/a.png'> ![web](https://x.org/b.png)\n\n"
+        "## And here?\n\n![gone](pics/gone.png)\n"
+    )
+    code, output = _import(str(tmp_path / "qa.md"), "--to", str(tmp_path / "source"))
+    text = (tmp_path / "source" / "qa.md").read_text()
+    assert "![A](images/a.png) <img src='images/a.png'> ![web](https://x.org/b.png)" in text
+    assert (tmp_path / "source" / "images" / "a.png").is_file()
+    assert (
+        "qa.md:5:1: warning: 'pics/gone.png' not found beside the input; reference kept [import-media-missing]"
+        in output
+    )
+    assert code == 1 and "image-missing" in output  # check names it again, at its place in the new file
+
+
 def test_dry_run_writes_nothing_and_nothing_is_ever_overwritten(tmp_path: Path) -> None:
     source = tmp_path / "source"
     code, output = _import(str(INPUTS[0]), "--to", str(source), "--dry-run")
     assert code == 0 and "dry run" in output and not source.exists()
     assert _import(str(INPUTS[0]), "--to", str(source))[0] == 0
-    before = {p.name: p.read_bytes() for p in source.iterdir()}
+    before = {p: p.read_bytes() for p in source.rglob("*") if p.is_file()}
     code, output = _import(str(INPUTS[0]), "--to", str(source))  # the same file again: new names
     assert code == 0, output
-    assert all((source / name).read_bytes() == data for name, data in before.items())
+    assert all(path.read_bytes() == data for path, data in before.items())
     assert "already exists; imported as" in output
 
 

@@ -15,6 +15,7 @@ from deckgen.errors import DeckgenError, Diagnostic, Severity, SourceError
 from deckgen.sources.config import CONFIG_NAME
 from deckgen.sources.model import SourceLocation
 
+from .media import copy_local_media
 from .model import ImportedCategory, ImportedNote
 from .qa import parse_qa
 from .write import ImportPlan, plan_import, write_plan
@@ -40,6 +41,8 @@ def read_inputs(
                 problems.append(Diagnostic(SourceLocation(path, 1), "unreadable", f"cannot read: {exc.strerror}"))
                 continue
             found, found_problems = parse_qa(data, path)
+            found, media_problems = copy_local_media(found, path.parent)
+            found_problems += media_problems
         elif suffix == ".apkg":
             from deckgen.anki.reader import read_apkg
 
