@@ -30,6 +30,7 @@ from deckgen.preview.page import (
     TemplateError,
     card_sides,
     cloze_filter,
+    draw_sounds,
     draw_type_in,
     find_mathjax,
     render_template,
@@ -169,6 +170,14 @@ def test_type_in_marker_becomes_an_input_on_the_front_and_the_answer_on_the_back
     assert '<input type="text" id="typeans" class="pv-typeans"' in front and 'data-expected="a &lt; b"' in front
     back = draw_type_in("[[type:TypeIn]]<hr>", fields, question=False)
     assert back == '<code id="typeans" data-expected="a &lt; b">a &lt; b</code><hr>'
+
+
+def test_sound_and_speech_tags_become_a_player_and_a_label() -> None:
+    side = "Hi [sound:dg-0123456789abcdef0123.mp3] [anki:tts lang=de_DE speed=0.9]Was ist das?[/anki:tts]"
+    out = draw_sounds(side)
+    assert '<audio class="pv-sound" controls preload="none" src="dg-0123456789abcdef0123.mp3"></audio>' in out
+    assert '<span class="pv-tts" title="Was ist das?">🔊 read aloud (de_DE)</span>' in out
+    assert "[sound:" not in out and "[anki:tts" not in out
 
 
 # --- The page -------------------------------------------------------------------------------------

@@ -291,6 +291,24 @@ def draw_type_in(side: str, fields: Mapping[str, str], *, question: bool) -> str
     return _TYPE_MARKER_RE.sub(box, side)
 
 
+_SOUND_TAG_RE = re.compile(r"\[sound:([^\]]+)\]")
+_TTS_TAG_RE = re.compile(r"\[anki:tts([^\]]*)\](.*?)\[/anki:tts\]", re.S)
+
+
+def draw_sounds(side: str) -> str:
+    """What Anki's reviewer does with ``[sound:F]`` and ``[anki:tts]`` tags: a player instead of the tag."""
+
+    def sound(m: re.Match[str]) -> str:
+        return f'<audio class="pv-sound" controls preload="none" src="{_esc(m.group(1))}"></audio>'
+
+    def speech(m: re.Match[str]) -> str:
+        lang = re.search(r"lang=(\S+)", m.group(1))
+        label = f"read aloud ({lang.group(1) if lang else '?'})"
+        return f'<span class="pv-tts" title="{_esc(_strip_html(m.group(2)))}">🔊 {_esc(label)}</span>'
+
+    return _TTS_TAG_RE.sub(speech, _SOUND_TAG_RE.sub(sound, side))
+
+
 # --- The page ---------------------------------------------------------------------------------------
 
 
@@ -355,7 +373,7 @@ def _note_html(note: RenderedNote, source_root: Path) -> str:
     for card in cards:
         sides = []
         for label, side, question in (("front", card.question, True), ("back", card.answer, False)):
-            body = draw_type_in(side, fields, question=question)
+            body = draw_sounds(draw_type_in(side, fields, question=question))
             sides.append(
                 f'<div class="pv-side"><div class="pv-side-label">{_esc(card.name)} · {label}</div>'
                 f'<div class="pv-frame"><div class="card card{card.ord + 1}" data-side="{label}">{body}</div></div>'
