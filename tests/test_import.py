@@ -81,6 +81,20 @@ def test_answers_are_unwrapped_dedented_and_headings_inside_become_bold() -> Non
     assert category.notes[0].answer == "**Detail**\nx = 1 costs $a$"
 
 
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("Just $5.", "Just \\$5."),  # an odd '$' cannot be math: the amount is escaped
+        ("From $1,200 to `$HOME` or $x$.", "From \\$1,200 to `$HOME` or $x$."),
+        ("It costs $5 or $50 a year.", "It costs $5 or $50 a year."),  # balanced: left as written
+        ("The median of $1, 2, 100$ is $2$.", "The median of $1, 2, 100$ is $2$."),
+    ],
+)
+def test_amounts_of_money_that_would_open_math_are_escaped(answer: str, expected: str) -> None:
+    (category,), _ = parse_qa(f"## How much?\n\n{answer}\n".encode(), Path("qa.md"))
+    assert category.notes[0].answer == expected
+
+
 def test_ids_are_readable_and_never_reuse_a_lock_entry_even_a_removed_one(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,10 @@ _DETAILS_OPEN_RE = re.compile(r"^\s*<details\b[^>]*>\s*(?P<rest>.*)$", re.I)
 _SUMMARY_RE = re.compile(r"^\s*<summary\b[^>]*>(?P<s>.*?)</summary>\s*(?P<rest>.*)$", re.I | re.S)
 _DETAILS_CLOSE_RE = re.compile(r"</details>\s*$", re.I)
 _RULE_RE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,})\s*$")
+# "$5", "$1,200." — a dollar before an amount, not opening a formula (deckgen reads $..$ as math).
+_CURRENCY_RE = re.compile(r"(?<![\\$])\$(?=\d[\d,.]*(?:[\s;:!?)]|[.,](?:\s|$)|$))")
+_CODE_SPAN_RE = re.compile(r"(`+).+?\1")
+_SINGLE_DOLLAR_RE = re.compile(r"(?<![\\$])\$(?!\$)")
 _GENERIC_SUMMARY_WORDS = {
     "show", "see", "view", "reveal", "click", "here", "to", "expand", "toggle", "the", "answer", "answers",
     "solution", "explanation", "details", "hint", "a",
@@ -110,12 +115,27 @@ def _tidy_answer(lines: list[str]) -> str:
         first, *rest = text.split("\n")
         first = _ANSWER_PREFIX_RE.sub("", first)
         text = "\n".join([first, *rest]).strip()
-    out = []
-    fenced = _fenced_lines(text.split("\n"))
-    for i, line in enumerate(text.split("\n")):
-        m = None if i in fenced else HEADING_RE.match(line)
-        out.append(f"**{_plain_heading(m.group(2) or '')}**" if m and m.group(2) else line)
-    return "\n".join(out).strip()
+    lines = text.split("\n")
+    fenced = _fenced_lines(lines)
+    prose = [i for i in range(len(lines)) if i not in fenced]
+    # An odd number of '$' cannot all be math: then amounts of money are what is left unclosed.
+    if sum(len(_SINGLE_DOLLAR_RE.findall(_CODE_SPAN_RE.sub("", lines[i]))) for i in prose) % 2:
+        for i in prose:
+            lines[i] = _outside_code_spans(lines[i], lambda t: _CURRENCY_RE.sub(r"\\$", t))
+    for i in prose:
+        m = HEADING_RE.match(lines[i])
+        if m and m.group(2):
+            lines[i] = f"**{_plain_heading(m.group(2))}**"
+    return "\n".join(lines).strip()
+
+
+def _outside_code_spans(line: str, change: Callable[[str], str]) -> str:
+    parts, last = [], 0
+    for m in _CODE_SPAN_RE.finditer(line):
+        parts += [change(line[last : m.start()]), m.group(0)]
+        last = m.end()
+    parts.append(change(line[last:]))
+    return "".join(parts)
 
 
 def _fenced_lines(lines: list[str]) -> set[int]:
