@@ -303,3 +303,21 @@ def test_an_imported_note_keeps_its_guid_and_the_others_derive_theirs(physics: P
     guids = {rn.note.id: rn.guid for rn in compiled.notes}
     assert guids["brand-new"] == note_guid("brand-new")
     assert "<!-- guid: " + guids["converging-lens"] + " -->" in (source / "optics.md").read_text()
+
+
+def test_a_deckgen_built_deck_imports_back_with_its_ids_guids_kinds_and_sources(
+    sample: Path, tmp_path: Path, anki: Anki
+) -> None:
+    original = build_at(sample, tmp_path / "out0")
+    code, output = _import(str(original.output), "--to", str(tmp_path / "back"))
+    assert code == 0 and "check: 0 errors, 0 warnings" in output, output
+    rebuilt = build_at(tmp_path / "back", tmp_path / "out1")
+    ids = {rn.note.id: rn.guid for rn in original.compiled.notes}
+    assert {rn.note.id: rn.guid for rn in rebuilt.compiled.notes} == ids
+    assert {rn.note.id: rn.note.source for rn in rebuilt.compiled.notes} == {
+        rn.note.id: rn.note.source for rn in original.compiled.notes
+    }
+    assert "kind: faq" in (tmp_path / "back" / "faq.md").read_text()
+    anki.import_package(original.output)
+    log = anki.import_package(rebuilt.output)
+    assert log.new == 0 and log.conflicting == 0 and anki.col.note_count() == len(ids)

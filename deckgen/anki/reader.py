@@ -7,6 +7,7 @@ Each deck becomes a category: the chosen deck's own notes, and one per subdeck.
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import tempfile
@@ -21,7 +22,8 @@ from deckgen.errors import DeckgenError, Diagnostic, Severity
 from deckgen.importing.html import field_to_markdown, one_line
 from deckgen.importing.model import ImportedCategory, ImportedNote
 from deckgen.sources.config import TAG_RE
-from deckgen.sources.model import SourceLocation
+from deckgen.sources.model import Kind, SourceLocation
+from deckgen.sources.parse import ID_RE
 
 if TYPE_CHECKING:
     from anki.collection import Collection
@@ -148,6 +150,7 @@ def _read_deck(
             location=here,
             root=root,
             media=dict(sorted(b.media.items())),
+            kind=_common_kind(b.notes),
         )
         for _, b in sorted(buckets.items())
     ]
@@ -156,6 +159,12 @@ def _read_deck(
             Diagnostic(here, "import-nothing-found", f"deck {root!r} has no notes", severity=Severity.WARNING)
         )
     return categories, problems
+
+
+def _common_kind(notes: list[ImportedNote]) -> str:
+    """The kind every note of a subdeck shares, if not question (a category file has one kind)."""
+    kinds = {n.kind for n in notes}
+    return kinds.pop() if len(kinds) == 1 and kinds != {Kind.QUESTION.value} else ""
 
 
 def _field_refs(template: str) -> list[str]:
@@ -199,6 +208,8 @@ def _convert(
     def convert(field_html: str) -> str:
         return field_to_markdown(field_html, media_ref(IMAGE_DIR), media_ref(SOUND_DIR)).markdown
 
+    if notetype["name"].startswith("deckgen ") and {"Prompt", "Id", "Extra", "Source"} <= set(names):
+        return _from_deckgen(note, values, cloze, convert, here)
     front_refs = [n for n in _field_refs(templates[0]["qfmt"]) if n in values]
     back_refs = [n for n in _field_refs(templates[0]["afmt"]) if n in values]
     main = front_refs[0] if front_refs else names[0]
@@ -216,12 +227,10 @@ def _convert(
         prompt = _cloze_prompt(answer)
     type_in = ""
     if not cloze and "{{type:" in templates[0]["qfmt"]:
-        type_in = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", values[answer_field])).strip()
-    if not answer.strip():
-        answer = "*(empty in Anki)*"
+        type_in = _plain(values[answer_field])
     return ImportedNote(
         prompt=prompt or "(no prompt)",
-        answer=answer,
+        answer=answer or "*(empty in Anki)*",
         location=here,
         extra="\n\n".join(extras),
         tags=tuple(t for t in note.tags if TAG_RE.match(t)),
@@ -229,6 +238,37 @@ def _convert(
         cloze=cloze,
         reverse=not cloze and len(templates) > 1 and any(c.ord == 1 for c in note.cards()),
         type_in=type_in,
+    )
+
+
+def _plain(field_html: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", field_html))).strip()
+
+
+_TTS_TAG_RE = re.compile(r"\[anki:tts[^\]]*\].*?\[/anki:tts\]", re.S)
+
+
+def _from_deckgen(
+    note: AnkiNote, values: dict[str, str], cloze: bool, convert: Callable[[str], str], here: SourceLocation
+) -> ImportedNote:
+    """A note of a deckgen-built deck: its fields map back one to one, its id and source included."""
+    text = {k: _TTS_TAG_RE.sub("", v) for k, v in values.items()}  # re-made from the tts option on build
+    answer = convert(text["Text" if cloze else "Answer"])
+    prompt = one_line(convert(text["Prompt"]))
+    return ImportedNote(
+        prompt=prompt or (_cloze_prompt(answer) if cloze else "(no prompt)"),
+        answer=answer or "*(empty in Anki)*",
+        location=here,
+        extra=convert(text["Extra"]),
+        # deckgen adds category:: and kind:: tags itself on every build
+        tags=tuple(t for t in note.tags if TAG_RE.match(t) and not t.startswith(("category::", "kind::"))),
+        guid=note.guid,
+        id=values["Id"] if ID_RE.match(values["Id"]) else "",
+        source=_plain(values["Source"]),
+        kind={k.label.lower(): k.value for k in Kind}.get(values.get("Kind", "").lower(), ""),
+        cloze=cloze,
+        reverse=bool(values.get("Reverse")),
+        type_in=_plain(values.get("TypeIn", "")),
     )
 
 

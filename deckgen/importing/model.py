@@ -18,6 +18,9 @@ class ImportedNote:
     extra: str = ""
     tags: tuple[str, ...] = ()
     guid: str = ""  # an Anki note's GUID, kept so its reviews continue (the `guid` note option)
+    id: str = ""  # the id to keep if it is free (a note that came from a deckgen deck has one)
+    kind: str = ""  # question / tip / faq, when the input says (a deckgen deck's Kind field)
+    source: str = ""
     cloze: bool = False
     reverse: bool = False
     type_in: str = ""
@@ -33,5 +36,6 @@ class ImportedCategory:
     location: SourceLocation
     intro: str = ""
     root: str = ""  # the input's own title or root deck: names a new deck's deckgen.toml
+    kind: str = ""  # front matter kind, when not the default question
     # Media to copy beside the category file: relative path (as the notes reference it) → bytes.
     media: Mapping[str, bytes] = field(default_factory=dict)

@@ -22,8 +22,11 @@ from deckgen.sources.config import CONFIG_NAME
 from .model import ImportedCategory, ImportedNote
 
 
-def free_id(prompt: str, taken: set[str]) -> str:
-    """A readable id from the prompt alone that is not in ``taken`` (which it then joins)."""
+def free_id(prompt: str, taken: set[str], wanted: str = "") -> str:
+    """``wanted`` if free, else a readable id from the prompt alone that is not in ``taken`` (which it then joins)."""
+    if wanted and wanted not in taken:
+        taken.add(wanted)
+        return wanted
     base = slugify(re.sub(r"[^\w]+", " ", prompt.replace("'", "")))  # "bias–variance" → bias-variance, not biasvariance
     candidate, n = base, 2
     while candidate in taken:
@@ -39,6 +42,8 @@ def note_text(note: ImportedNote, note_id: str) -> str:
         options.append(f"<!-- guid: {note.guid} -->")
     if note.tags:
         options.append(f"<!-- tags: {' '.join(note.tags)} -->")
+    if note.source:
+        options.append(f"<!-- source: {note.source} -->")
     if note.cloze:
         options.append("<!-- cloze -->")
     if note.reverse:
@@ -53,7 +58,8 @@ def note_text(note: ImportedNote, note_id: str) -> str:
 
 def category_text(category: ImportedCategory, ids: Sequence[str]) -> str:
     """A whole category file: front matter naming the subdeck, the intro, then the notes."""
-    front = yaml.safe_dump({"deck": category.deck}, allow_unicode=True, sort_keys=False, width=1000)
+    values = {"deck": category.deck, **({"kind": category.kind} if category.kind else {})}
+    front = yaml.safe_dump(values, allow_unicode=True, sort_keys=False, width=1000)
     parts = [f"---\n{front}---\n"]
     if category.intro:
         parts.append(category.intro + "\n")
@@ -117,7 +123,7 @@ def plan_import(
             renamed.append((category.deck, deck))
         stem = slugify(deck, max_words=5) if deck != category.deck else category.stem
         path = source / f"{_unique_stem(stem, source, stems)}.md"
-        ids = tuple(free_id(note.prompt, taken) for note in category.notes)
+        ids = tuple(free_id(note.prompt, taken, note.id) for note in category.notes)
         files.append((path, category_text(replace(category, deck=deck), ids).encode("utf-8")))
         planned.append(PlannedCategory(path, deck, ids))
         for rel, data in category.media.items():
