@@ -67,6 +67,7 @@ def test_qa_lists_import_to_golden_files_that_check_clean(tmp_path: Path, reques
         ("<details><summary>What is A?</summary>\n\nAlpha.\n</details>\n", ["What is A?"]),
         ("## What is A?\n<details>\n<summary>Show answer</summary>\n\nAlpha.\n</details>\n", ["What is A?"]),
         ("## What is A?\n```\n## not a question?\n```\n", ["What is A?"]),
+        ("## What is A?\n\n**Why?**\n\n1. Is it?\n2. Yes.\n", ["What is A?"]),  # heading files: headings only
     ],
 )
 def test_each_common_layout_is_recognised(text: str, prompts: list[str]) -> None:

@@ -5,7 +5,8 @@ Layouts recognised, also mixed within one file:
 - heading questions: ``## What is X?`` or ``### What is X?`` (the level that holds the questions is
   the deepest one with a heading ending in '?'; shallower headings are sections);
 - bold-line questions: ``**What is X?**`` alone on a line (or ``**Q:** What is X?``);
-- numbered questions: ``1. What is X?`` with the answer indented below it or in the next paragraph;
+- numbered questions: ``1. What is X?`` with the answer indented below it or in the next paragraph
+  (these two only in files whose headings hold no questions: there they are part of an answer);
 - ``<details><summary>What is X?</summary>answer</details>``; a ``<details>`` whose summary only
   says "Answer" / "Show answer" is unwrapped: its content is the answer of the question before it.
 
@@ -55,7 +56,6 @@ class _Item:
     prompt: str
     line: int  # index into lines
     answer: list[str] = field(default_factory=list)
-    from_details: bool = False
 
 
 @dataclass(slots=True)
@@ -202,7 +202,8 @@ def parse_qa(data: bytes, path: Path) -> tuple[list[ImportedCategory], list[Diag
                 (current.answer if current else section.intro).append(line)
             i += 1
             continue
-        prompt = _line_question(line)
+        # once headings hold the questions, a bold or numbered line ending in '?' is part of an answer
+        prompt = _line_question(line) if level is None else None
         if prompt is not None:
             current = _Item(prompt, i)
             section.items.append(current)
@@ -211,7 +212,7 @@ def parse_qa(data: bytes, path: Path) -> tuple[list[ImportedCategory], list[Diag
         if _DETAILS_OPEN_RE.match(line):
             found = _details_question(lines, i)
             if found is not None:
-                current = _Item(found[0], i, found[2], from_details=True)
+                current = _Item(found[0], i, found[2])
                 section.items.append(current)
                 current = None  # text after the block is not part of this answer
                 i = found[1]
