@@ -307,6 +307,11 @@ def import_cmd(
 
     if not files and collection is None:
         raise click.UsageError("give at least one FILE (.md or .apkg) or --collection PATH --deck NAME")
+    if (collection is None) != (deck_name is None):
+        raise click.UsageError("--collection and --deck go together: the collection file and the deck to import")
+    for path in files:
+        if path.suffix.lower() not in (".md", ".markdown", ".apkg"):
+            raise click.BadParameter(f"{path}: give .md (Q&A lists) or .apkg (Anki) files", param_hint="FILES")
     try:
         plan, problems = plan_sources_import(files, source, collection, deck_name)
         for diagnostic in problems:

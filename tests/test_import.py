@@ -161,6 +161,33 @@ def test_import_then_build_in_real_subprocesses(tmp_path: Path) -> None:
     assert "16 notes" in done.stdout and (tmp_path / "out" / "machine-learning-interview-questions.apkg").is_file()
 
 
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        ([], 2, "give at least one FILE"),
+        (["notes.txt"], 2, "give .md (Q&A lists) or .apkg (Anki) files"),
+        (["--collection", "x.anki2"], 2, "--collection and --deck go together"),
+        (["broken.apkg"], 1, "broken.apkg: not a package Anki can read"),
+        (["--collection", "x.anki2", "--deck", "X"], 1, "x.anki2: cannot open the collection"),
+    ],
+)
+def test_bad_arguments_and_unreadable_inputs_are_messages_not_tracebacks(
+    args: list[str], code: int, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("notes.txt", "broken.apkg", "x.anki2"):
+        (tmp_path / name).write_text("not what it claims to be")
+    result = CliRunner().invoke(main, ["import", *args, "--to", "src"])
+    assert result.exit_code == code and message in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "src").exists()
+
+
+def test_a_deck_not_in_the_collection_lists_the_ones_that_are(physics: Physics, tmp_path: Path) -> None:
+    code, output = _import("--collection", str(physics.collection), "--deck", "Chemistry", "--to", str(tmp_path / "s"))
+    assert code == 1 and "no deck named 'Chemistry'; decks: Default, Physics, Physics::Mechanics" in output
+
+
 # --- Anki field HTML → Markdown ------------------------------------------------------------
 
 
