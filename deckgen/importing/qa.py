@@ -161,66 +161,75 @@ def parse_qa(data: bytes, path: Path) -> tuple[list[ImportedCategory], list[Diag
     text, problems = decode(data, path)
     if text is None:
         return [], problems
-    lines = text.split("\n")
-    start = 0
-    if lines and lines[0].strip() == "---":  # front matter of a static-site page: not content
-        ends = [i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")]
-        start = ends[0] + 1 if ends else 0
-    fenced = _fenced_lines(lines)
-    headings = [
-        (i, len(m.group(1)), m.group(2) or "")
-        for i in range(start, len(lines))
-        if i not in fenced and (m := HEADING_RE.match(lines[i]))
-    ]
-    title_line = headings[0][0] if headings and headings[0][1] == 1 else None
-    title = _plain_heading(headings[0][2]) if title_line is not None else deck_name_from_path(path)
-    level = _question_level(headings, title_line)
-    heading_at = {i: (lvl, text) for i, lvl, text in headings}
+    scanner = _Scanner(text.split("\n"), path)
+    scanner.scan()
+    return _categories(scanner.sections, scanner.title, path, problems), problems
 
-    sections = [_Section(title, title_line if title_line is not None else start)]
-    current: _Item | None = None
-    i = start
-    while i < len(lines):
-        line = lines[i]
-        section = sections[-1]
-        if i in fenced:
-            (current.answer if current else section.intro).append(line)
-            i += 1
-            continue
-        if i == title_line:
-            i += 1
-            continue
-        if i in heading_at:
-            lvl, htext = heading_at[i]
-            if level is not None and lvl == level:
-                current = _Item(clean_prompt(_plain_heading(htext)), i)
-                section.items.append(current)
-            elif level is None or lvl < level:
-                sections.append(_Section(_plain_heading(htext), i))
-                current = None
-            else:
-                (current.answer if current else section.intro).append(line)
-            i += 1
-            continue
-        # once headings hold the questions, a bold or numbered line ending in '?' is part of an answer
-        prompt = _line_question(line) if level is None else None
-        if prompt is not None:
-            current = _Item(prompt, i)
-            section.items.append(current)
-            i += 1
-            continue
-        if _DETAILS_OPEN_RE.match(line):
-            found = _details_question(lines, i)
-            if found is not None:
-                current = _Item(found[0], i, found[2])
-                section.items.append(current)
-                current = None  # text after the block is not part of this answer
-                i = found[1]
-                continue
-        (current.answer if current else section.intro).append(line)
-        i += 1
 
-    return _categories(sections, title, path, problems), problems
+class _Scanner:
+    """One pass over a file's lines, sorting each into a section's intro, a question or an answer."""
+
+    def __init__(self, lines: list[str], path: Path) -> None:
+        self.lines = lines
+        self.start = 0
+        if lines and lines[0].strip() == "---":  # front matter of a static-site page: not content
+            ends = [i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")]
+            self.start = ends[0] + 1 if ends else 0
+        self.fenced = _fenced_lines(lines)
+        headings = [
+            (i, len(m.group(1)), m.group(2) or "")
+            for i in range(self.start, len(lines))
+            if i not in self.fenced and (m := HEADING_RE.match(lines[i]))
+        ]
+        self.title_line = headings[0][0] if headings and headings[0][1] == 1 else None
+        self.title = _plain_heading(headings[0][2]) if self.title_line is not None else deck_name_from_path(path)
+        self.level = _question_level(headings, self.title_line)
+        self.heading_at = {i: (lvl, text) for i, lvl, text in headings}
+        first = self.title_line if self.title_line is not None else self.start
+        self.sections = [_Section(self.title, first)]
+        self.current: _Item | None = None
+
+    def _text(self, line: str) -> None:
+        (self.current.answer if self.current else self.sections[-1].intro).append(line)
+
+    def _question(self, item: _Item) -> None:
+        self.sections[-1].items.append(item)
+        self.current = item
+
+    def scan(self) -> None:
+        i = self.start
+        while i < len(self.lines):
+            i = self._line(i)
+
+    def _line(self, i: int) -> int:
+        """Sort line ``i``; returns the index of the next line to look at."""
+        line = self.lines[i]
+        if i in self.fenced:
+            self._text(line)
+        elif i == self.title_line:
+            pass
+        elif i in self.heading_at:
+            self._heading(i)
+        elif self.level is None and (prompt := _line_question(line)) is not None:
+            # once headings hold the questions, a bold or numbered line ending in '?' is part of an answer
+            self._question(_Item(prompt, i))
+        elif _DETAILS_OPEN_RE.match(line) and (found := _details_question(self.lines, i)) is not None:
+            self._question(_Item(found[0], i, found[2]))
+            self.current = None  # text after the block is not part of this answer
+            return found[1]
+        else:
+            self._text(line)
+        return i + 1
+
+    def _heading(self, i: int) -> None:
+        lvl, text = self.heading_at[i]
+        if self.level is not None and lvl == self.level:
+            self._question(_Item(clean_prompt(_plain_heading(text)), i))
+        elif self.level is None or lvl < self.level:
+            self.sections.append(_Section(_plain_heading(text), i))
+            self.current = None
+        else:
+            self._text(self.lines[i])
 
 
 def _numbered_question(line: str) -> str | None:
