@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import subprocess
@@ -13,6 +14,8 @@ import pytest
 from anki import import_export_pb2
 from anki.collection import ImportAnkiPackageOptions, ImportAnkiPackageRequest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anki_decks import ROOT, add_user_deck, change_notetype_by_hand, export_deck
 from conftest import REPO, T0, Anki, ImportLog, build_at
@@ -202,6 +205,20 @@ def test_field_html_becomes_markdown_with_math_cloze_and_media_kept() -> None:
         "![](images/my%20pic.png) {{c1::\\(x_1\\)::hint}} [sound:sounds/a b.mp3]<sup>2</sup>"
     )
     assert out.images == ["my pic.png"] and out.sounds == ["a b.mp3"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    math=st.text(alphabet="ab_*^{}<>&|\\ 12+=", min_size=1, max_size=30).filter(
+        lambda m: "\\)" not in m and "\\]" not in m and not m.endswith("\\")
+    ),
+    display=st.booleans(),
+)
+def test_math_in_a_field_reaches_markdown_byte_for_byte(math: str, display: bool) -> None:
+    opener, closer = ("\\[", "\\]") if display else ("\\(", "\\)")
+    field = f"<b>Here</b> {opener}{html.escape(math)}{closer} {{{{c1::{opener}{html.escape(math)}{closer}}}}} end"
+    out = field_to_markdown(field, lambda n: n, lambda n: n).markdown
+    assert out.count(f"{opener}{math}{closer}") == 2
 
 
 def test_media_that_cannot_be_had_is_left_out_by_the_callers_choice() -> None:
