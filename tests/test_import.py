@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,6 @@ from deckgen.cli import main
 from deckgen.errors import Severity
 from deckgen.importing.html import field_to_markdown
 from deckgen.importing.qa import parse_qa
-from deckgen.sources.model import note_guid
 
 DATA = Path(__file__).parent / "data" / "import"
 INPUTS = sorted((DATA / "input").glob("*.md"))
@@ -345,9 +345,11 @@ def test_an_imported_note_keeps_its_guid_and_the_others_derive_theirs(physics: P
     shutil.copytree(physics.source, source)
     (source / "extra.md").write_text("## What is new here?\n<!-- id: brand-new -->\n\nThis note.\n")
     compiled = build_at(source, tmp_path / "out").compiled
-    guids = {rn.note.id: rn.guid for rn in compiled.notes}
-    assert guids["brand-new"] == note_guid("brand-new")
+    guids = {key: entry.guid for key, entry in compiled.new_lock.notes.items()}
     assert "<!-- guid: " + guids["converging-lens"] + " -->" in (source / "optics.md").read_text()
+    pinned = {m for path in source.glob("*.md") for m in re.findall(r"<!-- guid: (\S+) -->", path.read_text())}
+    assert len(pinned) == 6 and pinned <= set(guids.values())
+    assert guids["brand-new"].startswith("dg") and guids["brand-new"] not in pinned  # derived, as for any new note
 
 
 def test_a_deckgen_built_deck_imports_back_with_its_ids_guids_kinds_and_sources(
@@ -357,8 +359,8 @@ def test_a_deckgen_built_deck_imports_back_with_its_ids_guids_kinds_and_sources(
     code, output = _import(str(original.output), "--to", str(tmp_path / "back"))
     assert code == 0 and "check: 0 errors, 0 warnings" in output, output
     rebuilt = build_at(tmp_path / "back", tmp_path / "out1")
-    ids = {rn.note.id: rn.guid for rn in original.compiled.notes}
-    assert {rn.note.id: rn.guid for rn in rebuilt.compiled.notes} == ids
+    ids = {key: entry.guid for key, entry in original.compiled.new_lock.notes.items()}
+    assert {key: entry.guid for key, entry in rebuilt.compiled.new_lock.notes.items()} == ids
     assert {rn.note.id: rn.note.source for rn in rebuilt.compiled.notes} == {
         rn.note.id: rn.note.source for rn in original.compiled.notes
     }
