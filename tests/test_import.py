@@ -79,6 +79,18 @@ def test_each_common_layout_is_recognised(text: str, prompts: list[str]) -> None
     assert [p for p in problems if p.severity is Severity.ERROR] == []
 
 
+def test_a_rule_ends_an_answer_and_a_footer_after_it_is_named_not_imported() -> None:
+    text = "# T\n\nQ: What is A?\nA: Alpha.\n\n---\n\nContributions welcome!\n"
+    (category,), problems = parse_qa(text.encode(), Path("qa.md"))
+    assert [(n.prompt, n.answer) for n in category.notes] == [("What is A?", "Alpha.")]
+    assert [(p.rule, p.location.line) for p in problems] == [("import-text-skipped", 8)]
+
+
+def test_a_setext_underline_is_not_a_rule() -> None:
+    (category,), problems = parse_qa(b"**What is A?**\nAlpha\n---\nmore.\n", Path("qa.md"))
+    assert category.notes[0].answer == "Alpha\n---\nmore." and problems == []
+
+
 def test_answers_are_unwrapped_dedented_and_headings_inside_become_bold() -> None:
     text = "## What is A?\n<details><summary>Answer</summary>\n\n  #### Detail\n  x = 1 costs $a$\n</details>\n"
     (category,), _ = parse_qa(text.encode(), Path("qa.md"))

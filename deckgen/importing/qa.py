@@ -64,6 +64,7 @@ class _Section:
     line: int
     intro: list[str] = field(default_factory=list)
     items: list[_Item] = field(default_factory=list)
+    loose: list[int] = field(default_factory=list)  # lines of text after its questions that belong to none
 
 
 def _plain_heading(text: str) -> str:
@@ -189,8 +190,14 @@ class _Scanner:
         self.sections = [_Section(self.title, first)]
         self.current: _Item | None = None
 
-    def _text(self, line: str) -> None:
-        (self.current.answer if self.current else self.sections[-1].intro).append(line)
+    def _text(self, i: int) -> None:
+        section = self.sections[-1]
+        if self.current is not None:
+            self.current.answer.append(self.lines[i])
+        elif not section.items:
+            section.intro.append(self.lines[i])
+        elif self.lines[i].strip():
+            section.loose.append(i)
 
     def _question(self, item: _Item) -> None:
         self.sections[-1].items.append(item)
@@ -205,7 +212,13 @@ class _Scanner:
         """Sort line ``i``; returns the index of the next line to look at."""
         line = self.lines[i]
         if i in self.fenced:
-            self._text(line)
+            self._text(i)
+        elif (
+            self.current is not None
+            and _RULE_RE.match(line)
+            and (line.strip()[0] != "-" or not self.lines[i - 1].strip())
+        ):
+            self.current = None  # a thematic break ends an answer ('---' under text would make it a heading)
         elif i == self.title_line:
             pass
         elif i in self.heading_at:
@@ -218,7 +231,7 @@ class _Scanner:
             self.current = None  # text after the block is not part of this answer
             return found[1]
         else:
-            self._text(line)
+            self._text(i)
         return i + 1
 
     def _heading(self, i: int) -> None:
@@ -229,7 +242,7 @@ class _Scanner:
             self.sections.append(_Section(_plain_heading(text), i))
             self.current = None
         else:
-            self._text(self.lines[i])
+            self._text(i)
 
 
 def _numbered_question(line: str) -> str | None:
@@ -270,6 +283,17 @@ def _categories(sections: list[_Section], root: str, path: Path, problems: list[
                 )
                 continue
             notes.append(ImportedNote(prompt=item.prompt, answer=answer, location=where))
+        if section.loose:
+            problems.append(
+                Diagnostic(
+                    SourceLocation(path, section.loose[0] + 1),
+                    "import-text-skipped",
+                    f"{len(section.loose)} line(s) after the questions of {section.title!r} belong to no question; "
+                    "not imported",
+                    "if it is an answer, put its question above it and import again",
+                    Severity.WARNING,
+                )
+            )
         if notes:
             intro = _tidy_answer(section.intro)
             where = SourceLocation(path, section.line + 1)

@@ -97,6 +97,7 @@ RULES: dict[str, Rule] = {
         # deckgen import (about the files being imported, not the sources)
         Rule("import-nothing-found", _W, "an imported file in which no question or note was found"),
         Rule("import-no-answer", _W, "an imported question without an answer (left out, named)"),
+        Rule("import-text-skipped", _W, "imported text after a section's questions that belongs to none (a footer)"),
         Rule("import-media-missing", _W, "an imported Anki note references a media file the package lacks"),
     )
 }
