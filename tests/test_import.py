@@ -233,6 +233,12 @@ def test_math_in_a_field_reaches_markdown_byte_for_byte(math: str, display: bool
     assert out.count(f"{opener}{math}{closer}") == 2
 
 
+def test_code_blocks_keep_their_language_when_the_html_names_it() -> None:
+    html_code = '<pre><code class="language-python">x = {"a": 1}  # a_b * c\n</code></pre><pre><code>plain</code></pre>'
+    out = field_to_markdown(html_code, lambda n: n, lambda n: n).markdown
+    assert out == '```python\nx = {"a": 1}  # a_b * c\n```\n\n```\nplain\n```'
+
+
 def test_media_that_cannot_be_had_is_left_out_by_the_callers_choice() -> None:
     out = field_to_markdown('A <img src="gone.png"> [sound:gone.mp3] B', lambda n: None, lambda n: None)
     assert out.markdown.split() == ["A", "B"] and out.images == ["gone.png"]

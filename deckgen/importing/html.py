@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from bs4 import BeautifulSoup
-from bs4.element import NavigableString
+from bs4.element import NavigableString, Tag
 from markdownify import MarkdownConverter
 
 _MATH_RE = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
@@ -73,13 +73,28 @@ def field_to_markdown(
         if "$" in node and not node.find_parent(["code", "pre"]):
             node.replace_with(NavigableString(str(node).replace("$", _DOLLAR)))
     markdown = MarkdownConverter(
-        heading_style="ATX", bullets="-", escape_misc=False, sup_symbol="<sup>", sub_symbol="<sub>"
+        heading_style="ATX",
+        bullets="-",
+        escape_misc=False,
+        sup_symbol="<sup>",
+        sub_symbol="<sub>",
+        code_language_callback=_code_language,
     ).convert_soup(soup)
     markdown = markdown.replace(_DOLLAR, "\\$")
     markdown = _TOKEN_RE.sub(lambda m: kept[int(m.group(1))], markdown)
     lines = [line.rstrip() if not line.endswith("  ") or not line.strip() else line for line in markdown.split("\n")]
     out.markdown = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
     return out
+
+
+def _code_language(pre: Tag) -> str:
+    """``<pre><code class="language-python">`` (highlight.js, Prism, most Markdown tools) → ``python``."""
+    code = pre.find("code")
+    classes = [*(pre.get_attribute_list("class")), *(code.get_attribute_list("class") if isinstance(code, Tag) else [])]
+    for name in classes:
+        if name and name.startswith(("language-", "lang-")):
+            return str(name).split("-", 1)[1]
+    return ""
 
 
 def one_line(markdown: str) -> str:
