@@ -28,6 +28,9 @@ BASIC = [  # (subdeck, front, back, tags)
 REVERSED = [  # (subdeck, front, back, tags): "Basic (and reversed card)"
     ("Optics", "Refraction", "The bending of light as it passes from one medium into another", ["optics"]),
 ]
+TYPED = [  # (subdeck, front, back, tags): "Basic (type in the answer)"
+    ("Mechanics", "SI unit of energy?", "joule", ["units"]),
+]
 CLOZE = [  # (subdeck, text, back extra, tags)
     (
         "Mechanics",
@@ -44,9 +47,11 @@ def add_user_deck(col: Collection) -> None:
     col.media.write_data("c.mp3", MP3)
     basic = col.models.by_name("Basic")
     reversed_ = col.models.by_name("Basic (and reversed card)")
+    typed = col.models.by_name("Basic (type in the answer)")
     cloze = col.models.by_name("Cloze")
-    assert basic is not None and cloze is not None and reversed_ is not None
-    for notetype, sub, front, back, tags in [(basic, *n) for n in BASIC] + [(reversed_, *n) for n in REVERSED]:
+    assert basic is not None and cloze is not None and reversed_ is not None and typed is not None
+    kinds = [(basic, BASIC), (reversed_, REVERSED), (typed, TYPED)]
+    for notetype, sub, front, back, tags in [(nt, *n) for nt, notes in kinds for n in notes]:
         did = col.decks.id(f"{ROOT}::{sub}" if sub else ROOT)
         assert did is not None
         note = col.new_note(notetype)

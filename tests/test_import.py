@@ -269,7 +269,7 @@ def physics(tmp_path_factory: pytest.TempPathFactory) -> Physics:
     (tmp / "user").mkdir()
     anki = Anki(tmp / "user" / "collection.anki2")
     add_user_deck(anki.col)
-    assert anki.review_all(ROOT) == 8  # 4 basic cards, 2 of a reversed note, 2 cloze cards
+    assert anki.review_all(ROOT) == 9  # 4 basic cards, 2 of a reversed note, 1 typed, 2 cloze cards
     schedule, revlog = _schedule(anki), anki.col.db.scalar("select count() from revlog")
     apkg = export_deck(anki.col, tmp / "physics.apkg")
     anki.close()
@@ -285,6 +285,8 @@ def test_apkg_import_writes_readable_sources_with_guids_media_and_tags(physics: 
     assert "## What does Newton's second law state?\n<!-- id: newtons-second-law-state -->\n<!-- guid: " in mechanics
     assert "\\(F = m a\\), with **net** force \\(F\\)" in mechanics
     assert "<!-- tags: si units -->" in mechanics and "\\[ 1\\,N = 1\\,kg\\,m/s^2 \\]" in mechanics
+    assert "## SI unit of energy?\n<!-- id: si-unit-energy -->\n<!-- guid: " in mechanics
+    assert "<!-- type-in: joule -->\n\njoule" in mechanics
     assert "<!-- cloze -->\n\nKinetic energy is {{c1::\\(\\tfrac12 m v^2\\)}}" in mechanics
     assert "<!-- extra -->\nBoth use mass." in mechanics
     optics = (source / "optics.md").read_text()
@@ -324,17 +326,20 @@ def test_apkg_round_trip_through_anki_keeps_every_review(physics: Physics, tmp_p
     try:
         # 1. the first import finds every note by its original GUID, but under another notetype:
         #    Anki leaves them alone ("conflicting") and adds deckgen's notetypes.
-        assert _import_with(anki, apkg, "IF_NEWER") == ImportLog(0, 0, 0, 6, 0, 0)
+        assert _import_with(anki, apkg, "IF_NEWER") == ImportLog(0, 0, 0, 7, 0, 0)
         # 2. README step: Change Note Type in Anki's browser.
         assert change_notetype_by_hand(anki.col, "Basic", "deckgen Basic", {"Prompt": "Front", "Answer": "Back"}) == 4
         assert change_notetype_by_hand(anki.col, "Cloze", "deckgen Cloze", {"Text": "Text", "Extra": "Back Extra"}) == 1
         fields = {"Prompt": "Front", "Answer": "Back"}
         assert change_notetype_by_hand(anki.col, "Basic (and reversed card)", "deckgen Basic", fields, (0, 1)) == 1
+        assert change_notetype_by_hand(anki.col, "Basic (type in the answer)", "deckgen Basic", fields) == 1
         # 3. README step: import again with "Update notes: Always", once.
-        assert _import_with(anki, apkg, "ALWAYS") == ImportLog(0, 6, 0, 0, 0, 0)
+        assert _import_with(anki, apkg, "ALWAYS") == ImportLog(0, 7, 0, 0, 0, 0)
         assert _schedule(anki) == physics.schedule
         assert anki.col.db.scalar("select count() from revlog") == physics.revlog
-        assert anki.col.note_count() == 6 and anki.col.card_count() == 8
+        assert anki.col.note_count() == 7 and anki.col.card_count() == 9
+        (typed,) = anki.cards_of("si-unit-energy")
+        assert 'id="typeans"' in typed.question() and anki.note_by_id_field("si-unit-energy")["TypeIn"] == "joule"
         assert [c.ord for c in anki.cards_of("refraction")] == [0, 1]
         note = anki.note_by_id_field("newtons-second-law-state")
         assert note.note_type()["name"] == "deckgen Basic" and note["Kind"] == "Question"
@@ -350,7 +355,7 @@ def test_apkg_round_trip_through_anki_keeps_every_review(physics: Physics, tmp_p
         path = source / "optics.md"
         path.write_text(path.read_text().replace("Focuses parallel rays", "Brings parallel rays to a focus"))
         apkg = build_at(source, tmp_path / "out", now=T0 + 100).output
-        assert anki.import_package(apkg) == ImportLog(0, 1, 5, 0, 0, 0)
+        assert anki.import_package(apkg) == ImportLog(0, 1, 6, 0, 0, 0)
         assert "Brings parallel rays" in anki.note_by_id_field("converging-lens")["Answer"]
         assert _schedule(anki) == physics.schedule
         assert anki.col.db.scalar("select count() from revlog") == physics.revlog
@@ -366,7 +371,7 @@ def test_an_imported_note_keeps_its_guid_and_the_others_derive_theirs(physics: P
     guids = {key: entry.guid for key, entry in compiled.new_lock.notes.items()}
     assert "<!-- guid: " + guids["converging-lens"] + " -->" in (source / "optics.md").read_text()
     pinned = {m for path in source.glob("*.md") for m in re.findall(r"<!-- guid: (\S+) -->", path.read_text())}
-    assert len(pinned) == 6 and pinned <= set(guids.values())
+    assert len(pinned) == 7 and pinned <= set(guids.values())
     assert guids["brand-new"].startswith("dg") and guids["brand-new"] not in pinned  # derived, as for any new note
 
 
