@@ -50,6 +50,9 @@ def add_user_deck(col: Collection) -> None:
     typed = col.models.by_name("Basic (type in the answer)")
     cloze = col.models.by_name("Cloze")
     assert basic is not None and cloze is not None and reversed_ is not None and typed is not None
+    # the user's reversed notetype reads its front aloud (Anki's {{tts}} template filter)
+    reversed_["tmpls"][0]["qfmt"] += "{{tts en_US speed=0.9:Front}}"
+    col.models.update_dict(reversed_)
     kinds = [(basic, BASIC), (reversed_, REVERSED), (typed, TYPED)]
     for notetype, sub, front, back, tags in [(nt, *n) for nt, notes in kinds for n in notes]:
         did = col.decks.id(f"{ROOT}::{sub}" if sub else ROOT)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from anki import import_export_pb2
 from anki.collection import ImportAnkiPackageOptions, ImportAnkiPackageRequest
+from anki.sound import TTSTag
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -292,6 +293,8 @@ def test_apkg_import_writes_readable_sources_with_guids_media_and_tags(physics: 
     optics = (source / "optics.md").read_text()
     assert "![](images/lens%20diagram.png)" in optics
     assert "## Refraction\n<!-- id: refraction -->\n<!-- guid: " in optics and "<!-- reverse -->" in optics
+    assert optics.startswith("---\ndeck: Optics\n---\n")  # one note of two reads aloud: a note option, no front matter
+    assert "<!-- reverse -->\n<!-- tts: en_US speed=0.9 -->" in optics
     assert "costs \\$0 to remember [sound:sounds/c.mp3]" in (source / "general.md").read_text()
     assert (source / "images" / "lens diagram.png").is_file() and (source / "sounds" / "c.mp3").is_file()
     assert (source / "deckgen.toml").read_text() == 'name = "Physics"\n'
@@ -341,6 +344,8 @@ def test_apkg_round_trip_through_anki_keeps_every_review(physics: Physics, tmp_p
         (typed,) = anki.cards_of("si-unit-energy")
         assert 'id="typeans"' in typed.question() and anki.note_by_id_field("si-unit-energy")["TypeIn"] == "joule"
         assert [c.ord for c in anki.cards_of("refraction")] == [0, 1]
+        (speech,) = anki.cards_of("refraction")[0].question_av_tags()
+        assert isinstance(speech, TTSTag) and (speech.lang, speech.field_text) == ("en_US", "Refraction")
         note = anki.note_by_id_field("newtons-second-law-state")
         assert note.note_type()["name"] == "deckgen Basic" and note["Kind"] == "Question"
         assert "<strong>net</strong>" in note["Answer"]
@@ -391,3 +396,16 @@ def test_a_deckgen_built_deck_imports_back_with_its_ids_guids_kinds_and_sources(
     anki.import_package(original.output)
     log = anki.import_package(rebuilt.output)
     assert log.new == 0 and log.conflicting == 0 and anki.col.note_count() == len(ids)
+
+
+def test_good_corpus_survives_build_import_build_field_for_field(tmp_path: Path) -> None:
+    """Sounds, text-to-speech, <details> with Markdown and clozes inside: all come back as they were."""
+    source = tmp_path / "good"
+    shutil.copytree(DATA.parent / "good", source, ignore=shutil.ignore_patterns("deckgen.lock"))
+    original = build_at(source, tmp_path / "out0")
+    code, output = _import(str(original.output), "--to", str(tmp_path / "back"))
+    assert code == 0 and "check: 0 errors, 0 warnings" in output, output
+    rebuilt = build_at(tmp_path / "back", tmp_path / "out1")
+    fields = {rn.note.id: rn.fields for rn in original.compiled.notes}
+    assert {rn.note.id: rn.fields for rn in rebuilt.compiled.notes} == fields
+    assert rebuilt.compiled.media == original.compiled.media

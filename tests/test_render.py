@@ -151,3 +151,22 @@ def test_cloze_inside_details_survives() -> None:
 def test_details_markup_is_left_alone_in_code_and_when_opted_out(renderer: Renderer, source: str) -> None:
     out, _, _ = renderer.convert(source)
     assert "**" in out and 'markdown="1"' not in out
+
+
+def test_both_sound_syntaxes_render_as_ankis_sound_tag(renderer: Renderer) -> None:
+    def resolve(src: str) -> str:
+        if "missing" in src:
+            raise MediaError(f"sound not found: {src!r}", rule="image-missing")
+        return "dg-0123456789abcdef0123" + src[src.rfind(".") :]
+
+    image_form = renderer.convert("Say ![hello](sounds/hi.mp3) *now*", resolve)
+    tag_form = renderer.convert("Say [sound:sounds/hi.mp3] *now*", resolve)
+    assert image_form == tag_form
+    assert image_form[0] == "<p>Say [sound:dg-0123456789abcdef0123.mp3] <em>now</em></p>"
+    assert image_form[1] == ["dg-0123456789abcdef0123.mp3"]
+    out, media, errors = renderer.convert("`[sound:x.mp3]` [sound:missing.mp3] [sound:images/a.png]", resolve)
+    assert "<code>[sound:x.mp3]</code>" in out and media == []
+    assert [(src, exc.rule) for src, exc in errors] == [
+        ("missing.mp3", "image-missing"),
+        ("images/a.png", "image-type"),
+    ]

@@ -151,6 +151,7 @@ def _read_deck(
             root=root,
             media=dict(sorted(b.media.items())),
             kind=_common_kind(b.notes),
+            tts=_common_tts(b.notes),
         )
         for _, b in sorted(buckets.items())
     ]
@@ -165,6 +166,24 @@ def _common_kind(notes: list[ImportedNote]) -> str:
     """The kind every note of a subdeck shares, if not question (a category file has one kind)."""
     kinds = {n.kind for n in notes}
     return kinds.pop() if len(kinds) == 1 and kinds != {Kind.QUESTION.value} else ""
+
+
+def _common_tts(notes: list[ImportedNote]) -> str:
+    """The tts setting every note of a subdeck shares: front matter instead of one option per note."""
+    settings = {n.tts for n in notes}
+    return settings.pop() if len(settings) == 1 else ""
+
+
+# ``{{tts en_US voices=Apple_Samantha speed=1.1:Front}}`` in a card template: Anki reads the field aloud.
+_TEMPLATE_TTS_RE = re.compile(r"\{\{tts\s+([a-z]{2,3}(?:_[A-Za-z]{2,4})?)((?:\s+(?:voices|speed)=[^\s:}]+)*)\s*:")
+
+
+def _template_tts(templates: list[dict[str, Any]]) -> str:
+    for template in templates:
+        m = _TEMPLATE_TTS_RE.search(template["qfmt"] + template["afmt"])
+        if m:
+            return m.group(1) + m.group(2)
+    return ""
 
 
 def _field_refs(template: str) -> list[str]:
@@ -238,6 +257,7 @@ def _convert(
         cloze=cloze,
         reverse=not cloze and len(templates) > 1 and any(c.ord == 1 for c in note.cards()),
         type_in=type_in,
+        tts=_template_tts(templates),
     )
 
 
@@ -245,7 +265,7 @@ def _plain(field_html: str) -> str:
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", field_html))).strip()
 
 
-_TTS_TAG_RE = re.compile(r"\[anki:tts[^\]]*\].*?\[/anki:tts\]", re.S)
+_TTS_TAG_RE = re.compile(r"\[anki:tts(?: lang=(\S+))?([^\]]*)\].*?\[/anki:tts\]", re.S)
 
 
 def _from_deckgen(
@@ -253,6 +273,7 @@ def _from_deckgen(
 ) -> ImportedNote:
     """A note of a deckgen-built deck: its fields map back one to one, its id and source included."""
     text = {k: _TTS_TAG_RE.sub("", v) for k, v in values.items()}  # re-made from the tts option on build
+    spoken = _TTS_TAG_RE.search(values["Prompt"])
     answer = convert(text["Text" if cloze else "Answer"])
     prompt = one_line(convert(text["Prompt"]))
     return ImportedNote(
@@ -269,6 +290,7 @@ def _from_deckgen(
         cloze=cloze,
         reverse=bool(values.get("Reverse")),
         type_in=_plain(values.get("TypeIn", "")),
+        tts=(spoken.group(1) or "") + spoken.group(2) if spoken else "",
     )
 
 

@@ -25,6 +25,16 @@ _TOKEN_RE = re.compile(r"DGKEEP(\d+)X")
 _DOLLAR = "DGDOLLARX"
 
 
+class _Converter(MarkdownConverter):  # type: ignore[misc]
+    """markdownify, keeping ``<details>``/``<summary>`` as HTML (deckgen renders Markdown inside them)."""
+
+    def convert_details(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        return f"\n\n<details>\n{text.strip()}\n</details>\n\n"
+
+    def convert_summary(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        return f"<summary>{' '.join(text.split())}</summary>\n\n"
+
+
 @dataclass(slots=True)
 class Converted:
     """A field as Markdown, and the media files (as named in Anki) it references."""
@@ -72,7 +82,7 @@ def field_to_markdown(
     for node in soup.find_all(string=True):
         if "$" in node and not node.find_parent(["code", "pre"]):
             node.replace_with(NavigableString(str(node).replace("$", _DOLLAR)))
-    markdown = MarkdownConverter(
+    markdown = _Converter(
         heading_style="ATX",
         bullets="-",
         escape_misc=False,

@@ -20,6 +20,7 @@ class ImportedNote:
     guid: str = ""  # an Anki note's GUID, kept so its reviews continue (the `guid` note option)
     id: str = ""  # the id to keep if it is free (a note that came from a deckgen deck has one)
     kind: str = ""  # question / tip / faq, when the input says (a deckgen deck's Kind field)
+    tts: str = ""  # the `tts` option's value (``en_US speed=0.9``), when the input reads the note aloud
     source: str = ""
     cloze: bool = False
     reverse: bool = False
@@ -37,5 +38,6 @@ class ImportedCategory:
     intro: str = ""
     root: str = ""  # the input's own title or root deck: names a new deck's deckgen.toml
     kind: str = ""  # front matter kind, when not the default question
+    tts: str = ""  # front matter tts, when every note shares it
     # Media to copy beside the category file: relative path (as the notes reference it) → bytes.
     media: Mapping[str, bytes] = field(default_factory=dict)

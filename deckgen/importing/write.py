@@ -35,8 +35,8 @@ def free_id(prompt: str, taken: set[str], wanted: str = "") -> str:
     return candidate
 
 
-def note_text(note: ImportedNote, note_id: str) -> str:
-    """One note in deckgen's source format."""
+def note_text(note: ImportedNote, note_id: str, file_tts: str = "") -> str:
+    """One note in deckgen's source format (``file_tts``: the tts its file's front matter sets)."""
     options = [f"<!-- id: {note_id} -->"]
     if note.guid:
         options.append(f"<!-- guid: {note.guid} -->")
@@ -50,6 +50,8 @@ def note_text(note: ImportedNote, note_id: str) -> str:
         options.append("<!-- reverse -->")
     if note.type_in:
         options.append(f"<!-- type-in: {note.type_in} -->")
+    if note.tts != file_tts:
+        options.append(f"<!-- tts: {note.tts or 'off'} -->")
     text = f"## {note.prompt}\n" + "\n".join(options) + f"\n\n{note.answer}\n"
     if note.extra:
         text += f"\n<!-- extra -->\n{note.extra}\n"
@@ -58,12 +60,13 @@ def note_text(note: ImportedNote, note_id: str) -> str:
 
 def category_text(category: ImportedCategory, ids: Sequence[str]) -> str:
     """A whole category file: front matter naming the subdeck, the intro, then the notes."""
-    values = {"deck": category.deck, **({"kind": category.kind} if category.kind else {})}
+    values = {"deck": category.deck}
+    values |= {key: value for key, value in (("kind", category.kind), ("tts", category.tts)) if value}
     front = yaml.safe_dump(values, allow_unicode=True, sort_keys=False, width=1000)
     parts = [f"---\n{front}---\n"]
     if category.intro:
         parts.append(category.intro + "\n")
-    parts += [note_text(note, note_id) for note, note_id in zip(category.notes, ids, strict=True)]
+    parts += [note_text(note, note_id, category.tts) for note, note_id in zip(category.notes, ids, strict=True)]
     return "\n".join(parts)
 
 

@@ -156,17 +156,30 @@ class _Images(Treeprocessor):
         self.state = state
 
     def run(self, root: etree.Element) -> None:
-        for img in root.iter("img"):
-            src = img.get("src", "")
-            if not _is_local(src) or (name := self.state.name(src)) is None:
-                continue
-            if _is_audio(src):
-                img.tag = "span"
-                img.attrib.clear()
-                img.set("class", "dg-sound")
-                img.text = f"[sound:{name}]"
-            else:
-                img.set("src", name)
+        sounds: list[tuple[etree.Element, etree.Element, str]] = []
+        for parent in root.iter():
+            for img in parent.findall("img"):
+                src = img.get("src", "")
+                if not _is_local(src) or (name := self.state.name(src)) is None:
+                    continue
+                if _is_audio(src):
+                    sounds.append((parent, img, name))
+                else:
+                    img.set("src", name)
+        for parent, img, name in sounds:
+            _replace_with_text(parent, img, f"[sound:{name}]")
+
+
+def _replace_with_text(parent: etree.Element, child: etree.Element, text: str) -> None:
+    """Put ``text`` where ``child`` stands (as ``[sound:x]`` written in Markdown would be) and drop it."""
+    text += child.tail or ""
+    index = list(parent).index(child)
+    if index:
+        before = parent[index - 1]
+        before.tail = (before.tail or "") + text
+    else:
+        parent.text = (parent.text or "") + text
+    parent.remove(child)
 
 
 class _Sound(InlineProcessor):
