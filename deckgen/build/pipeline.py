@@ -19,7 +19,7 @@ from deckgen.sources.check import check_deck
 from deckgen.sources.config import CONFIG_NAME, load_config
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.build.incremental import Progress, RenderStage, warm_up_worker
-from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, read_lock, update_lock, write_lock
+from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, identity_problems, read_lock, update_lock, write_lock
 from deckgen.sources.model import Deck, DeckConfig, SourceLocation
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
 from deckgen.build.parallel import WorkPool, available_cores
@@ -203,7 +203,8 @@ def compile_deck(
     finally:
         caches.discard()
     lock = read_lock(source / LOCK_NAME)
-    new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now)
+    new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now, deck.config.uuid)
+    problems += diff.problems
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
     media_files = dict(sorted(media.files.items()))
     return Compiled(deck, tuple(rendered), intros, media_files, lock, new_lock, diff, diagnostics)
@@ -227,7 +228,7 @@ def check_sources(
         ) as stage:
             problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
             problems += stage.rendered()[2]
-    read_lock(source / LOCK_NAME)  # a damaged lock is reported by check as by build
+    problems += identity_problems(read_lock(source / LOCK_NAME), deck.notes(), config.uuid)
     return tuple(sorted(problems, key=Diagnostic.sort_key))
 
 
@@ -240,8 +241,10 @@ def package_inputs(
         for c in deck.categories
         if c.notes
     ]
+    entries = compiled.new_lock.notes
     notes = [
-        PackagedNote(rn, compiled.new_lock.notes[rn.note.id].mod, due) for due, rn in enumerate(compiled.notes, start=1)
+        PackagedNote(rn, entries[rn.note.id].guid, entries[rn.note.id].mod, due)
+        for due, rn in enumerate(compiled.notes, start=1)
     ]
     nt_mods = {nt.id: (nt, compiled.new_lock.notetypes[nt.name].mod) for nt in notetypes.all_notetypes()}
     return decks, notes, nt_mods
@@ -288,7 +291,7 @@ def build(
     if not dry_run:
         decks, notes, nt_mods = package_inputs(compiled)
         try:
-            write_package(output, compiled.deck.name, decks, notes, nt_mods, compiled.media)
+            write_package(output, compiled.deck.config.uuid, decks, notes, nt_mods, compiled.media)
         except OSError as exc:
             raise DeckgenError(f"cannot write {output}: {exc.strerror or exc}") from exc
         if lock_changes:

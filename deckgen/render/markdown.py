@@ -25,7 +25,7 @@ from markdown.treeprocessors import Treeprocessor
 
 from deckgen.anki import notetypes
 from deckgen.errors import Diagnostic
-from deckgen.sources.model import Body, Category, Deck, Note, note_guid
+from deckgen.sources.model import Body, Category, Deck, Note
 
 EXTENSIONS: tuple[str, ...] = (
     "markdown.extensions.tables",
@@ -277,10 +277,6 @@ class RenderedNote:
     tags: tuple[str, ...]
     card_ords: tuple[int, ...]
     media: tuple[str, ...]
-
-    @property
-    def guid(self) -> str:
-        return note_guid(self.note.identity)
 
 
 def note_tags(category: Category, note: Note) -> tuple[str, ...]:

@@ -21,7 +21,9 @@ META_RE = re.compile(r"^<!--\s*([A-Za-z][\w-]*)\s*(?::(.*?))?\s*-->\s*$")
 FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
 EXTRA_MARKER = "extra"
 CLOZE_RE = re.compile(r"\{\{c\d+::")
-NOTE_OPTIONS = ("id", "tags", "source", "cloze", "reverse", "type-in", "ignore")
+NOTE_OPTIONS = ("id", "guid", "tags", "source", "cloze", "reverse", "type-in", "ignore")
+# What Anki accepts in its guid column and deckgen can write in a comment: printable ASCII, no space.
+GUID_RE = re.compile(r"^[!-~]{1,64}$")
 TRUE_WORDS = {"", "true", "yes", "on", "1"}
 FALSE_WORDS = {"false", "no", "off", "0"}
 
@@ -201,11 +203,21 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
     return category, problems
 
 
-def _parse_id(value: str, where: SourceLocation, problems: list[Diagnostic]) -> tuple[str, tuple[str, ...]] | None:
-    """``new-id; was: old-id, older-id`` → ("new-id", ("old-id", "older-id"))."""
+@dataclass(frozen=True, slots=True)
+class _IdComment:
+    id: str
+    aliases: tuple[str, ...]
+    restore: bool
+
+
+def _parse_id(value: str, where: SourceLocation, problems: list[Diagnostic]) -> _IdComment | None:
+    """``new-id; was: old-id, older-id`` (optionally ``; restore``) → the id, its aliases, the restore flag."""
     parts = [p.strip() for p in value.split(";")]
-    note_id, aliases = parts[0], []
+    note_id, aliases, restore = parts[0], [], False
     for part in parts[1:]:
+        if part == "restore":
+            restore = True
+            continue
         key, _, rest = part.partition(":")
         if key.strip() != "was" or not rest.strip():
             problems.append(
@@ -213,7 +225,7 @@ def _parse_id(value: str, where: SourceLocation, problems: list[Diagnostic]) -> 
                     where,
                     "id-invalid",
                     f"cannot read {part!r} in the id comment",
-                    "write <!-- id: new-id; was: old-id -->",
+                    "write <!-- id: new-id; was: old-id --> (or <!-- id: old-id; restore --> for a removed note)",
                 )
             )
             return None
@@ -230,7 +242,7 @@ def _parse_id(value: str, where: SourceLocation, problems: list[Diagnostic]) -> 
                     "ids use lowercase letters, digits, '-' and '_' and start with a letter or digit",
                 )
             )
-    return (note_id, tuple(aliases)) if ok else None
+    return _IdComment(note_id, tuple(aliases), restore) if ok else None
 
 
 def _bool(value: str, key: str, where: SourceLocation, problems: list[Diagnostic]) -> bool:
@@ -305,7 +317,20 @@ def _build_note(
     parsed_id = _parse_id(*options["id"], problems)
     if parsed_id is None:
         return None
-    note_id, aliases = parsed_id
+    note_id, aliases = parsed_id.id, parsed_id.aliases
+    guid = ""
+    if "guid" in options:
+        guid, where = options["guid"]
+        if not GUID_RE.match(guid):
+            problems.append(
+                Diagnostic(
+                    where,
+                    "note-option-invalid",
+                    f"invalid guid {guid!r}",
+                    "a guid is 1-64 printable ASCII characters without spaces, as Anki shows it in the browser",
+                )
+            )
+            return None
 
     answer_lines, extra_lines = body[i:], []
     for j, line in enumerate(answer_lines):
@@ -387,6 +412,9 @@ def _build_note(
         reverse=reverse,
         type_in=options.get("type-in", ("", here))[0],
         ignore=ignore,
+        guid=guid,
+        restore=parsed_id.restore,
+        id_location=options["id"][1],
     )
 
 
