@@ -15,7 +15,7 @@ import click
 from deckgen import __version__
 from deckgen.authoring import new_note, stats
 from deckgen.build.cache import CACHE_DIR
-from deckgen.build.lock import LockDiff
+from deckgen.build.lock import LOCK_NAME, LockDiff, read_lock
 from deckgen.build.parallel import batch_gc
 from deckgen.build.pipeline import BuildResult, build, check_sources, load_deck
 from deckgen.build.progress import ProgressBar, progress_bar
@@ -219,7 +219,7 @@ def new_cmd(prompt: str, deck_name: str | None, source: Path) -> None:
     """Append a note skeleton with a fresh unique id to the subdeck's file."""
     try:
         deck, _ = load_deck(source)
-        note = new_note(deck, prompt, deck_name)
+        note = new_note(deck, prompt, deck_name, read_lock(source / LOCK_NAME).retired_ids())
     except DeckgenError as exc:
         _fail(exc)
         return
