@@ -15,6 +15,7 @@ import click
 from deckgen import __version__
 from deckgen.authoring import new_note, stats
 from deckgen.build.cache import CACHE_DIR
+from deckgen.build.hazards import HazardKind, card_names, notetype_label
 from deckgen.build.lock import LOCK_NAME, LockDiff, read_lock
 from deckgen.build.parallel import batch_gc
 from deckgen.build.pipeline import BuildResult, build, check_sources, load_deck
@@ -95,6 +96,21 @@ def report_diff(diff: LockDiff) -> None:
         click.echo(ORPHAN_TEXT)
         for note_id in diff.orphans:
             click.echo(f"    {note_id}")
+    report_hazards(diff)
+
+
+def report_hazards(diff: LockDiff) -> None:
+    """The notes whose change a re-import would not carry over (the warnings say what to do)."""
+    if not diff.hazards:
+        return
+    click.echo("not applied by a plain re-import (see the warnings; 'deckgen sync' applies them):")
+    for h in diff.hazards:
+        what = {
+            HazardKind.NOTETYPE_CHANGED: f"notetype {notetype_label(h.old)} -> {notetype_label(h.new)}",
+            HazardKind.DECK_MOVED: f"moved '{h.old}' -> '{h.new}'",
+            HazardKind.CARDS_REMOVED: f"card(s) {card_names(h)} removed",
+        }[h.kind]
+        click.echo(f"  ! {h.note_id}  {what}")
 
 
 def report_build(result: BuildResult, dry_run: bool) -> None:
@@ -111,6 +127,7 @@ def report_build(result: BuildResult, dry_run: bool) -> None:
         report_diff(result.compiled.diff)
         click.echo("dry run: nothing written")
         return
+    report_hazards(result.compiled.diff)
     if result.lock_written:
         click.echo(f"updated {result.lock_path}")
     click.echo(f"wrote {result.output}")

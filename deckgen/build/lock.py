@@ -9,18 +9,20 @@ gets a time strictly greater than its previous one, even within the same second.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
 from deckgen.anki.notetypes import NoteType
+from deckgen.build.hazards import Hazard, find_hazards
 from deckgen.errors import DeckgenError, Diagnostic
-from deckgen.render.markdown import RenderedNote
+from deckgen.render.markdown import RenderedNote, note_cards
 from deckgen.sources.model import Note, note_guid
 
 LOCK_NAME = "deckgen.lock"
@@ -82,6 +84,8 @@ class LockDiff:
     orphans: tuple[str, ...] = ()  # removed earlier or now: still in users' collections
     # Notes whose identity cannot be settled from the lock (id-retired, id-rename-conflict, guid-changed …).
     problems: tuple[Diagnostic, ...] = ()
+    # Edits Anki's importer would not apply (notetype changed, deck moved, cards removed); see hazards.py.
+    hazards: tuple[Hazard, ...] = ()
 
     @property
     def any(self) -> bool:
@@ -193,7 +197,11 @@ class _Identities:
         """(notes continuing a lock entry, new notes); every note with a problem is in neither."""
         claims: list[_Claim] = []
         fresh: list[Note] = []
-        for note in notes:
+        listed = list(notes)
+        twice = {i for i, n in Counter(n.id for n in listed).items() if n > 1}
+        for note in listed:
+            if note.id in twice:
+                continue  # id-duplicate reports it; which of the two continues the lock is undecidable
             found = self.match(note)
             if isinstance(found, _Claim):
                 claims.append(found)
@@ -214,8 +222,6 @@ class _Identities:
                     kept.append(claim)
                     continue
                 note = claim.note
-                if owner is not None and note.id == owner.note.id:
-                    continue  # the same id twice in the sources: id-duplicate says so
                 if claim.how == "id":
                     self._error(
                         note,
@@ -235,13 +241,24 @@ class _Identities:
         return kept
 
 
-def identity_problems(lock: Lock, notes: Iterable[Note], deck_uuid: str) -> list[Diagnostic]:
-    """What ``update_lock`` would report about the notes' identities, without rendering them."""
+def lock_findings(
+    lock: Lock, notes: Sequence[tuple[Note, str]], deck_uuid: str
+) -> tuple[list[Diagnostic], list[Hazard]]:
+    """The identity problems and import hazards ``update_lock`` would find for (note, subdeck) pairs,
+    known without rendering (for ``deckgen check``)."""
+    deck_of = {id(note): deck for note, deck in notes}  # by object: the same id may stand twice
     identities = _Identities(lock, deck_uuid)
-    _, fresh = identities.resolve(notes)
+    claims, fresh = identities.resolve(note for note, _ in notes)
+    hazards: list[Hazard] = []
+    for claim in claims:
+        note, deck = claim.note, deck_of[id(claim.note)]
+        prev = lock.notes[claim.key]
+        notetype, cards = note_cards(note)
+        shape = {"deck": deck, "notetype": str(notetype.id)}
+        hazards += find_hazards(note, prev.guid, prev.parts, prev.cards, shape, cards)
     entries = {note.id: NoteEntry(note.guid or note_guid(deck_uuid, note.identity), 0, {}) for note in fresh}
     entries.update({k: v for k, v in lock.notes.items() if k not in entries})
-    return identities.problems + _duplicate_guids(entries, {note.id: note for note in fresh})
+    return identities.problems + _duplicate_guids(entries, {note.id: note for note in fresh}), hazards
 
 
 def update_lock(
@@ -253,20 +270,22 @@ def update_lock(
     ``guid:``) keeps the recorded one; only a new note derives one from ``deck_uuid``.
     """
     old = dict(lock.notes)
-    rendered = {rn.note.id: rn for rn in notes}
+    rendered = {id(rn.note): rn for rn in notes}  # by object: the same id may stand twice
     identities = _Identities(lock, deck_uuid)
     claims, fresh_notes = identities.resolve(rn.note for rn in rendered.values())
-    fresh = [rendered[note.id] for note in fresh_notes]
+    fresh = [rendered[id(note)] for note in fresh_notes]
     new: dict[str, NoteEntry] = {}
     added, changed, renamed = [], [], []
+    hazards: list[Hazard] = []
     unchanged = 0
     for claim in claims:
-        rn, prev = rendered[claim.note.id], old[claim.key]
+        rn, prev = rendered[id(claim.note)], old[claim.key]
         note = rn.note
         parts, cards = note_parts(rn), rn.card_ords
         was = tuple(sorted({*prev.was, claim.key, *note.aliases} - {note.id}))
         if claim.key != note.id:
             renamed.append(Change(note.id, old_id=claim.key))
+        hazards += find_hazards(note, prev.guid, prev.parts, prev.cards, parts, cards)
         if prev.parts != parts or prev.cards != cards or prev.removed:
             diff_fields = tuple(
                 sorted(k for k in parts.keys() | prev.parts.keys() if parts.get(k) != prev.parts.get(k))
@@ -303,6 +322,7 @@ def update_lock(
         unchanged,
         orphans,
         tuple(problems),
+        tuple(sorted(hazards, key=lambda h: (h.note_id, h.kind.value))),
     )
     return Lock(dict(sorted(new.items())), dict(sorted(nt_entries.items()))), diff
 

@@ -19,7 +19,8 @@ from deckgen.sources.check import check_deck
 from deckgen.sources.config import CONFIG_NAME, load_config
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.build.incremental import Progress, RenderStage, warm_up_worker
-from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, identity_problems, read_lock, update_lock, write_lock
+from deckgen.build.hazards import hazard_diagnostics
+from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, lock_findings, read_lock, update_lock, write_lock
 from deckgen.sources.model import Deck, DeckConfig, SourceLocation
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
 from deckgen.build.parallel import WorkPool, available_cores
@@ -179,13 +180,15 @@ def compile_deck(
     save_cache: bool = True,
     jobs: int | None = None,
     progress: Progress | None = None,
+    accept_notetype_changes: bool = False,
 ) -> Compiled:
     """Parse, check and render the deck and compute the lock update, writing nothing but the cache.
 
     Every diagnostic of every stage is collected in ``Compiled.diagnostics``; callers decide
     whether errors are fatal (build) or just reported (check). ``cache_dir`` (e.g. ``build/.cache``)
     holds rendered Markdown and lint results from earlier runs; ``jobs`` caps worker processes
-    (default: one per core). Neither changes the result.
+    (default: one per core). Neither changes the result. ``accept_notetype_changes`` is for a caller
+    that applies notetype changes itself (``deckgen sync``): they stay in ``diff.hazards``, not errors.
     """
     config, files, problems = read_sources(source)
     caches = open_caches(cache_dir, config.lint, writable=save_cache)
@@ -205,6 +208,7 @@ def compile_deck(
     lock = read_lock(source / LOCK_NAME)
     new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now, deck.config.uuid)
     problems += diff.problems
+    problems += hazard_diagnostics(diff.hazards, accept_notetype_changes=accept_notetype_changes)
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
     media_files = dict(sorted(media.files.items()))
     return Compiled(deck, tuple(rendered), intros, media_files, lock, new_lock, diff, diagnostics)
@@ -228,7 +232,9 @@ def check_sources(
         ) as stage:
             problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
             problems += stage.rendered()[2]
-    problems += identity_problems(read_lock(source / LOCK_NAME), deck.notes(), config.uuid)
+    placed = [(note, deck.subdeck_name(c)) for c in deck.categories for note in c.notes]
+    found, hazards = lock_findings(read_lock(source / LOCK_NAME), placed, config.uuid)
+    problems += found + hazard_diagnostics(hazards)
     return tuple(sorted(problems, key=Diagnostic.sort_key))
 
 
@@ -268,6 +274,7 @@ def build(
     cache: bool = True,
     jobs: int | None = None,
     progress: Progress | None = None,
+    accept_notetype_changes: bool = False,
 ) -> BuildResult:
     """Build the package. On any error nothing is written and the previous package stays intact.
 
@@ -275,7 +282,15 @@ def build(
     the next build (a dry run only reads it); the package is the same bytes with or without it.
     """
     cache_dir = out_dir / CACHE_DIR if cache else None
-    compiled = compile_deck(source, now, cache_dir=cache_dir, save_cache=not dry_run, jobs=jobs, progress=progress)
+    compiled = compile_deck(
+        source,
+        now,
+        cache_dir=cache_dir,
+        save_cache=not dry_run,
+        jobs=jobs,
+        progress=progress,
+        accept_notetype_changes=accept_notetype_changes,
+    )
     fatal = compiled.diagnostics if strict else compiled.errors
     if fatal:
         raise SourceError(fatal)

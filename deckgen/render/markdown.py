@@ -279,6 +279,13 @@ class RenderedNote:
     media: tuple[str, ...]
 
 
+def note_cards(note: Note) -> tuple[notetypes.NoteType, tuple[int, ...]]:
+    """The note's notetype and the ords of the cards it makes (known without rendering)."""
+    if note.cloze:
+        return notetypes.cloze(), tuple(sorted(n - 1 for n in protect_cloze(note.answer.text)[1] if n > 0))
+    return notetypes.basic(), (0, 1) if note.reverse else (0,)
+
+
 def note_tags(category: Category, note: Note) -> tuple[str, ...]:
     """Category, kind and author tags; Anki compares tags case-insensitively, so dedupe that way."""
     seen: dict[str, str] = {}
@@ -312,11 +319,8 @@ def render_note(
     source = html.escape(note.source)
     kind = note.kind.label
     if note.cloze:
-        notetype = notetypes.cloze()
         values = {"Text": answer, "Prompt": prompt, "Extra": extra, "Source": source, "Kind": kind, "Id": note.id}
-        ords = tuple(sorted(n - 1 for n in protect_cloze(note.answer.text)[1] if n > 0))
     else:
-        notetype = notetypes.basic()
         values = {
             "Prompt": prompt,
             "Answer": answer,
@@ -327,7 +331,7 @@ def render_note(
             "TypeIn": html.escape(note.type_in),
             "Id": note.id,
         }
-        ords = (0, 1) if note.reverse else (0,)
+    notetype, ords = note_cards(note)
     fields = tuple(values.get(name, "") for name in notetype.fields)
     rendered = RenderedNote(
         note=note,
