@@ -21,6 +21,8 @@ from deckgen.sources.parse import find_fences
 CODE_SPAN_RE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
 LIST_ITEM_RE = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+\S")
 CLOZE_RE = re.compile(r"\{\{c(\d+)::")
+# A paragraph that is only a bold question: how public Q&A lists mark their questions.
+BOLD_QUESTION_RE = re.compile(r"(?:^|\n[ \t]*\n)[ \t]*((\*\*|__)[^\n*_]+\?[ \t]*\2)[ \t]*(?=\n[ \t]*\n|\n?$)")
 UNSAFE_HTML = (
     (
         re.compile(r"<\s*(script|iframe|object|embed|frame|frameset|applet|base|meta|link|form)\b", re.I),
@@ -62,6 +64,11 @@ RULES: dict[str, Rule] = {
         Rule("deck-duplicate", _E, "two files define the same subdeck"),
         # notes
         Rule("heading-level", _E, "a '#', '###' … heading where only '## ' starts a note (it would not be a card)"),
+        Rule(
+            "heading-malformed", _E, "'##What', '##' + no-break space, an indented heading: would vanish into an answer"
+        ),
+        Rule("comment-unclosed", _E, "an HTML comment never closed (it would hide the notes after it)"),
+        Rule("extra-with-text", _E, "<!-- extra: text --> is a comment: its text would not be on the card"),
         Rule("prompt-empty", _E, "a '## ' heading without prompt text"),
         Rule("id-missing", _E, "a note without <!-- id: ... --> right after its heading"),
         Rule("id-invalid", _E, "an id with characters other than lowercase letters, digits, '-' and '_'"),
@@ -96,6 +103,7 @@ RULES: dict[str, Rule] = {
         Rule("code-too-long", _W, "a code block longer than the limit (default 30 lines)"),
         Rule("category-empty", _W, "a category file without any note"),
         Rule("image-remote", _W, "an image loaded from the web: missing offline and on phones"),
+        Rule("bold-question", _W, "a paragraph that is only a bold question: probably a note without a heading"),
     )
 }
 
@@ -273,7 +281,19 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
                 Severity.WARNING,
             )
         )
-    for _, body in _parts(note):
+    for part, body in _parts(note):
+        if part != "prompt":
+            for m in BOLD_QUESTION_RE.finditer(_mask_code(body.text)):
+                found.append(
+                    Diagnostic(
+                        body.location(path, m.start(1)),
+                        "bold-question",
+                        f"a bold question alone in a paragraph of the {part}: {m.group(1).strip()[:50]!r}",
+                        "if it is the next question, make it a note ('## ' + the question, then its own id); "
+                        "otherwise silence this with <!-- ignore: bold-question -->",
+                        Severity.WARNING,
+                    )
+                )
         for offset, count in _long_lists(body.text, config.max_list_items):
             found.append(
                 Diagnostic(

