@@ -41,3 +41,32 @@ def test_notes_never_vanish_into_the_previous_answer(sample: Path, out_dir: Path
     assert after.notes == before.notes + 1 and after.revlog == before.revlog
     assert {c: after.cards[c] for c in before.cards} == before.cards
     assert compile_deck(sample, T0 + 3).diagnostics == ()
+
+
+def test_cloze_deletions_that_would_break_the_package_are_refused(sample: Path, out_dir: Path, anki: Anki) -> None:
+    """Problem 5: c65537 made Anki refuse the whole package; unclosed deletions and '}}' in math broke cards."""
+    before = imported_and_reviewed(sample, out_dir, anki)
+    algorithms = sample / "algorithms.md"
+    original = algorithms.read_text(encoding="utf-8")
+    line = "with step size {{c2::$\\eta$}}."
+    for added, rule in (
+        ("{{c65537::x}}", "cloze-number"),
+        ("{{c99999999999999999999999::x}}", "cloze-number"),
+        ("{{c3::never closed", "cloze-unclosed"),
+        ("{{c3:x}}", "cloze-malformed"),
+        ("{{c3::$x^{2}}$}}", "cloze-malformed"),
+    ):
+        algorithms.write_text(original.replace(line, f"{line[:-1]} and {added}."), encoding="utf-8")
+        text_line = algorithms.read_text(encoding="utf-8").split("\n")[17]
+        col = text_line.index(added) + 1 + (added.index("}}") if "$}}" in added else 0)
+        assert refused(sample, out_dir, T0 + 1) == (f"algorithms.md:18:{col} {rule}",), added
+    # the documented safe forms import: up to c500, and '} }' inside math in a deletion
+    algorithms.write_text(original.replace(line, f"{line[:-1]}, {{{{c3::$x^{{2}} }}$}}}} and {{{{c500::far}}}}."))
+    result = build_at(sample, out_dir, now=T0 + 2)
+    log = anki.import_package(result.output)
+    assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
+    cards = {c.ord: c for c in anki.cards_of("algo-gd-cloze")}
+    assert sorted(cards) == [0, 1, 2, 499]
+    assert "x^{2} }" in cards[2].answer() and "x^{2}" not in cards[2].question()
+    after = state(anki)
+    assert after.revlog == before.revlog and {c: after.cards[c] for c in before.cards} == before.cards

@@ -384,7 +384,7 @@ def dumps(lock: Lock) -> str:
 
 # A mod is a time in seconds; anything negative or after 2099 is damage, not a time deckgen wrote.
 MOD_RANGE = range(0, 4_102_444_800)
-MAX_CARD_ORD = 1000
+MAX_CARD_ORD = 65536  # Anki's own limit: card ords are 16-bit
 RECOVER_HINT = "restore it from version control (see 'A damaged lock' in the README)"
 
 

@@ -90,6 +90,9 @@ RULES: dict[str, Rule] = {
         Rule("cloze-not-enabled", _E, "{{c1::...}} in a note that is not marked <!-- cloze -->"),
         Rule("cloze-without-deletions", _E, "a <!-- cloze --> note without any {{c1::...}} deletion"),
         Rule("cloze-misplaced", _E, "cloze deletions outside a cloze note's answer, or numbered c0"),
+        Rule("cloze-number", _E, "a cloze number above c500 (Anki refuses a package with one above c65536)"),
+        Rule("cloze-unclosed", _E, "a {{c1:: deletion never closed with }}"),
+        Rule("cloze-malformed", _E, "{{c1:x}}, {{C1::…}}, an empty deletion, or '}}' inside math ending a deletion"),
         # images
         Rule("image-missing", _E, "an image file that does not exist"),
         Rule("image-outside-source", _E, "an image path leaving the source folder (../, absolute, symlink out)"),
@@ -199,7 +202,59 @@ def source_errors(note: Note) -> list[Diagnostic]:
                             "renumber the deletion as {{c1::...}}",
                         )
                     )
+            if part == "answer":
+                found += [
+                    Diagnostic(body.location(path, offset), rule, message, hint)
+                    for offset, rule, message, hint in cloze_problems(masked)
+                ]
     return found
+
+
+# Real Anki (26.x) imports cloze numbers up to c65536 (card ords are 16-bit); one deletion above makes it
+# refuse the whole package ("IntegralValueOutOfRange"). deckgen's limit is far below, and documented.
+CLOZE_MAX = 500
+_CLOZE_TOKEN_RE = re.compile(r"\{\{c(\d+)::|\}\}|\{\{[ \t]*[cC][ \t]*-?\d*[ \t]*::?")
+
+
+def cloze_problems(text: str) -> Iterator[tuple[int, str, str, str]]:
+    """(offset, rule, message, hint) for each broken deletion of a cloze note's code-masked answer:
+    above ``CLOZE_MAX``, malformed, empty, never closed, or closed by a ``}}`` that belongs to math."""
+    open_at: list[re.Match[str]] = []
+    for m in _CLOZE_TOKEN_RE.finditer(text):
+        if m.group(1) is not None:
+            if int(m.group(1)) > CLOZE_MAX:
+                yield (
+                    m.start(),
+                    "cloze-number",
+                    f"cloze number c{int(m.group(1)) if len(m.group(1)) < 12 else m.group(1)[:12] + '...'} "
+                    f"is above c{CLOZE_MAX}",
+                    f"number deletions c1, c2 ...; deckgen allows up to c{CLOZE_MAX} (a number above c65536 "
+                    "makes Anki refuse the whole package)",
+                )
+            open_at.append(m)
+        elif m.group(0) == "}}":
+            if not open_at:
+                continue  # a stray '}}' is text (shown as typed)
+            opener = open_at.pop()
+            content = text[opener.end() : m.start()]
+            if not content.split("::")[0].strip():
+                yield opener.start(), "cloze-malformed", "empty cloze deletion", "put the hidden text after '::'"
+            elif any(True for _ in _math_problems(content)):
+                yield (
+                    m.start(),
+                    "cloze-malformed",
+                    "'}}' inside math ends the cloze deletion early",
+                    "inside a deletion write '} }' (with a space) in LaTeX, e.g. {{c1::$x^{2} }$}}",
+                )
+        else:
+            yield (
+                m.start(),
+                "cloze-malformed",
+                f"malformed cloze deletion {m.group(0)!r}",
+                "write {{c1::hidden text}}: a lowercase 'c', the number, two colons",
+            )
+    for opener in open_at:
+        yield opener.start(), "cloze-unclosed", "cloze deletion is never closed", "close it with '}}'"
 
 
 def answer_words(text: str) -> int:
