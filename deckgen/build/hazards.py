@@ -61,7 +61,9 @@ def find_hazards(
 def notetype_label(notetype_id: str) -> str:
     by_id = {str(nt.id): nt for nt in notetypes.all_notetypes()}
     nt = by_id.get(notetype_id)
-    return "a cloze note" if nt is not None and nt.is_cloze else "a basic note" if nt is not None else "another notetype"
+    return (
+        "a cloze note" if nt is not None and nt.is_cloze else "a basic note" if nt is not None else "another notetype"
+    )
 
 
 def card_names(hazard: Hazard) -> str:

@@ -9,10 +9,10 @@ gets a time strictly greater than its previous one, even within the same second.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -124,8 +124,7 @@ class _Identities:
         self.old = lock.notes
         self.deck_uuid = deck_uuid
         self.index: dict[str, str] = {}  # current or former id -> lock key
-        for key, entry in self.old.items():
-            self.index[key] = key
+        self.index.update((key, key) for key in self.old)
         for key, entry in self.old.items():
             for alias in entry.was:
                 self.index.setdefault(alias, key)
@@ -135,7 +134,7 @@ class _Identities:
     def _error(self, note: Note, rule: str, message: str, hint: str) -> None:
         self.problems.append(Diagnostic(note.id_location or note.location, rule, message, hint))
 
-    def match(self, note: Note) -> _Claim | None | bool:
+    def match(self, note: Note) -> _Claim | bool | None:
         """The lock entry ``note`` continues; None for a new note; False after reporting a problem."""
         keys: dict[str, str] = {}
         if note.id in self.index:
@@ -453,7 +452,9 @@ def loads(text: str, path: Path) -> Lock:
         nts = {}
         for k, raw in _mapping(data.get("notetypes"), "notetypes").items():
             v = _mapping(raw, f"notetype {k!r}")
-            nts[k] = NotetypeEntry(_str(v.get("hash"), f"notetype {k!r}: hash"), _int(v.get("mod"), f"notetype {k!r}: mod", MOD_RANGE))
+            nts[k] = NotetypeEntry(
+                _str(v.get("hash"), f"notetype {k!r}: hash"), _int(v.get("mod"), f"notetype {k!r}: mod", MOD_RANGE)
+            )
     except RecursionError as exc:
         raise LockFileError(f"{path}: the lock file is damaged (nested too deeply); {RECOVER_HINT}") from exc
     except ValueError as exc:  # json's errors and _Damaged
