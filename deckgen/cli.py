@@ -166,6 +166,7 @@ def build_cmd(
             source,
             out_dir,
             now=_now(),
+            wall_clock=int(time.time()),
             locked=locked,
             dry_run=dry_run,
             strict=strict,
@@ -219,7 +220,7 @@ def check_cmd(source: Path, strict: bool, fmt: str, out_dir: Path, quiet: bool, 
 def diff_cmd(source: Path) -> None:
     """Show what a rebuild of SOURCE changes against its lock: added, changed, removed, renamed, orphans."""
     try:
-        result = build(source, Path("build"), now=_now(), dry_run=True)
+        result = build(source, Path("build"), now=_now(), wall_clock=int(time.time()), dry_run=True)
     except DeckgenError as exc:
         _fail(exc)
         return

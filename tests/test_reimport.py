@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import T0, Anki, build_at, imported_and_reviewed, refused, state
+from click.testing import CliRunner
+
+from conftest import T0, Anki, build_at, edit, imported_and_reviewed, refused, state
+from deckgen.build.lock import LOCK_NAME, read_lock
 from deckgen.build.pipeline import compile_deck
+from deckgen.cli import main
 
 NEXT = "\n## What is bias?\n<!-- id: tech-bias -->\n\nA systematic error.\n"
 
@@ -70,3 +74,33 @@ def test_cloze_deletions_that_would_break_the_package_are_refused(sample: Path, 
     assert "x^{2} }" in cards[2].answer() and "x^{2}" not in cards[2].question()
     after = state(anki)
     assert after.revlog == before.revlog and {c: after.cards[c] for c in before.cards} == before.cards
+
+
+def test_changed_note_beats_an_edit_made_inside_anki_whatever_source_date_epoch_says(
+    sample: Path, out_dir: Path, anki: Anki
+) -> None:
+    """Problem 7: with SOURCE_DATE_EPOCH older than a user's in-Anki edit, the source change never arrived."""
+    before = imported_and_reviewed(sample, out_dir, anki)
+    note = anki.note_by_id_field("tip-think-aloud")
+    note["Extra"] = "my own remark"
+    anki.col.update_note(note)  # stamped with the real clock, long after T0
+    edited_at = anki.note_by_id_field("tip-think-aloud").mod
+    assert edited_at > T0 + 10
+    edit(sample / "tips.md", "before you code", "before you write code")
+    run = CliRunner().invoke(
+        main, ["build", str(sample), "-o", str(out_dir), "-q"], env={"SOURCE_DATE_EPOCH": str(T0 + 10)}
+    )
+    assert run.exit_code == 0, run.output
+    lock = read_lock(sample / LOCK_NAME)
+    assert lock.notes["tip-think-aloud"].mod > edited_at  # changed: after the real clock
+    assert lock.notes["gen-why-ml"].mod == T0  # unchanged: the lock's mod
+    package = next(out_dir.glob("*.apkg"))
+    log = anki.import_package(package)
+    assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
+    assert "before you write code" in anki.note_by_id_field("tip-think-aloud")["Answer"]
+    after = state(anki)
+    assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
+    # reproducible from the lock: the same sources and lock give the same bytes, at any clock
+    first = package.read_bytes()
+    build_at(sample, out_dir, now=T0 + 99_999)
+    assert package.read_bytes() == first

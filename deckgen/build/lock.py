@@ -4,6 +4,12 @@ Anki updates an existing note on import only when the incoming ``mod`` is strict
 one it holds. Stamping every note with the build time would rewrite every note on every import;
 so a note's ``mod`` is the time its content last changed, kept here, and a changed note always
 gets a time strictly greater than its previous one, even within the same second.
+
+A changed note's ``mod`` is also later than the real clock at the start of the build (``wall_clock``),
+whatever ``now`` (SOURCE_DATE_EPOCH) says: a user who edited the note inside Anki before this build
+holds a ``mod`` up to that clock (the same second included), and Anki would ignore an incoming note
+that is not strictly newer, forever. Unchanged
+notes keep the lock's ``mod``, so the same sources and lock still give the same bytes.
 """
 
 from __future__ import annotations
@@ -104,8 +110,9 @@ def note_parts(rn: RenderedNote) -> dict[str, str]:
     return parts
 
 
-def _next_mod(old: int | None, now: int) -> int:
-    return now if old is None else max(now, old + 1)
+def _next_mod(old: int | None, now: int, wall_clock: int = 0) -> int:
+    """The ``mod`` of a changed note (or notetype) last changed at ``old``; see the module docstring."""
+    return now if old is None else max(now, wall_clock + 1, old + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +268,15 @@ def lock_findings(
 
 
 def update_lock(
-    lock: Lock, notes: Iterable[RenderedNote], notetypes: Iterable[NoteType], now: int, deck_uuid: str
+    lock: Lock,
+    notes: Iterable[RenderedNote],
+    notetypes: Iterable[NoteType],
+    now: int,
+    deck_uuid: str,
+    wall_clock: int = 0,
 ) -> tuple[Lock, LockDiff]:
-    """The lock after this build, and the diff from the old one. ``now`` is the build time (s).
+    """The lock after this build, and the diff from the old one. ``now`` is the build time (s);
+    ``wall_clock`` the real time, which changed notes' ``mod`` never precedes (module docstring).
 
     The lock decides each note's GUID: a note it knows (by id, any ``was:`` id in any order, or
     ``guid:``) keeps the recorded one; only a new note derives one from ``deck_uuid``.
@@ -290,7 +303,7 @@ def update_lock(
                 sorted(k for k in parts.keys() | prev.parts.keys() if parts.get(k) != prev.parts.get(k))
             ) + (("cards",) if prev.cards != cards else ())
             changed.append(Change(note.id, diff_fields if not prev.removed else ("restored",)))
-            new[note.id] = NoteEntry(prev.guid, _next_mod(prev.mod, now), parts, cards, was)
+            new[note.id] = NoteEntry(prev.guid, _next_mod(prev.mod, now, wall_clock), parts, cards, was)
         else:
             unchanged += claim.key == note.id
             new[note.id] = NoteEntry(prev.guid, prev.mod, parts, cards, was)
@@ -298,7 +311,9 @@ def update_lock(
         note = rn.note
         guid = note.guid or note_guid(deck_uuid, note.identity)
         added.append(note.id)
-        new[note.id] = NoteEntry(guid, now, note_parts(rn), rn.card_ords, tuple(sorted(set(note.aliases))))
+        # a pinned guid is a note users already have (imported from Anki): its mod must beat their edits
+        mod = max(now, wall_clock + 1) if note.guid else now
+        new[note.id] = NoteEntry(guid, mod, note_parts(rn), rn.card_ords, tuple(sorted(set(note.aliases))))
     consumed = {c.key for c in claims}
     removed = sorted(k for k, v in old.items() if k not in consumed and not v.removed)
     for key, entry in old.items():
@@ -311,7 +326,8 @@ def update_lock(
         if prev_nt is not None and prev_nt.hash == nt.style_hash:
             nt_entries[nt.name] = prev_nt
         else:
-            nt_entries[nt.name] = NotetypeEntry(nt.style_hash, _next_mod(prev_nt.mod if prev_nt else None, now))
+            prev_mod = prev_nt.mod if prev_nt else None
+            nt_entries[nt.name] = NotetypeEntry(nt.style_hash, _next_mod(prev_mod, now, wall_clock))
     orphans = tuple(sorted(k for k, v in new.items() if v.removed))
     diff = LockDiff(
         tuple(sorted(added)),

@@ -181,6 +181,7 @@ def compile_deck(
     jobs: int | None = None,
     progress: Progress | None = None,
     accept_notetype_changes: bool = False,
+    wall_clock: int = 0,
 ) -> Compiled:
     """Parse, check and render the deck and compute the lock update, writing nothing but the cache.
 
@@ -189,6 +190,7 @@ def compile_deck(
     holds rendered Markdown and lint results from earlier runs; ``jobs`` caps worker processes
     (default: one per core). Neither changes the result. ``accept_notetype_changes`` is for a caller
     that applies notetype changes itself (``deckgen sync``): they stay in ``diff.hazards``, not errors.
+    ``wall_clock`` is the real time of the build: changed notes get a ``mod`` no earlier (see lock.py).
     """
     config, files, problems = read_sources(source)
     caches = open_caches(cache_dir, config.lint, writable=save_cache)
@@ -206,7 +208,7 @@ def compile_deck(
     finally:
         caches.discard()
     lock = read_lock(source / LOCK_NAME)
-    new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now, deck.config.uuid)
+    new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now, deck.config.uuid, wall_clock)
     problems += diff.problems
     problems += hazard_diagnostics(diff.hazards, accept_notetype_changes=accept_notetype_changes)
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
@@ -275,6 +277,7 @@ def build(
     jobs: int | None = None,
     progress: Progress | None = None,
     accept_notetype_changes: bool = False,
+    wall_clock: int = 0,
 ) -> BuildResult:
     """Build the package. On any error nothing is written and the previous package stays intact.
 
@@ -290,6 +293,7 @@ def build(
         jobs=jobs,
         progress=progress,
         accept_notetype_changes=accept_notetype_changes,
+        wall_clock=wall_clock,
     )
     fatal = compiled.diagnostics if strict else compiled.errors
     if fatal:
