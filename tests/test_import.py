@@ -30,6 +30,8 @@ from deckgen.importing.qa import parse_qa
 DATA = Path(__file__).parent / "data" / "import"
 INPUTS = sorted((DATA / "input").glob("*.md"))
 EXPECTED = DATA / "expected"
+MINE = 'name = "Mine"\nuuid = "5b0f7c1e-3d2a-4c59-9a47-2f1e8d6b0c33"\n'
+UUID_LINE = re.compile(rb'^uuid = "[0-9a-f-]{36}"$', re.M)
 
 
 def _import(*args: str) -> tuple[int, str]:
@@ -51,8 +53,10 @@ def test_qa_lists_import_to_golden_files_that_check_clean(tmp_path: Path, reques
     assert written == sorted(p.name for p in EXPECTED.glob("*.md"))
     expected = sorted(p.relative_to(EXPECTED) for p in EXPECTED.rglob("*") if p.is_file())
     assert sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file() and p.suffix != ".lock") == expected
-    for name in expected:
-        assert (source / name).read_bytes() == (EXPECTED / name).read_bytes(), name
+    for name in expected:  # a new deck gets a fresh uuid: the one thing that differs each time
+        assert UUID_LINE.sub(b"uuid", (source / name).read_bytes()) == UUID_LINE.sub(
+            b"uuid", (EXPECTED / name).read_bytes()
+        )
     assert check_sources(source) == ()
     assert "imported 16 notes" in output and "check: 0 errors, 0 warnings" in output
     # the question without an answer is named, not silently dropped
@@ -115,7 +119,7 @@ def test_amounts_of_money_that_would_open_math_are_escaped(answer: str, expected
 def test_ids_are_readable_and_never_reuse_a_lock_entry_even_a_removed_one(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()
-    (source / "deckgen.toml").write_text('name = "Mine"\n')
+    (source / "deckgen.toml").write_text(MINE)
     (source / "old.md").write_text("## What is overfitting?\n<!-- id: overfitting -->\n\nOld answer.\n")
     build_at(source, tmp_path / "out")
     (source / "old.md").write_text("## Anything?\n<!-- id: anything -->\n\nText.\n")
@@ -124,7 +128,7 @@ def test_ids_are_readable_and_never_reuse_a_lock_entry_even_a_removed_one(tmp_pa
     assert code == 0, output
     text = (source / "fundamentals.md").read_text()
     assert "<!-- id: overfitting-2 -->" in text and "<!-- id: bias-variance-trade-off -->" in text
-    assert (source / "deckgen.toml").read_text() == 'name = "Mine"\n'  # never overwritten
+    assert (source / "deckgen.toml").read_text() == MINE  # never overwritten
 
 
 def test_local_images_are_copied_along_and_missing_ones_named(tmp_path: Path) -> None:
@@ -297,7 +301,7 @@ def test_apkg_import_writes_readable_sources_with_guids_media_and_tags(physics: 
     assert "<!-- reverse -->\n<!-- tts: en_US speed=0.9 -->" in optics
     assert "costs \\$0 to remember [sound:sounds/c.mp3]" in (source / "general.md").read_text()
     assert (source / "images" / "lens diagram.png").is_file() and (source / "sounds" / "c.mp3").is_file()
-    assert (source / "deckgen.toml").read_text() == 'name = "Physics"\n'
+    assert re.fullmatch(r'name = "Physics"\nuuid = "[0-9a-f-]{36}"\n', (source / "deckgen.toml").read_text())
     # no errors; the one warning is advice about the user's own wording
     assert [(d.rule, d.location.line) for d in check_sources(source)] == [("prompt-not-question", 13)]
 
@@ -307,7 +311,8 @@ def test_collection_deck_imports_the_same_as_its_package(physics: Physics, tmp_p
     assert code == 0, output
     for path in physics.source.rglob("*"):
         if path.is_file() and path.name != "deckgen.lock":
-            assert (tmp_path / "s" / path.relative_to(physics.source)).read_bytes() == path.read_bytes(), path
+            mine = (tmp_path / "s" / path.relative_to(physics.source)).read_bytes()
+            assert UUID_LINE.sub(b"uuid", mine) == UUID_LINE.sub(b"uuid", path.read_bytes()), path
 
 
 def _import_with(anki: Anki, apkg: Path, update: str) -> ImportLog:

@@ -62,9 +62,10 @@ def test_double_braces_never_reach_anki_as_syntax(renderer: Renderer) -> None:
 
 
 def test_cloze_markers_survive_markdown_and_braces_elsewhere_do_not() -> None:
-    text, numbers = protect_cloze("A {{c1::**bold** $x_{1}$}} and {{c2::b::hint}} and }} stray")
+    source = "A {{c1::**bold** $x_{1}$}} and {{c2::b::hint}} and }} stray"
+    text, numbers = protect_cloze(source)
     assert numbers == {1, 2} and "{{" not in text
-    out = restore_cloze(neutralise_braces(Renderer().convert(text)[0]))
+    out = restore_cloze(neutralise_braces(Renderer().convert(text)[0]), source)
     assert "{{c1::<strong>bold</strong> " in out and "{{c2::b::hint}}" in out
     assert "stray" in out and out.count("}}") == 2
 
@@ -122,6 +123,15 @@ def test_pipes_in_math_outside_tables_are_untouched(renderer: Renderer) -> None:
     assert _math(out) == [r"\(\lVert w \rVert = |w|\)", r"\(|a| + |b|\)"]
 
 
+@pytest.mark.parametrize("planted", ["DGCLOZEO1X", "DGCLOZEC", "DGPIPEX", "DGCLOZEQ1O2X", "DGPIPEQ1X"])
+def test_internal_placeholders_cannot_be_produced_by_user_text(renderer: Renderer, planted: str) -> None:
+    """The author's text never turns into a cloze marker or a '|' (placeholders avoid what the text holds)."""
+    source = f"A {{{{c1::x}}}} and {planted} in | a | $|w|$ |\n|---|---|---|\n| {planted} | b | $|v|$ |"
+    text, _ = protect_cloze(source)
+    out = restore_cloze(neutralise_braces(renderer.convert(text)[0]), source)
+    assert out.count(planted) == 2 and out.count("{{c") == 1 and out.count("}}") == 1
+
+
 def test_markdown_inside_details_and_summary_is_rendered(renderer: Renderer) -> None:
     source = (
         "<details><summary>Why **bold** $x^2$?</summary>\n\nBecause **this** and $a_i$:\n\n"
@@ -135,8 +145,9 @@ def test_markdown_inside_details_and_summary_is_rendered(renderer: Renderer) -> 
 
 
 def test_cloze_inside_details_survives() -> None:
-    text, _ = protect_cloze("<details><summary>Hint</summary>\n\nIt is {{c1::**Paris** $p$}}.\n</details>")
-    out = restore_cloze(neutralise_braces(Renderer().convert(text)[0]))
+    source = "<details><summary>Hint</summary>\n\nIt is {{c1::**Paris** $p$}}.\n</details>"
+    text, _ = protect_cloze(source)
+    out = restore_cloze(neutralise_braces(Renderer().convert(text)[0]), source)
     assert "{{c1::<strong>Paris</strong> " in out and "</details>" in out
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from deckgen.build.lock import LOCK_NAME, read_lock
 from deckgen.build.pipeline import load_deck
 from deckgen.errors import DeckgenError, Diagnostic, Severity, SourceError
-from deckgen.sources.config import CONFIG_NAME
+from deckgen.sources.config import CONFIG_NAME, fresh_uuid_line
 from deckgen.sources.model import SourceLocation
 
 from .media import copy_local_media
@@ -81,6 +81,11 @@ def plan_sources_import(
         decks = [c.name for c in existing.categories]
         taken |= set(read_lock(source / LOCK_NAME).notes)
     plan = plan_import(
-        categories, source, taken_ids=taken, existing_decks=decks, root_name=root, config_exists=config_exists
+        categories,
+        source,
+        taken_ids=taken,
+        existing_decks=decks,
+        root_name=root,
+        new_config=None if config_exists else fresh_uuid_line() + "\n",  # a new deck's own identity
     )
     return plan, problems

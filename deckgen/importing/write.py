@@ -106,9 +106,12 @@ def plan_import(
     taken_ids: Iterable[str],
     existing_decks: Iterable[str],
     root_name: str,
-    config_exists: bool,
+    new_config: str | None,
 ) -> ImportPlan:
     """Decide file names, subdeck names and ids for ``categories`` in the folder ``source``.
+
+    ``new_config`` (None when the folder has a ``deckgen.toml``) is what a new one holds after the
+    deck name: its ``uuid = ...`` line, made by the caller so that this stays deterministic.
 
     ``taken_ids`` must hold every id the deck has ever used (its notes, rename aliases and every
     lock entry, removed ones too): an id that once named a note keeps meaning that note's GUID.
@@ -135,8 +138,9 @@ def plan_import(
                 raise DeckgenError(f"two different media files would both be written to {target}")
             media[target] = data
     media_files = [(p, d) for p, d in sorted(media.items()) if not (p.is_file() and p.read_bytes() == d)]
-    if not config_exists:
-        files.append((source / CONFIG_NAME, f"name = {json.dumps(root_name, ensure_ascii=False)}\n".encode()))
+    if new_config is not None:  # a deck of its own: its name and the lines ``new_config`` holds (its uuid)
+        config = f"name = {json.dumps(root_name, ensure_ascii=False)}\n{new_config}"
+        files.append((source / CONFIG_NAME, config.encode()))
     return ImportPlan(source, tuple(planned), tuple(media_files + files), tuple(renamed))
 
 
