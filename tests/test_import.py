@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,36 @@ def test_a_setext_underline_is_not_a_rule() -> None:
     assert category.notes[0].answer == "Alpha\n---\nmore." and problems == []
 
 
+_LINES = st.sampled_from(
+    ["# T", "## Q?", "### Sub?", "**Bold?**", "1. Num?", "Q: Ask?", "A: Reply.", "text $5", "```", "---", "",
+     "<details>", "<summary>Answer</summary>", "<summary>Why?</summary>", "</details>", "   indented", "- item",
+     "A {{Front}} b", "$$", "\\(a", "b\\)", "#### Deep", "| a | b |", "|---|---|", "`code $`", "~~~",
+     "<div>", "</div>", "1) Paren?", "__Under?__", "> quote?", "text\\"]
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_LINES, max_size=25))
+def test_any_mix_of_layouts_gives_notes_with_prompt_and_answer_never_a_crash(lines: list[str]) -> None:
+    categories, problems = parse_qa("\n".join(lines).encode(), Path("qa.md"))
+    for category in categories:
+        assert category.deck and category.notes
+        for note in category.notes:
+            assert note.prompt and "\n" not in note.prompt and note.answer.strip()
+    assert all(p.severity is Severity.WARNING for p in problems)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_LINES, min_size=1, max_size=25))
+def test_whatever_is_imported_passes_check(lines: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "qa.md").write_text("\n".join(lines))
+        code, output = _import(str(Path(tmp) / "qa.md"), "--to", str(Path(tmp) / "source"))
+        assert code == 0 or "nothing to import" in output, output
+        if code == 0:
+            assert "check: 0 errors" in output, output
+
+
 def test_answers_are_unwrapped_dedented_and_headings_inside_become_bold() -> None:
     text = "## What is A?\n<details><summary>Answer</summary>\n\n  #### Detail\n  x = 1 costs $a$\n</details>\n"
     (category,), _ = parse_qa(text.encode(), Path("qa.md"))
@@ -114,6 +145,14 @@ def test_answers_are_unwrapped_dedented_and_headings_inside_become_bold() -> Non
 def test_amounts_of_money_that_would_open_math_are_escaped(answer: str, expected: str) -> None:
     (category,), _ = parse_qa(f"## How much?\n\n{answer}\n".encode(), Path("qa.md"))
     assert category.notes[0].answer == expected
+
+
+def test_cloze_syntax_and_stray_math_in_a_qa_list_stay_text() -> None:
+    text = "## What is {{c1::x}}?\n\nType {{c1::Paris}} in `{{c1::code}}`; \\(unclosed and $$ too.\n"
+    (category,), _ = parse_qa(text.encode(), Path("qa.md"))
+    (note,) = category.notes
+    assert note.prompt == "What is \\{\\{c1::x}}?"
+    assert note.answer == "Type \\{\\{c1::Paris}} in `{{c1::code}}`; (unclosed and \\$\\$ too."
 
 
 def test_ids_are_readable_and_never_reuse_a_lock_entry_even_a_removed_one(tmp_path: Path) -> None:
@@ -176,7 +215,9 @@ def test_import_then_build_in_real_subprocesses(tmp_path: Path) -> None:
         [*run, "import", *map(str, INPUTS), "--to", "src"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    done = subprocess.run([*run, "build", "src", "-o", "out"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [*run, "build", "src", "-o", "out", "-j", "1"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert "16 notes" in done.stdout and (tmp_path / "out" / "machine-learning-interview-questions.apkg").is_file()
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from deckgen.authoring import slugify
 from deckgen.errors import Diagnostic, Severity
+from deckgen.sources.check import math_problems
 from deckgen.sources.config import deck_name_from_path
 from deckgen.sources.model import SourceLocation
 from deckgen.sources.parse import HEADING_RE, decode, find_fences
@@ -42,6 +43,7 @@ _RULE_RE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,})\s*$")
 # "$5", "$1,200." — a dollar before an amount, not opening a formula (deckgen reads $..$ as math).
 _CURRENCY_RE = re.compile(r"(?<![\\$])\$(?=\d[\d,.]*(?:[\s;:!?)]|[.,](?:\s|$)|$))")
 _CODE_SPAN_RE = re.compile(r"(`+).+?\1")
+_CLOZE_OPEN_RE = re.compile(r"\{\{(c\d+::)")
 _SINGLE_DOLLAR_RE = re.compile(r"(?<![\\$])\$(?!\$)")
 _GENERIC_SUMMARY_WORDS = {
     "show", "see", "view", "reveal", "click", "here", "to", "expand", "toggle", "the", "answer", "answers",
@@ -79,7 +81,7 @@ def clean_prompt(text: str) -> str:
         text = m.group(2).strip() + (m.group(3) if m.group(3) == "?" else "")
     text = _NUMBER_PREFIX_RE.sub("", text).strip()
     m = re.fullmatch(r"(\*\*|__)(.+?)\1", text)
-    return (m.group(2) if m else text).strip()
+    return _outside_code_spans((m.group(2) if m else text).strip(), _escape_cloze)
 
 
 def _is_generic_summary(summary: str) -> bool:
@@ -117,6 +119,9 @@ def _tidy_answer(lines: list[str]) -> str:
         first = _ANSWER_PREFIX_RE.sub("", first)
         text = "\n".join([first, *rest]).strip()
     lines = text.split("\n")
+    unclosed = [f for f in find_fences(lines) if f.end is None]
+    if unclosed:  # the input's fence ran to its end; the answer's code block ends with the answer
+        lines.append(lines[unclosed[0].start].strip()[: len(unclosed[0].marker)])
     fenced = _fenced_lines(lines)
     prose = [i for i in range(len(lines)) if i not in fenced]
     # An odd number of '$' cannot all be math: then amounts of money are what is left unclosed.
@@ -127,7 +132,28 @@ def _tidy_answer(lines: list[str]) -> str:
         m = HEADING_RE.match(lines[i])
         if m and m.group(2):
             lines[i] = f"**{_plain_heading(m.group(2))}**"
-    return "\n".join(lines).strip()
+        lines[i] = _outside_code_spans(lines[i], _escape_cloze)
+    return _defuse_stray_math("\n".join(lines).strip())
+
+
+_STRAY_MATH = {"$$": "\\$\\$", "$": "\\$", "\\(": "(", "\\)": ")", "\\[": "[", "\\]": "]"}
+
+
+def _defuse_stray_math(text: str) -> str:
+    """A math delimiter that is never closed shows as text on GitHub (``\\(`` as "("): make it text here too."""
+    for _ in range(20):  # each pass fixes one delimiter; a handful is already unusual
+        problems = math_problems(text)
+        if not problems:
+            break
+        offset = problems[0][0]
+        token = next(t for t in _STRAY_MATH if text.startswith(t, offset))
+        text = text[:offset] + _STRAY_MATH[token] + text[offset + len(token) :]
+    return text
+
+
+def _escape_cloze(text: str) -> str:
+    """``{{c1::`` in a Q&A list is text, not a cloze deletion: ``\\{\\{c1::`` shows the same braces."""
+    return _CLOZE_OPEN_RE.sub(r"\\{\\{\1", text)
 
 
 def _outside_code_spans(line: str, change: Callable[[str], str]) -> str:

@@ -144,6 +144,11 @@ def _parts(note: Note) -> Iterator[tuple[str, Body]]:
         yield "extra", note.extra
 
 
+def math_problems(text: str) -> list[tuple[int, str]]:
+    """Offsets (and messages) of the math delimiters of Markdown ``text`` that are never closed; code is skipped."""
+    return list(_math_problems(_mask_code(text)))
+
+
 def _math_problems(text: str) -> Iterator[tuple[int, str]]:
     """Offsets of unbalanced math delimiters in code-masked text."""
     text = text.replace("\\$", "  ")
