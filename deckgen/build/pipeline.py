@@ -15,6 +15,7 @@ from pathlib import Path
 
 from deckgen.anki import notetypes
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
+from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR, Caches, open_caches
 from deckgen.build.incremental import Progress, RenderStage, warm_up_worker
 from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, read_lock, update_lock, write_lock
@@ -187,23 +188,31 @@ def compile_deck(
     holds rendered Markdown and lint results from earlier runs; ``jobs`` caps worker processes
     (default: one per core). Neither changes the result.
     """
+    timings.lap("startup")
     config, files, problems = read_sources(source)
     caches = open_caches(cache_dir, config.lint, writable=save_cache)
+    timings.lap("read")
     try:
         with _early_pool(jobs, files, caches) as pool:
             deck, found = parse_deck(config, source, files, caches.parse_file())
             problems += found
             media = MediaStore(source)
+            timings.lap("parse")
             with RenderStage(deck, media, MediaStore, caches, files=files, pool=pool, progress=progress) as stage:
                 del files  # only the stage's keys of them are needed from here on
+                timings.lap("render")
                 problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
+                timings.lap("checks")
                 rendered, intros, found = render_deck(deck, media, stage)
                 problems += found
+                timings.lap("render")
                 stage.save()
     finally:
         caches.discard()
+    timings.lap("cache")
     lock = read_lock(source / LOCK_NAME)
     new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now)
+    timings.lap("lock")
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
     media_files = dict(sorted(media.files.items()))
     return Compiled(deck, tuple(rendered), intros, media_files, lock, new_lock, diff, diagnostics)
@@ -289,11 +298,13 @@ def build(
         decks, notes, nt_mods = package_inputs(compiled)
         try:
             write_package(output, compiled.deck.name, decks, notes, nt_mods, compiled.media)
+            timings.lap("package")
         except OSError as exc:
             raise DeckgenError(f"cannot write {output}: {exc.strerror or exc}") from exc
         if lock_changes:
             try:
                 write_lock(lock_path, compiled.new_lock)
+                timings.lap("lock")
             except OSError as exc:
                 raise DeckgenError(f"wrote {output} but cannot update {lock_path}: {exc.strerror or exc}") from exc
     cards: Counter[str] = Counter()
