@@ -164,6 +164,8 @@ def build_cmd(
         _fail(exc)
         return
     _close(bar)
+    for notice in result.compiled.notices:
+        click.echo(f"warning: {notice}", err=True)
     for warning in result.compiled.warnings:
         click.echo(warning.format(), err=True)
     if not quiet:
