@@ -109,7 +109,7 @@ PROMPTS = (  # question shapes of a real deck, filled with random words: distinc
 def _prompt(rng: random.Random, cloze: bool) -> str:
     if cloze:
         return " ".join(rng.choice(WORDS) for _ in range(4)).capitalize()
-    shape = rng.choice(PROMPTS)
+    shape = rng.choice(PROMPTS).replace("?", " for {w} {w}?")  # a qualifier keeps prompts apart
     return re.sub(r"\{([awv])\}", lambda m: rng.choice({"a": ADJ, "w": WORDS, "v": VERBS}[m.group(1)]), shape)
 
 

@@ -112,7 +112,9 @@ class RenderStage:
         ]
         self._lint_jobs: list[tuple[list[int], Future[list[list[Diagnostic]]]]] = []
         self._render_jobs: list[tuple[list[int], Future[list[Rendered]]]] = []
-        self._total = self.found.count(None) + self.done.count(None)
+        self._new_lint = [i for i, f in enumerate(self.found) if f is None]  # computed by this build
+        self._new_render = [j for j, d in enumerate(self.done) if d is None]
+        self._total = len(self._new_lint) + len(self._new_render)
         self._finished = 0
         self._own_renderer: Renderer | None = None
         if pool.jobs > 1 and (pool.started or self._total * NOTE_SECONDS >= POOL_MIN_SECONDS):
@@ -133,11 +135,9 @@ class RenderStage:
 
     def _submit(self) -> None:
         config = self.deck.config.lint
-        lint = [i for i, f in enumerate(self.found) if f is None]
-        for batch in _batches(lint, self.pool.jobs):
+        for batch in _batches(self._new_lint, self.pool.jobs):
             self._lint_jobs.append((batch, self.pool.submit(lint_batch, [self.notes[i] for i in batch], config)))
-        render = [j for j, d in enumerate(self.done) if d is None]
-        for batch in _batches(render, self.pool.jobs):
+        for batch in _batches(self._new_render, self.pool.jobs):
             items = [self.todo[j] for j in batch]
             self._render_jobs.append((batch, self.pool.submit(render_batch, self.deck, self.factory, items)))
 
@@ -220,13 +220,16 @@ class RenderStage:
 
     def save(self) -> None:
         """Remember this build's results (best effort; never changes the build)."""
-        for key, found, note in zip(self.lint_keys, self.found, self.notes, strict=True):
+        for i in self._new_lint:
+            found, note = self.found[i], self.notes[i]
             if found is not None:
-                self.cache.put(key, [_plain(d, note) for d in found])
-        for key, done in zip(self.render_keys, self.done, strict=True):
+                self.cache.put(self.lint_keys[i], [_plain(d, note) for d in found])
+        for j in self._new_render:
+            done = self.done[j]
             if done is not None and not done[1]:
                 rn, _, images = done
-                self.cache.put(key, [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images])
+                value = [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
+                self.cache.put(self.render_keys[j], value)
         self.cache.save()
 
 
