@@ -346,6 +346,9 @@ def import_cmd(
             click.echo(f"subdeck '{asked}' already exists; imported as '{given}'", err=True)
         for category in plan.categories:
             click.echo(f"  {category.path}  {category.deck}: {len(category.ids)} notes")
+            if dry_run:
+                for note_id, prompt in zip(category.ids, category.prompts, strict=True):
+                    click.echo(f"    + {note_id}  {prompt}")
         if dry_run:
             click.echo(f"dry run: would write {len(plan.files)} files ({plan.notes} notes); nothing written")
             return

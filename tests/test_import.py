@@ -192,6 +192,7 @@ def test_dry_run_writes_nothing_and_nothing_is_ever_overwritten(tmp_path: Path) 
     source = tmp_path / "source"
     code, output = _import(str(INPUTS[0]), "--to", str(source), "--dry-run")
     assert code == 0 and "dry run" in output and not source.exists()
+    assert "    + overfitting  What is overfitting?\n" in output
     assert _import(str(INPUTS[0]), "--to", str(source))[0] == 0
     before = {p: p.read_bytes() for p in source.rglob("*") if p.is_file()}
     code, output = _import(str(INPUTS[0]), "--to", str(source))  # the same file again: new names

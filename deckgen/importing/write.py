@@ -75,6 +75,7 @@ class PlannedCategory:
     path: Path
     deck: str
     ids: tuple[str, ...]
+    prompts: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,7 @@ def plan_import(
         path = source / f"{_unique_stem(stem, source, stems)}.md"
         ids = tuple(free_id(note.prompt, taken, note.id) for note in category.notes)
         files.append((path, category_text(replace(category, deck=deck), ids).encode("utf-8")))
-        planned.append(PlannedCategory(path, deck, ids))
+        planned.append(PlannedCategory(path, deck, ids, tuple(note.prompt for note in category.notes)))
         for rel, data in category.media.items():
             target = source / rel
             if media.get(target, data) != data:
