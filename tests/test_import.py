@@ -403,6 +403,8 @@ def test_apkg_round_trip_through_anki_keeps_every_review(physics: Physics, tmp_p
         assert "[sound:dg-" in light["Answer"] and light.cards()[0].question_av_tags() == []
         # cards stay where the user keeps them; only new notes land in deckgen's subdecks
         assert anki.col.decks.name(light.cards()[0].did) == "Physics"
+        names = sorted(d.name for d in anki.col.decks.all_names_and_ids())
+        assert names == ["Default", "Physics", "Physics::General", "Physics::Mechanics", "Physics::Optics"]
         # 4. from now on, the ordinary loop: edit, rebuild, import with default options.
         path = source / "optics.md"
         path.write_text(path.read_text().replace("Focuses parallel rays", "Brings parallel rays to a focus"))
