@@ -10,6 +10,7 @@ probed only with the prompts that changed.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -242,9 +243,9 @@ def _note_text(note: Note) -> str:
     """The note with every line number made relative to its heading, each field length-prefixed."""
     base = note.location.line
     out = [type(note).__name__]
-    for f in fields(note):
-        value = getattr(note, f.name)
-        if isinstance(value, str):
+    for name in _field_names(type(note)):
+        value = getattr(note, name)
+        if type(value) is str:
             text = value
         elif isinstance(value, Body):
             text = f"{value.line - base}:{value.text}"
@@ -256,6 +257,11 @@ def _note_text(note: Note) -> str:
             text = repr(value)
         out.append(f"{len(text)}:{text}")
     return "|".join(out)
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 def _plain(d: Diagnostic, note: Note) -> list[object]:
