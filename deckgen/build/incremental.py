@@ -10,7 +10,6 @@ probed only with the prompts that changed.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -259,9 +258,14 @@ def _note_text(note: Note) -> str:
     return "|".join(out)
 
 
-@functools.cache
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def _plain(d: Diagnostic, note: Note) -> list[object]:
