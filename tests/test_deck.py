@@ -43,32 +43,14 @@ ARTICLE_ITEMS = {
 
 # The tag taxonomy (README, "The ML Interview Prep deck"): every note carries exactly one area tag
 # topic::<area>, and its other topic tags are topic::<area>::<subtopic> under that same area.
-AREAS = [
-    "fundamentals",
-    "algorithms",
-    "deep-learning",
-    "math",
-    "statistics",
-    "evaluation",
-    "experimentation",
-    "data",
-    "training-data",
-    "ml-systems",
-    "training-at-scale",
-    "llm",
-    "generative",
-    "vision",
-    "recsys",
-    "rl",
-    "causal",
-    "time-series",
-    "hyperparameters",
-    "interpretability",
-    "fairness",
-    "interview",
-    "behavioural",
-    "logistics",
-]
+AREAS = frozenset(
+    {
+        "fundamentals", "algorithms", "deep-learning", "math", "statistics", "evaluation", "experimentation",
+        "data", "training-data", "ml-systems", "training-at-scale", "llm", "generative", "vision", "recsys",
+        "rl", "causal", "time-series", "hyperparameters", "interpretability", "fairness", "interview",
+        "behavioural", "logistics",
+    }
+)  # fmt: skip
 SUBTOPIC = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MINIMUMS = {
     ("llm",): 35,
