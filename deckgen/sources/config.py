@@ -18,7 +18,7 @@ from deckgen.sources.model import DeckConfig, Kind, LintConfig, SourceLocation
 CONFIG_NAME = "deckgen.toml"
 FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse", "tts")
 CONFIG_KEYS = ("name", "uuid", "output", "lint")
-LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "disable")
+LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "max_cloze_deletions", "disable")
 TAG_RE = re.compile(r"^[^\s\"]+$")
 # Anki's text-to-speech: a language code, then optional voices=A,B and speed=1.2 (Anki's own syntax).
 TTS_RE = re.compile(r"^[a-z]{2,3}(?:_[A-Za-z]{2,4})?(?:\s+(?:voices=[^\s\]]+|speed=\d+(?:\.\d+)?))*$")
@@ -131,7 +131,7 @@ def _load_lint(data: Any, here: SourceLocation) -> tuple[LintConfig, list[Diagno
         if key not in LINT_KEYS
     ]
     values: dict[str, Any] = {}
-    for key in ("max_answer_words", "max_list_items", "max_code_lines"):
+    for key in LINT_KEYS[:-1]:
         if key in data:
             if isinstance(data[key], int) and not isinstance(data[key], bool) and data[key] > 0:
                 values[key] = data[key]
