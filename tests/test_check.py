@@ -279,6 +279,7 @@ def test_good_corpus_builds_cleanly_under_strict(name: str, tmp_path: Path) -> N
     src = tmp_path / "src"
     shutil.copytree(BAD / "_base", src)
     shutil.copyfile(GOOD / name, src / name)
+    shutil.copytree(GOOD / "sounds", src / "sounds")  # speech.md plays them
     result = _run("build", str(src), "-o", str(tmp_path / "out"), "--strict")
     assert result.exit_code == 0, result.output
     assert "0 warning" in _run("check", str(src), "--strict").output
