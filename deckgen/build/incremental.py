@@ -17,6 +17,7 @@ deleted image is never hidden by the cache.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import fields
@@ -90,9 +91,12 @@ def _convert(renderer: Renderer, resolver: ImageResolver, request: Request) -> C
     return Conversion(html, tuple(resolved), problems)
 
 
+_RAW_IMG_RE = re.compile(r"<img", re.IGNORECASE)
+
+
 def may_reference_images(text: str) -> bool:
-    """Only ``![`` makes an <img> element, so only such Markdown can have an image problem."""
-    return "![" in text
+    """Only ``![`` and raw ``<img`` make an <img> element, so only such Markdown can have an image problem."""
+    return "![" in text or _RAW_IMG_RE.search(text) is not None
 
 
 def _may_have_images(note: Note) -> bool:

@@ -16,19 +16,12 @@ from pathlib import Path
 
 from deckgen.errors import Diagnostic, Severity
 from deckgen.sources.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
+from deckgen.sources import markup
 from deckgen.sources.parse import find_fences
 
 CODE_SPAN_RE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
 LIST_ITEM_RE = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+\S")
 CLOZE_RE = re.compile(r"\{\{c(\d+)::")
-UNSAFE_HTML = (
-    (
-        re.compile(r"<\s*(script|iframe|object|embed|frame|frameset|applet|base|meta|link|form)\b", re.I),
-        "raw <{0}> element could run code or load content in the card",
-    ),
-    (re.compile(r"<[A-Za-z][^>]*\s(on[a-z]+)\s*=", re.I), "event-handler attribute '{0}=' could run code in the card"),
-    (re.compile(r"(javascript|vbscript)\s*:", re.I), "'{0}:' URL could run code in the card"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +64,12 @@ RULES: dict[str, Rule] = {
         Rule("answer-empty", _E, "a note without answer text"),
         Rule("fence-unclosed", _E, "a code fence that is never closed (it would swallow the notes after it)"),
         Rule("math-unbalanced", _E, "a math delimiter ($, $$, \\( \\), \\[ \\]) is not closed"),
-        Rule("unsafe-html", _E, "raw HTML that could run code: <script>, on*= attributes, javascript: URLs"),
+        Rule("unsafe-html", _E, "HTML that could run code or hijack the card: <script>, on*=, javascript: URLs, Anki's ids"),
+        Rule("unsafe-math", _E, "math commands that make links, styles or attributes (\\href, \\style, \\class …)"),
+        Rule("html-unsupported", _E, "an HTML element, attribute or URL scheme that cards drop (<audio>, <font> …)"),
+        Rule("html-unbalanced", _E, "a block HTML element (<div>, <table> …) left open or closed twice"),
+        Rule("data-uri", _E, "a data: URI in an image or link (cards drop it)"),
+        Rule("nesting-too-deep", _E, "lists or quotes nested more than 100 levels deep (Markdown could not render them)"),
         Rule("cloze-not-enabled", _E, "{{c1::...}} in a note that is not marked <!-- cloze -->"),
         Rule("cloze-without-deletions", _E, "a <!-- cloze --> note without any {{c1::...}} deletion"),
         Rule("cloze-misplaced", _E, "cloze deletions outside a cloze note's answer, or numbered c0"),
@@ -153,16 +151,8 @@ def source_errors(note: Note) -> list[Diagnostic]:
                     "close the formula, or escape a literal dollar as \\$",
                 )
             )
-        for pattern, message in UNSAFE_HTML:
-            for m in pattern.finditer(masked):
-                found.append(
-                    Diagnostic(
-                        body.location(path, m.start()),
-                        "unsafe-html",
-                        message.format(m.group(1).lower()),
-                        "remove it: cards run on phones and desktops; use Markdown instead",
-                    )
-                )
+        for f in markup.scan(masked):
+            found.append(Diagnostic(body.location(path, f.offset), f.rule, f"{f.message} in the {part}", f.hint, f.severity))
         if note.cloze:
             for m in CLOZE_RE.finditer(masked):
                 if part != "answer":
