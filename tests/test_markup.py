@@ -102,6 +102,9 @@ PATHOLOGICAL = {
     "list-indent": "\n".join("    " * i + "- x" for i in range(60)) + "\n" + " " * 90_000 + "- y",
     "emphasis-mix": "*a _b " * 16_000,
     "attr-lists": "{: " * 30_000,
+    "closers": "\\)" * 50_000,
+    "cloze-zero": "{{c0::x}} " * 10_000,
+    "fonts": "<font>" * 16_000,
 }
 
 

@@ -24,7 +24,7 @@ from deckgen.sources.model import Deck, DeckConfig, SourceLocation
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
 from deckgen.build.parallel import WorkPool, available_cores
 from deckgen.sources.parse import parse_deck
-from deckgen.render.markdown import MediaError, RenderedNote
+from deckgen.render.markdown import MediaError, RenderedNote, safe_html, safe_note
 
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 
@@ -202,6 +202,9 @@ def compile_deck(
                 stage.save()
     finally:
         caches.discard()
+    # The safety net for everything that leaves deckgen, from the renderer or from the cache.
+    rendered = [safe_note(rn) for rn in rendered]
+    intros = {name: safe_html(intro) for name, intro in intros.items()}
     lock = read_lock(source / LOCK_NAME)
     new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now)
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -23,7 +23,7 @@ from markdown.inlinepatterns import InlineProcessor
 from deckgen.anki import notetypes
 from deckgen.errors import Diagnostic
 from deckgen.render.sanitize import POLICY, sanitize
-from deckgen.sources.markup import MAX_NESTING, nesting_depth
+from deckgen.sources.markup import MAX_NESTING, nesting_depth, too_dense
 from deckgen.sources.model import Body, Category, Deck, Note, note_guid
 
 EXTENSIONS: tuple[str, ...] = (
@@ -118,7 +118,7 @@ class Renderer:
             return name
 
         self._md.reset()
-        if nesting_depth(text) > MAX_NESTING:  # the source check reports it at its line
+        if nesting_depth(text) > MAX_NESTING or too_dense(text):  # the source check reports these
             raw = "<pre>" + html.escape(text) + "</pre>"
         else:
             try:
@@ -258,6 +258,33 @@ def render_note(
         media=tuple(sorted(set(media))),
     )
     return rendered, problems
+
+
+# Fields holding rendered Markdown (HTML); every other field holds escaped plain text.
+HTML_FIELDS = frozenset({"Prompt", "Answer", "Extra", "Text"})
+
+
+def safe_html(value: str, *, cloze: bool = False) -> str:
+    """The last pass over rendered HTML before it leaves deckgen, whatever produced it (renderer or cache).
+
+    The same for the renderer's own output; a forged or stale cache entry loses anything unsafe.
+    """
+    clean = sanitize(value)
+    if not cloze:
+        return neutralise_braces(clean)
+    protected, _ = protect_cloze(clean)
+    return restore_cloze(neutralise_braces(protected))
+
+
+def safe_note(rn: RenderedNote) -> RenderedNote:
+    """``rn`` with every field passed through ``safe_html`` (HTML fields) or re-escaped (plain-text fields)."""
+    values = tuple(
+        safe_html(value, cloze=rn.notetype.is_cloze and name == "Text")
+        if name in HTML_FIELDS
+        else html.escape(html.unescape(value))
+        for name, value in zip(rn.notetype.fields, rn.fields, strict=True)
+    )
+    return rn if values == rn.fields else replace(rn, fields=values)
 
 
 def render_intro(renderer: Renderer, category: Category) -> str:

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import bisect
 import difflib
-import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from deckgen.errors import Diagnostic, Severity
-from deckgen.sources.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
 from deckgen.sources import markup
+from deckgen.sources.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
 from deckgen.sources.parse import find_fences
 
-CODE_SPAN_RE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
 LIST_ITEM_RE = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+\S")
 CLOZE_RE = re.compile(r"\{\{c(\d+)::")
 
@@ -64,12 +62,19 @@ RULES: dict[str, Rule] = {
         Rule("answer-empty", _E, "a note without answer text"),
         Rule("fence-unclosed", _E, "a code fence that is never closed (it would swallow the notes after it)"),
         Rule("math-unbalanced", _E, "a math delimiter ($, $$, \\( \\), \\[ \\]) is not closed"),
-        Rule("unsafe-html", _E, "HTML that could run code or hijack the card: <script>, on*=, javascript: URLs, Anki's ids"),
+        Rule(
+            "unsafe-html",
+            _E,
+            "HTML that could run code or hijack the card: <script>, on*=, javascript: URLs, Anki's ids",
+        ),
         Rule("unsafe-math", _E, "math commands that make links, styles or attributes (\\href, \\style, \\class …)"),
         Rule("html-unsupported", _E, "an HTML element, attribute or URL scheme that cards drop (<audio>, <font> …)"),
         Rule("html-unbalanced", _E, "a block HTML element (<div>, <table> …) left open or closed twice"),
         Rule("data-uri", _E, "a data: URI in an image or link (cards drop it)"),
-        Rule("nesting-too-deep", _E, "lists or quotes nested more than 100 levels deep (Markdown could not render them)"),
+        Rule("markup-too-dense", _E, "a text with more markup than can be rendered in time (e.g. over 500 '[')"),
+        Rule(
+            "nesting-too-deep", _E, "lists or quotes nested more than 100 levels deep (Markdown could not render them)"
+        ),
         Rule("cloze-not-enabled", _E, "{{c1::...}} in a note that is not marked <!-- cloze -->"),
         Rule("cloze-without-deletions", _E, "a <!-- cloze --> note without any {{c1::...}} deletion"),
         Rule("cloze-misplaced", _E, "cloze deletions outside a cloze note's answer, or numbered c0"),
@@ -93,16 +98,7 @@ RULES: dict[str, Rule] = {
 _WORD_CHAR = re.compile(r"\w")
 
 
-@functools.lru_cache(maxsize=1024)  # each rule masks the same text again; a note's texts stay hot
-def _mask_code(text: str) -> str:
-    """Blank out fenced code and code spans (keeping offsets and line breaks) so rules skip code."""
-    lines = text.split("\n")
-    for fence in find_fences(lines):
-        last = len(lines) - 1 if fence.end is None else fence.end
-        for i in range(fence.start, last + 1):
-            lines[i] = " " * len(lines[i])
-    masked = "\n".join(lines)
-    return CODE_SPAN_RE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), masked)
+_mask_code = markup.mask_code
 
 
 def _parts(note: Note) -> Iterator[tuple[str, Body]]:
@@ -142,6 +138,12 @@ def source_errors(note: Note) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for part, body in _parts(note):
         masked = _mask_code(body.text)
+        dense = markup.too_dense(body.text)
+        if dense is not None:  # one finding; locating thousands of others would take quadratic time
+            found.append(
+                Diagnostic(body.location(path, dense.offset), dense.rule, f"{dense.message} in the {part}", dense.hint)
+            )
+            continue
         for offset, message in _math_problems(masked):
             found.append(
                 Diagnostic(
@@ -152,7 +154,9 @@ def source_errors(note: Note) -> list[Diagnostic]:
                 )
             )
         for f in markup.scan(masked):
-            found.append(Diagnostic(body.location(path, f.offset), f.rule, f"{f.message} in the {part}", f.hint, f.severity))
+            found.append(
+                Diagnostic(body.location(path, f.offset), f.rule, f"{f.message} in the {part}", f.hint, f.severity)
+            )
         if note.cloze:
             for m in CLOZE_RE.finditer(masked):
                 if part != "answer":
@@ -176,13 +180,20 @@ def source_errors(note: Note) -> list[Diagnostic]:
     return found
 
 
+_TAG_OR_COMMENT_RE = re.compile(r"<[^<>]*>")
+
+
 def answer_words(text: str) -> int:
     """Words of an answer as a reader meets them: code blocks and display math don't count."""
     masked = _mask_code(text)
-    masked = re.sub(r"\$\$.*?\$\$|\\\[.*?\\\]", " ", masked, flags=re.DOTALL)
-    masked = re.sub(r"\$[^$]*\$|\\\(.*?\\\)", " x ", masked, flags=re.DOTALL)  # inline math: one word
-    masked = re.sub(r"<!--.*?-->|<[^>]+>|!\[[^\]]*\]\([^)]*\)", " ", masked, flags=re.DOTALL)
-    masked = re.sub(r"\]\([^)]*\)", " ", masked)  # link targets
+    spans = markup.math_spans(masked)
+    display = [s for s in spans if masked.startswith(("$$", "\\["), s[0])]
+    inline = [s for s in spans if not masked.startswith(("$$", "\\["), s[0])]
+    masked = markup.blank(markup.blank(masked, display), inline, "x")  # inline math: one word
+    masked = _TAG_OR_COMMENT_RE.sub(" ", masked)
+    links = [(offset, offset + len(url)) for _, offset, url, _ in markup.link_destinations(masked)]
+    masked = markup.blank(masked, links)
+    masked = masked.replace("![", "  ").replace("](", "  ")
     return sum(1 for w in masked.split() if _WORD_CHAR.search(w))
 
 
@@ -277,12 +288,18 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
                         Severity.WARNING,
                     )
                 )
-        for m in re.finditer(r"!\[[^\]]*\]\(\s*<?(https?://[^)\s>]+)", _mask_code(body.text)):
+        remote = 0
+        for start, _, url, image in markup.link_destinations(_mask_code(body.text)):
+            if not image or markup.url_scheme(url) not in ("http", "https"):
+                continue
+            remote += 1
+            if remote > markup.MAX_FINDINGS_PER_RULE:
+                break
             found.append(
                 Diagnostic(
-                    body.location(path, m.start()),
+                    body.location(path, start),
                     "image-remote",
-                    f"image {m.group(1)!r} is loaded from the web",
+                    f"image {url!r} is loaded from the web",
                     "download it into the source folder and reference it relatively",
                     Severity.WARNING,
                 )

@@ -8,6 +8,7 @@ Everything here runs in time linear in the text: it is fed whatever an author (o
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from deckgen.errors import Severity
 from deckgen.render.sanitize import ALLOWED_TAGS, URL_SCHEMES, allowed_attribute, is_reserved_id
+from deckgen.sources.parse import find_fences
 
 # Deeper nesting of lists and quotes than this is an error: no card needs it, and the Markdown
 # library recurses once per level (a few hundred levels exhaust Python's stack).
@@ -49,6 +51,47 @@ class Finding:
     message: str
     hint: str = ""
     severity: Severity = Severity.ERROR
+
+
+# --- density -----------------------------------------------------------------------------------
+
+# Python-Markdown's inline parsing is quadratic or worse in these characters (10 000 '[' take
+# minutes); past these counts in one text (code excluded) deckgen refuses to render it. Cards
+# never come close: the whole ML deck has at most a few dozen of each per answer.
+MARKUP_LIMITS = {"[": 500, "<": 1000, "`": 2000, "$": 2000, "\\": 2000, "*": 2000, "_": 2000, "{": 2000, "&": 2000}
+
+
+MAX_CODE_SPANS = 1000  # each becomes a placeholder Markdown replaces one by one
+
+
+def too_dense(text: str) -> Finding | None:
+    """A finding when ``text`` holds more markup than Markdown renders in time (see ``MARKUP_LIMITS``)."""
+    masked = mask_code(text)
+    hint = "split the note, or put such text in a code block"
+    for char, limit in MARKUP_LIMITS.items():
+        if masked.count(char) > limit:
+            offset = -1
+            for _ in range(limit + 1):
+                offset = masked.index(char, offset + 1)
+            message = f"more than {limit} '{char}' outside code; too much markup to render"
+            return Finding(offset, "markup-too-dense", message, hint)
+    spans = code_spans(text)
+    if len(spans) > MAX_CODE_SPANS:
+        message = f"more than {MAX_CODE_SPANS} code spans; too much markup to render"
+        return Finding(spans[MAX_CODE_SPANS][0], "markup-too-dense", message, "use a code block")
+    return None
+
+
+@functools.lru_cache(maxsize=1024)  # each rule masks the same text again; a note's texts stay hot
+def mask_code(text: str) -> str:
+    """Blank out fenced code and code spans (keeping offsets and line breaks) so rules skip code."""
+    lines = text.split("\n")
+    for fence in find_fences(lines):
+        last = len(lines) - 1 if fence.end is None else fence.end
+        for i in range(fence.start, last + 1):
+            lines[i] = " " * len(lines[i])
+    masked = "\n".join(lines)
+    return blank(masked, code_spans(masked))
 
 
 # --- nesting -----------------------------------------------------------------------------------
@@ -190,23 +233,37 @@ def _url(url: str, offset: int, image: bool, markdown: bool) -> Iterator[Finding
             )
     elif image and (scheme == "file" or len(scheme) == 1):
         yield Finding(
-            offset, "image-outside-source", f"image path {url!r} is absolute", "use a path relative to the Markdown file"
+            offset,
+            "image-outside-source",
+            f"image path {url!r} is absolute",
+            "use a path relative to the Markdown file",
         )
     elif scheme not in URL_SCHEMES:
         what = "image" if image else "link"
         yield Finding(offset, "html-unsupported", f"{what} with a '{scheme}:' URL; cards drop it", _DROP_HINT)
 
 
-# Markdown link and image destinations: [text](url), ![alt](url), [ref]: url
-_MD_DEST_RE = re.compile(r"(!?)\[[^\]\n]*\]\([ \t]*<?([^\s)>]*)")
+# Markdown link and image destinations: [text](url), ![alt](url), [ref]: url. Found from the "](" that
+# ends the text (so brackets nested in the text hide nothing), without scanning back more than a line.
+_MD_DEST_RE = re.compile(r"\]\([ \t]*<?([^\s)>]*)")
 _MD_REF_RE = re.compile(r"^[ ]{0,3}\[[^\]\n]+\]:[ \t]*<?([^\s>]+)", re.M)
+_LOOK_BACK = 500
+
+
+def link_destinations(text: str) -> Iterator[tuple[int, int, str, bool]]:
+    """(offset of the link, offset of its url, url, is an image) of every Markdown link and image in ``text``."""
+    for m in _MD_DEST_RE.finditer(text):
+        line_start = max(text.rfind("\n", max(0, m.start() - _LOOK_BACK), m.start()) + 1, m.start() - _LOOK_BACK)
+        opening = max(text.rfind("[", line_start, m.start()), 0)
+        image = opening > 0 and text[opening - 1] == "!"
+        yield opening - image, m.start(1), m.group(1), image
+    for m in _MD_REF_RE.finditer(text):
+        yield m.start(), m.start(1), m.group(1), False
 
 
 def _markdown_links(text: str) -> Iterator[Finding]:
-    for m in _MD_DEST_RE.finditer(text):
-        yield from _url(m.group(2), m.start(2), bool(m.group(1)), markdown=True)
-    for m in _MD_REF_RE.finditer(text):
-        yield from _url(m.group(1), m.start(1), False, markdown=True)
+    for _, offset, url, image in link_destinations(text):
+        yield from _url(url, offset, image, markdown=True)
 
 
 # --- raw HTML ------------------------------------------------------------------------------------
@@ -324,13 +381,18 @@ def _raw_html(text: str) -> Iterator[Finding]:
 def _element(tag: Tag) -> Iterator[Finding]:
     if tag.name in UNSAFE_TAGS:
         yield Finding(
-            tag.offset, "unsafe-html", f"raw <{tag.name}> element could run code or load content in the card", _HTML_HINT
+            tag.offset,
+            "unsafe-html",
+            f"raw <{tag.name}> element could run code or load content in the card",
+            _HTML_HINT,
         )
     elif tag.name not in ALLOWED_TAGS:
         yield Finding(tag.offset, "html-unsupported", f"<{tag.name}> element; cards drop it", _DROP_HINT)
     for name, value, at in tag.attributes:
         if name.startswith("on") and len(name) > 2:
-            yield Finding(tag.offset, "unsafe-html", f"event-handler attribute '{name}=' could run code in the card", _HTML_HINT)
+            yield Finding(
+                tag.offset, "unsafe-html", f"event-handler attribute '{name}=' could run code in the card", _HTML_HINT
+            )
         elif name == "id" and is_reserved_id(value):
             yield Finding(
                 at, "unsafe-html", f"id {value!r} is one of Anki's own elements; the card would replace it", _HTML_HINT
@@ -360,31 +422,79 @@ def _attribute_lists(text: str) -> Iterator[Finding]:
                 )
         for a in re.finditer(r"(?:^|\s)(on[a-z]+)\s*=", m.group(1)):
             yield Finding(
-                m.start(), "unsafe-html", f"event-handler attribute '{a.group(1)}=' could run code in the card", _HTML_HINT
+                m.start(),
+                "unsafe-html",
+                f"event-handler attribute '{a.group(1)}=' could run code in the card",
+                _HTML_HINT,
             )
 
 
 # --- all of it -----------------------------------------------------------------------------------
 
 
-def _blank(text: str, spans: list[tuple[int, int]]) -> str:
-    """``text`` with each span replaced by spaces (line breaks kept, so offsets stay put)."""
+_NOT_NEWLINE_RE = re.compile(r"[^\n]")
+
+
+def blank(text: str, spans: list[tuple[int, int]], fill: str = " ") -> str:
+    """``text`` with each span's characters replaced by ``fill`` (line breaks kept, so offsets stay put)."""
     if not spans:
         return text
     out, pos = [], 0
     for start, end in spans:
         out.append(text[pos:start])
-        out.append(re.sub(r"[^\n]", " ", text[start:end]))
+        out.append(_NOT_NEWLINE_RE.sub(fill, text[start:end]))
         pos = end
     out.append(text[pos:])
     return "".join(out)
 
 
+_BACKTICKS_RE = re.compile(r"`+")
+
+
+def code_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each inline code span: a run of backticks up to the next run of the same length.
+
+    Linear: for each run, the next run of equal length is known from one backward pass.
+    """
+    runs = [(m.start(), m.end()) for m in _BACKTICKS_RE.finditer(text)]
+    following: list[int | None] = [None] * len(runs)
+    last: dict[int, int] = {}
+    for i in range(len(runs) - 1, -1, -1):
+        length = runs[i][1] - runs[i][0]
+        following[i] = last.get(length)
+        last[length] = i
+    spans = []
+    i = 0
+    while i < len(runs):
+        j = following[i]
+        if j is None:
+            i += 1
+            continue
+        spans.append((runs[i][0], runs[j][1]))
+        i = j + 1
+    return spans
+
+
+# Findings of one rule in one text beyond this many are not reported (the first ones say it all), so
+# a text of 30 000 bad tags costs 30 000 diagnostics' worth of locating nowhere.
+MAX_FINDINGS_PER_RULE = 50
+
+
 def scan(masked: str) -> list[Finding]:
-    """Every markup finding of a Markdown text whose code is already blanked out (offsets into it)."""
+    """Markup findings of a Markdown text whose code is already blanked out (offsets into it), by offset."""
+    counts: dict[str, int] = {}
+    kept = []
+    for f in sorted(_scan(masked), key=lambda f: f.offset):
+        counts[f.rule] = counts.get(f.rule, 0) + 1
+        if counts[f.rule] <= MAX_FINDINGS_PER_RULE:
+            kept.append(f)
+    return kept
+
+
+def _scan(masked: str) -> list[Finding]:
     spans = math_spans(masked)
     found = list(_math(masked, spans))
-    prose = _blank(masked, spans).replace("\\<", "  ")
+    prose = blank(masked, spans).replace("\\<", "  ")
     found += _nesting(prose)
     found += _raw_html(prose)
     found += _markdown_links(prose)
