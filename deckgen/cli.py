@@ -17,7 +17,7 @@ from deckgen.authoring import new_note, stats
 from deckgen.build.cache import CACHE_DIR
 from deckgen.build.lock import LockDiff
 from deckgen.build.parallel import batch_gc
-from deckgen.build.pipeline import BuildResult, build, check_sources, load_deck
+from deckgen.build.pipeline import BuildResult, build, category_files, check_sources, load_deck
 from deckgen.build.progress import ProgressBar, progress_bar
 from deckgen.errors import DeckgenError, Severity, SourceError
 
@@ -39,6 +39,18 @@ def _out_option(default: Path, help_text: str) -> Callable[[F], F]:
 
 QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; only problems.")
 NO_CACHE_OPTION = click.option("--no-cache", is_flag=True, help="Neither read nor write OUT/.cache.")
+VERBOSE_OPTION = click.option("-v", "--verbose", is_flag=True, help="Also list the files of SOURCE that are skipped.")
+
+
+def _report_skipped(source: Path, verbose: bool) -> None:
+    if not verbose or not source.is_dir():
+        return
+    try:
+        skipped = category_files(source).skipped
+    except DeckgenError:
+        return
+    for path, why in skipped:
+        click.echo(f"skipped {path.as_posix()} ({why})", err=True)
 
 
 def _close(bar: ProgressBar | None) -> None:
@@ -46,10 +58,18 @@ def _close(bar: ProgressBar | None) -> None:
         bar.close()
 
 
+# Anki stores times as signed 64-bit milliseconds; beyond the year 9999 nothing reads them back.
+MAX_EPOCH = 253_402_300_799
+
+
 def _now() -> int:
     """Build time in seconds; SOURCE_DATE_EPOCH (reproducible-builds convention) overrides the clock."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return int(epoch) if epoch.isdigit() else int(time.time())
+    if not epoch:
+        return int(time.time())
+    if not epoch.isascii() or not epoch.isdigit() or int(epoch) > MAX_EPOCH:
+        raise click.UsageError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, 0 to {MAX_EPOCH}; got {epoch!r}")
+    return int(epoch)
 
 
 def _fail(exc: DeckgenError) -> None:
@@ -131,6 +151,7 @@ def main() -> None:
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @QUIET_OPTION
 @NO_CACHE_OPTION
+@VERBOSE_OPTION
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Rendering processes [default: one per core].")
 def build_cmd(
     source: Path,
@@ -140,9 +161,11 @@ def build_cmd(
     strict: bool,
     quiet: bool,
     no_cache: bool,
+    verbose: bool,
     jobs: int | None,
 ) -> None:
     """Build SOURCE (default: source/) into OUT/<name>.apkg."""
+    _report_skipped(source, verbose)
     bar = progress_bar(sys.stderr, "rendering", quiet=quiet, after="writing the package")
     try:
         result = build(
@@ -163,6 +186,8 @@ def build_cmd(
     _close(bar)
     for warning in result.compiled.warnings:
         click.echo(warning.format(), err=True)
+    for notice in result.compiled.notices:
+        click.echo(f"warning: {notice}", err=True)
     if not quiet:
         report_build(result, dry_run)
 
@@ -174,8 +199,10 @@ def build_cmd(
 @_out_option(Path("build"), "Build folder whose cache (OUT/.cache) the check reuses; it writes nothing there.")
 @QUIET_OPTION
 @NO_CACHE_OPTION
-def check_cmd(source: Path, strict: bool, fmt: str, out_dir: Path, quiet: bool, no_cache: bool) -> None:
+@VERBOSE_OPTION
+def check_cmd(source: Path, strict: bool, fmt: str, out_dir: Path, quiet: bool, no_cache: bool, verbose: bool) -> None:
     """Validate and lint SOURCE without writing anything; exit 1 on errors."""
+    _report_skipped(source, verbose)
     bar = progress_bar(sys.stderr, "checking", quiet=quiet)
     try:
         diagnostics = check_sources(source, cache_dir=None if no_cache else out_dir / CACHE_DIR, progress=bar)
@@ -223,8 +250,11 @@ def new_cmd(prompt: str, deck_name: str | None, source: Path) -> None:
     except DeckgenError as exc:
         _fail(exc)
         return
-    with note.path.open("a", encoding="utf-8", newline="\n") as fh:
-        fh.write(note.text)
+    try:
+        with note.path.open("a", encoding="utf-8", newline="\n") as fh:
+            fh.write(note.text)
+    except OSError as exc:
+        _fail(DeckgenError(f"cannot add the note to {note.path}: {exc.strerror or exc}"))
     click.echo(f"added '{note.id}' to {note.path}")
 
 

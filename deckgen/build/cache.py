@@ -81,6 +81,7 @@ class SegmentStore:
         self._segments: list[Path] = []
         self._writer: _SegmentWriter | None = None
         self._broken = False  # the folder cannot be written: stop trying for this build
+        self.failure: str | None = None  # why not, for a warning (a cache never fails a build)
         self._used: set[bytes] = set()
         self._kept: list[Iterable[bytes]] = []
 
@@ -137,8 +138,9 @@ class SegmentStore:
             if self._writer is None:
                 self._writer = _SegmentWriter(self.dir)
             self._writer.add(key, payload)
-        except OSError:
+        except OSError as exc:
             self._broken = True
+            self.failure = f"{exc.filename or self.dir}: {exc.strerror or exc}"
             self._abort()
 
     def keep(self, keys: Iterable[bytes]) -> None:
@@ -163,7 +165,8 @@ class SegmentStore:
             stale = sum(counts) - len(live)  # entries on disk this build did not need (about)
             if len(counts) > _MAX_SEGMENTS or (new and stale > len(live) // 2 + 256):
                 self._compact(live)
-        except OSError:
+        except OSError as exc:
+            self.failure = self.failure or f"{exc.filename or self.dir}: {exc.strerror or exc}"
             if writer is not None:
                 writer.abort()
 
@@ -247,8 +250,10 @@ class _SegmentWriter:
             raise
 
     def abort(self) -> None:
-        self.file.close()
-        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a full disk fails the close too: the temp file goes anyway
+            self.file.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
 
 
 def _footer_count(path: Path) -> int:
@@ -584,6 +589,10 @@ class Caches:
     def discard(self) -> None:
         for store in self.stores():
             store.discard()
+
+    def failures(self) -> list[str]:
+        """Why the cache could not be written this build (for a warning; the build goes on)."""
+        return sorted({store.failure for store in self.stores() if store.failure})
 
 
 def open_caches(root: Path | None, config: LintConfig, *, writable: bool = True) -> Caches:

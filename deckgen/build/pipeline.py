@@ -7,6 +7,9 @@ Everything here is a plain function the CLI calls; the stages it calls are pure 
 from __future__ import annotations
 
 import hashlib
+import os
+import sqlite3
+import stat
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -94,6 +97,7 @@ class Compiled:
     new_lock: Lock
     diff: LockDiff
     diagnostics: tuple[Diagnostic, ...] = ()
+    notices: tuple[str, ...] = ()  # problems that change nothing in the result (e.g. an unwritable cache)
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
@@ -136,13 +140,92 @@ def read_sources(source: Path) -> tuple[DeckConfig, dict[Path, bytes], list[Diag
     config, problems = load_config(config_text, config_path)
     if config is None:
         raise SourceError(problems)
+    found = category_files(source)
+    problems += found.problems
     files: dict[Path, bytes] = {}
-    for path in sorted(source.glob("*.md")):
+    for path in found.paths:
         try:
-            files[path] = path.read_bytes()
+            data = _read_regular(path)
         except OSError as exc:
             problems.append(Diagnostic(SourceLocation(path, 1), "unreadable", f"cannot read file: {exc.strerror}"))
+            continue
+        if data is not None:  # replaced by a FIFO or device since it was listed: skipped
+            files[path] = data
     return config, files, problems
+
+
+CATEGORY_SUFFIXES = (".md", ".markdown")  # compared case-insensitively: x.MD and x.Markdown are read too
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryFiles:
+    """The category files of a source folder, what is wrong with the listing, and what was skipped (and why)."""
+
+    paths: tuple[Path, ...]
+    problems: tuple[Diagnostic, ...]
+    skipped: tuple[tuple[Path, str], ...]
+
+
+def category_files(source: Path) -> CategoryFiles:
+    """Which files of ``source`` are category files: the one place that decides it.
+
+    Dot-files and editor droppings (``.#x.md`` Emacs locks, ``._x.md`` macOS forks, ``x.md~``
+    backups, ``.x.md.swp``) and anything that is not a regular file (a FIFO would block the read
+    forever) are skipped; a symlink leaving the source folder is an error, as for images.
+    """
+    root = source.resolve()
+    paths: list[Path] = []
+    problems: list[Diagnostic] = []
+    skipped: list[tuple[Path, str]] = []
+    try:
+        entries = sorted(source.iterdir())
+    except OSError as exc:
+        raise SourceError.single(SourceLocation(source, 1), "unreadable", f"cannot list: {exc.strerror}") from exc
+    for path in entries:
+        name = path.name
+        markdown_like = any(s in name.lower() for s in CATEGORY_SUFFIXES)
+        if not markdown_like:
+            continue
+        if name.startswith(".") or name.endswith(("~", "#")) or not name.lower().endswith(CATEGORY_SUFFIXES):
+            skipped.append((path, "hidden, backup or editor file"))
+            continue
+        shown = Path(os.fsencode(path).decode("utf-8", "replace"))
+        if shown != path:
+            problems.append(
+                Diagnostic(SourceLocation(shown, 1), "encoding", "file name is not valid UTF-8", "rename the file")
+            )
+            continue
+        try:
+            mode = path.stat().st_mode
+            real = path.resolve()
+        except OSError as exc:
+            problems.append(Diagnostic(SourceLocation(path, 1), "unreadable", f"cannot read file: {exc.strerror}"))
+            continue
+        if not real.is_relative_to(root):
+            problems.append(
+                Diagnostic(
+                    SourceLocation(path, 1),
+                    "file-outside-source",
+                    f"{name} is a link to {real}, outside the source folder",
+                    "copy the file into the source folder",
+                )
+            )
+        elif stat.S_ISDIR(mode):
+            problems.append(Diagnostic(SourceLocation(path, 1), "unreadable", "cannot read file: Is a directory"))
+        elif not stat.S_ISREG(mode):
+            skipped.append((path, "not a regular file"))
+        else:
+            paths.append(path)
+    return CategoryFiles(tuple(paths), tuple(problems), tuple(skipped))
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The file's bytes, or None if it is no longer a regular file (opened without blocking on a FIFO)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return fh.read()
 
 
 def render_deck(
@@ -202,6 +285,7 @@ def compile_deck(
                 stage.save()
     finally:
         caches.discard()
+    notices = tuple(f"cannot write the build cache ({why}); the next build renders everything again" for why in caches.failures())
     # The safety net for everything that leaves deckgen, from the renderer or from the cache.
     rendered = [safe_note(rn) for rn in rendered]
     intros = {name: safe_html(intro) for name, intro in intros.items()}
@@ -209,7 +293,7 @@ def compile_deck(
     new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now)
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
     media_files = dict(sorted(media.files.items()))
-    return Compiled(deck, tuple(rendered), intros, media_files, lock, new_lock, diff, diagnostics)
+    return Compiled(deck, tuple(rendered), intros, media_files, lock, new_lock, diff, diagnostics, notices)
 
 
 def check_sources(
@@ -292,8 +376,9 @@ def build(
         decks, notes, nt_mods = package_inputs(compiled)
         try:
             write_package(output, compiled.deck.name, decks, notes, nt_mods, compiled.media)
-        except OSError as exc:
-            raise DeckgenError(f"cannot write {output}: {exc.strerror or exc}") from exc
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise DeckgenError(f"cannot write {output}: {reason}; the previous package is unchanged") from exc
         if lock_changes:
             try:
                 write_lock(lock_path, compiled.new_lock)

@@ -41,7 +41,8 @@ RULES: dict[str, Rule] = {
         Rule("config-invalid", _E, "deckgen.toml is not valid TOML or a value has the wrong type"),
         Rule("config-unknown-key", _E, "deckgen.toml has a key deckgen does not know (with a 'did you mean')"),
         Rule("unreadable", _E, "a category file cannot be read"),
-        Rule("encoding", _E, "a file is not valid UTF-8"),
+        Rule("encoding", _E, "a file (or its name) is not valid UTF-8"),
+        Rule("file-outside-source", _E, "a category file that is a symlink leaving the source folder"),
         Rule("binary-content", _E, "a file contains NUL bytes"),
         # front matter
         Rule("front-matter-unclosed", _E, "front matter opened with '---' is never closed"),
