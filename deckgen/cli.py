@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -141,6 +142,12 @@ def report_build(result: BuildResult, dry_run: bool) -> None:
 def main() -> None:
     """Compile Markdown sources into an Anki deck (.apkg) that updates in place."""
     batch_gc()
+    # SIGTERM (kill, a CI timeout) stops a build like Ctrl-C: temp files are removed on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @main.command("build")

@@ -8,9 +8,11 @@ gets a time strictly greater than its previous one, even within the same second.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -186,11 +188,14 @@ def read_lock(path: Path) -> Lock:
 
 
 @contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A file to write ``path`` through: a temp file beside it, fsynced and renamed into place on
-    success, removed on failure. Readers never see a partial file; a failure leaves the old one."""
+def atomic_file(path: Path, temp_dir: Path | None = None) -> Iterator[BinaryIO]:
+    """A file to write ``path`` through: a temp file (beside it, or in ``temp_dir`` so that nothing
+    temporary ever appears in a source folder), fsynced and renamed into place on success, removed
+    on failure. Readers never see a partial file; a failure leaves the old one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    folder = path.parent if temp_dir is None else temp_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         # mkstemp creates 0600; give the file the permissions a plain open() would (0666 less umask)
         umask = os.umask(0)
@@ -200,12 +205,19 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            with atomic_file(path) as beside, open(tmp, "rb") as written:  # another file system
+                shutil.copyfileobj(written, beside)
+            Path(tmp).unlink()
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_lock(path: Path, lock: Lock) -> None:
-    with atomic_file(path) as fh:
+def write_lock(path: Path, lock: Lock, temp_dir: Path | None = None) -> None:
+    with atomic_file(path, temp_dir) as fh:
         fh.write(dumps(lock).encode("utf-8"))

@@ -6,10 +6,13 @@ Everything here is a plain function the CLI calls; the stages it calls are pure 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
+import shutil
 import stat
+import time
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -26,7 +29,7 @@ from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, read_lock, update_lock
 from deckgen.sources.model import Deck, DeckConfig, SourceLocation
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
 from deckgen.build.parallel import WorkPool, available_cores
-from deckgen.sources.parse import parse_deck
+from deckgen.sources.parse import decode, parse_deck
 from deckgen.render.markdown import MediaError, RenderedNote, safe_html, safe_note
 
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
@@ -134,9 +137,12 @@ def read_sources(source: Path) -> tuple[DeckConfig, dict[Path, bytes], list[Diag
             'create it with: name = "My Deck"',
         )
     try:
-        config_text = config_path.read_text(encoding="utf-8", errors="replace")
+        config_bytes = config_path.read_bytes()
     except OSError as exc:
         raise SourceError.single(SourceLocation(config_path, 1), "unreadable", f"cannot read: {exc.strerror}") from exc
+    config_text, problems = decode(config_bytes, config_path)
+    if config_text is None:
+        raise SourceError(problems)
     config, problems = load_config(config_text, config_path)
     if config is None:
         raise SourceError(problems)
@@ -334,6 +340,30 @@ def package_inputs(
     return decks, notes, nt_mods
 
 
+# Temp files and scratch folders of a build killed before it could remove them: older than this,
+# no running build still uses them.
+STALE_SECONDS = 300
+
+
+def sweep_leftovers(out_dir: Path, source: Path, now: float | None = None) -> None:
+    """Remove what killed builds left behind (best effort): package and lock temp files, scratch
+    collections, cache segments never finished, and lock temp files older versions put in ``source``."""
+    cutoff = (time.time() if now is None else now) - STALE_SECONDS
+    patterns = [(out_dir, ".*.tmp"), (out_dir, ".deckgen-*"), (out_dir / CACHE_DIR, "*/*/.*.part")]
+    patterns.append((source, f".{LOCK_NAME}.*.tmp"))
+    for folder, pattern in patterns:
+        try:
+            stale = [p for p in folder.glob(pattern) if p.lstat().st_mtime < cutoff]
+        except OSError:
+            continue
+        for path in stale:
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+
+
 def load_deck(source: Path) -> tuple[Deck, list[Diagnostic]]:
     """Read and parse the sources only (for authoring commands that need no rendering)."""
     config, files, problems = read_sources(source)
@@ -359,6 +389,8 @@ def build(
     the next build (a dry run only reads it); the package is the same bytes with or without it.
     """
     cache_dir = out_dir / CACHE_DIR if cache else None
+    if not dry_run:
+        sweep_leftovers(out_dir, source)
     compiled = compile_deck(source, now, cache_dir=cache_dir, save_cache=not dry_run, jobs=jobs, progress=progress)
     fatal = compiled.diagnostics if strict else compiled.errors
     if fatal:
@@ -381,7 +413,7 @@ def build(
             raise DeckgenError(f"cannot write {output}: {reason}; the previous package is unchanged") from exc
         if lock_changes:
             try:
-                write_lock(lock_path, compiled.new_lock)
+                write_lock(lock_path, compiled.new_lock, temp_dir=out_dir)
             except OSError as exc:
                 raise DeckgenError(f"wrote {output} but cannot update {lock_path}: {exc.strerror or exc}") from exc
     cards: Counter[str] = Counter()
