@@ -15,8 +15,10 @@ import click
 
 from deckgen import __version__
 from deckgen.authoring import new_note, stats
+from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR
-from deckgen.build.lock import LockDiff
+from deckgen.build.hazards import HazardKind, card_names, notetype_label
+from deckgen.build.lock import LOCK_NAME, LockDiff, read_lock
 from deckgen.build.parallel import batch_gc
 from deckgen.build.pipeline import BuildResult, build, category_files, check_sources, load_deck
 from deckgen.build.progress import ProgressBar, progress_bar
@@ -116,6 +118,21 @@ def report_diff(diff: LockDiff) -> None:
         click.echo(ORPHAN_TEXT)
         for note_id in diff.orphans:
             click.echo(f"    {note_id}")
+    report_hazards(diff)
+
+
+def report_hazards(diff: LockDiff) -> None:
+    """The notes whose change a re-import would not carry over (the warnings say what to do)."""
+    if not diff.hazards:
+        return
+    click.echo("not applied by a plain re-import (see the warnings; 'deckgen sync' applies them):")
+    for h in diff.hazards:
+        what = {
+            HazardKind.NOTETYPE_CHANGED: f"notetype {notetype_label(h.old)} -> {notetype_label(h.new)}",
+            HazardKind.DECK_MOVED: f"moved '{h.old}' -> '{h.new}'",
+            HazardKind.CARDS_REMOVED: f"card(s) {card_names(h)} removed",
+        }[h.kind]
+        click.echo(f"  ! {h.note_id}  {what}")
 
 
 def report_build(result: BuildResult, dry_run: bool) -> None:
@@ -132,6 +149,7 @@ def report_build(result: BuildResult, dry_run: bool) -> None:
         report_diff(result.compiled.diff)
         click.echo("dry run: nothing written")
         return
+    report_hazards(result.compiled.diff)
     if result.lock_written:
         click.echo(f"updated {result.lock_path}")
     click.echo(f"wrote {result.output}")
@@ -139,9 +157,11 @@ def report_build(result: BuildResult, dry_run: bool) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deckgen")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Compile Markdown sources into an Anki deck (.apkg) that updates in place."""
     batch_gc()
+    ctx.call_on_close(timings.write)
     # SIGTERM (kill, a CI timeout) stops a build like Ctrl-C: temp files are removed on the way out.
     signal.signal(signal.SIGTERM, _interrupt)
 
@@ -179,6 +199,7 @@ def build_cmd(
             source,
             out_dir,
             now=_now(),
+            wall_clock=int(time.time()),
             locked=locked,
             dry_run=dry_run,
             strict=strict,
@@ -191,6 +212,8 @@ def build_cmd(
         _fail(exc)
         return
     _close(bar)
+    for notice in result.compiled.notices:
+        click.echo(f"warning: {notice}", err=True)
     for warning in result.compiled.warnings:
         click.echo(warning.format(), err=True)
     for notice in result.compiled.notices:
@@ -236,7 +259,7 @@ def check_cmd(source: Path, strict: bool, fmt: str, out_dir: Path, quiet: bool, 
 def diff_cmd(source: Path) -> None:
     """Show what a rebuild of SOURCE changes against its lock: added, changed, removed, renamed, orphans."""
     try:
-        result = build(source, Path("build"), now=_now(), dry_run=True)
+        result = build(source, Path("build"), now=_now(), wall_clock=int(time.time()), dry_run=True)
     except DeckgenError as exc:
         _fail(exc)
         return
@@ -253,7 +276,7 @@ def new_cmd(prompt: str, deck_name: str | None, source: Path) -> None:
     """Append a note skeleton with a fresh unique id to the subdeck's file."""
     try:
         deck, _ = load_deck(source)
-        note = new_note(deck, prompt, deck_name)
+        note = new_note(deck, prompt, deck_name, read_lock(source / LOCK_NAME).retired_ids())
     except DeckgenError as exc:
         _fail(exc)
         return

@@ -24,7 +24,7 @@ from deckgen.anki import notetypes
 from deckgen.errors import Diagnostic
 from deckgen.render.sanitize import POLICY, sanitize
 from deckgen.sources.markup import MAX_NESTING, nesting_depth, too_dense
-from deckgen.sources.model import Body, Category, Deck, Note, note_guid
+from deckgen.sources.model import Body, Category, Deck, Note
 
 EXTENSIONS: tuple[str, ...] = (
     "markdown.extensions.tables",
@@ -64,9 +64,18 @@ class MediaError(Exception):
 ImageResolver = Callable[[Path, str], str]
 
 _CLOZE_OPEN_RE = re.compile(r"\{\{c(\d+)::")
-_CLOZE_OPEN = "DGCLOZEOPEN{}X"
-_CLOZE_OPEN_BACK_RE = re.compile(r"DGCLOZEOPEN(\d+)X")
-_CLOZE_CLOSE = "DGCLOZECLOSEX"
+
+
+def free_prefix(text: str, stem: str) -> str:
+    """``stem`` plus the shortest suffix that does not occur in ``text``: placeholders built on it can
+    never be produced by the author's text (which could otherwise inject a cloze marker or a '|')."""
+    prefix, n = stem, 0
+    while prefix in text:
+        n += 1
+        prefix = f"{stem}Q{n}"
+    return prefix
+
+
 _INLINE_DISPLAY_RE = r"(?<!\\)(\$\$|\\\[)(.+?)(?:\$\$|\\\])"
 
 
@@ -118,26 +127,26 @@ class Renderer:
             return name
 
         self._md.reset()
+        pipe = free_prefix(text, "DGPIPE") + "X"
         if nesting_depth(text) > MAX_NESTING or too_dense(text):  # the source check reports these
             raw = "<pre>" + html.escape(text) + "</pre>"
         else:
             try:
-                raw = self._md.convert(protect_table_pipes(text))
+                raw = self._md.convert(protect_table_pipes(text, pipe))
             except RecursionError:  # a nesting the source check does not know: report it here
                 self._md = self._new_markdown()
                 errors.append(("", MediaError("Markdown nested too deeply to render", rule="nesting-too-deep")))
                 raw = "<pre>" + html.escape(text) + "</pre>"
-        out = sanitize(raw, rewrite_src).replace(_PIPE, "|")
+        out = sanitize(raw, rewrite_src).replace(pipe, "|")
         if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
             out = out[3:-4]
         return neutralise_braces(out), media, errors
 
 
-_PIPE = "DGPIPEX"
 _INLINE_MATH_RE = re.compile(r"\$\$.+?\$\$|(?<![\\$])\$[^$\n]+?\$|\\\(.+?\\\)")
 
 
-def protect_table_pipes(text: str) -> str:
+def protect_table_pipes(text: str, token: str) -> str:
     """Hide ``|`` inside inline math on table-like lines, so table cells are not split inside a formula.
 
     Python-Markdown splits table rows on ``|`` before math is recognised; ``$|w|$`` in a cell would
@@ -148,7 +157,7 @@ def protect_table_pipes(text: str) -> str:
     lines = text.split("\n")
     for i, line in enumerate(lines):
         if line.count("|") >= 2:
-            lines[i] = _INLINE_MATH_RE.sub(lambda m: m.group(0).replace("|", _PIPE), line)
+            lines[i] = _INLINE_MATH_RE.sub(lambda m: m.group(0).replace("|", token), line)
     return "\n".join(lines)
 
 
@@ -158,7 +167,12 @@ def neutralise_braces(text: str) -> str:
 
 
 def protect_cloze(text: str) -> tuple[str, set[int]]:
-    """Swap cloze markers for placeholders Markdown leaves alone; returns the deletion numbers."""
+    """Swap cloze markers for placeholders Markdown leaves alone; returns the deletion numbers.
+
+    The placeholders' prefix never occurs in ``text`` (``free_prefix``); ``restore_cloze`` needs the
+    same ``text`` to find it again.
+    """
+    prefix = free_prefix(text, "DGCLOZE")
     out, depth, pos, numbers = [], 0, 0, set()
     token = re.compile(r"\{\{c(\d+)::|\}\}")
     for m in token.finditer(text):
@@ -166,10 +180,10 @@ def protect_cloze(text: str) -> tuple[str, set[int]]:
         if m.group(1) is not None:
             depth += 1
             numbers.add(int(m.group(1)))
-            out.append(_CLOZE_OPEN.format(m.group(1)))
+            out.append(f"{prefix}O{m.group(1)}X")
         elif depth:
             depth -= 1
-            out.append(_CLOZE_CLOSE)
+            out.append(f"{prefix}C")
         else:
             out.append(m.group(0))
         pos = m.end()
@@ -177,8 +191,10 @@ def protect_cloze(text: str) -> tuple[str, set[int]]:
     return "".join(out), numbers
 
 
-def restore_cloze(text: str) -> str:
-    return _CLOZE_OPEN_BACK_RE.sub(r"{{c\1::", text).replace(_CLOZE_CLOSE, "}}")
+def restore_cloze(text: str, source: str) -> str:
+    """Cloze markers back in ``text``, rendered from ``protect_cloze(source)``."""
+    prefix = re.escape(free_prefix(source, "DGCLOZE"))
+    return re.sub(prefix + r"(?:O(\d+)X|C)", lambda m: f"{{{{c{m.group(1)}::" if m.group(1) else "}}", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +209,12 @@ class RenderedNote:
     card_ords: tuple[int, ...]
     media: tuple[str, ...]
 
-    @property
-    def guid(self) -> str:
-        return note_guid(self.note.identity)
+
+def note_cards(note: Note) -> tuple[notetypes.NoteType, tuple[int, ...]]:
+    """The note's notetype and the ords of the cards it makes (known without rendering)."""
+    if note.cloze:
+        return notetypes.cloze(), tuple(sorted(n - 1 for n in protect_cloze(note.answer.text)[1] if n > 0))
+    return notetypes.basic(), (0, 1) if note.reverse else (0,)
 
 
 def note_tags(category: Category, note: Note) -> tuple[str, ...]:
@@ -223,7 +242,7 @@ def render_note(
         for src, exc in errors:
             offset = max(body.text.find(src), 0)
             problems.append(Diagnostic(body.location(path, offset), exc.rule, str(exc), exc.hint))
-        return restore_cloze(out) if numbers else out
+        return restore_cloze(out, body.text) if numbers else out
 
     prompt = field(Body(note.prompt, note.location.line), inline=True)
     answer = field(note.answer)
@@ -231,11 +250,8 @@ def render_note(
     source = html.escape(note.source)
     kind = note.kind.label
     if note.cloze:
-        notetype = notetypes.cloze()
         values = {"Text": answer, "Prompt": prompt, "Extra": extra, "Source": source, "Kind": kind, "Id": note.id}
-        ords = tuple(sorted(n - 1 for n in protect_cloze(note.answer.text)[1] if n > 0))
     else:
-        notetype = notetypes.basic()
         values = {
             "Prompt": prompt,
             "Answer": answer,
@@ -246,7 +262,7 @@ def render_note(
             "TypeIn": html.escape(note.type_in),
             "Id": note.id,
         }
-        ords = (0, 1) if note.reverse else (0,)
+    notetype, ords = note_cards(note)
     fields = tuple(values.get(name, "") for name in notetype.fields)
     rendered = RenderedNote(
         note=note,
@@ -273,7 +289,7 @@ def safe_html(value: str, *, cloze: bool = False) -> str:
     if not cloze:
         return neutralise_braces(clean)
     protected, _ = protect_cloze(clean)
-    return restore_cloze(neutralise_braces(protected))
+    return restore_cloze(neutralise_braces(protected), clean)
 
 
 def safe_note(rn: RenderedNote) -> RenderedNote:
