@@ -112,7 +112,9 @@ PATHOLOGICAL = {
 def test_pathological_answer_builds_or_fails_in_linear_time(name: str, tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    (src / "deckgen.toml").write_text('name = "Slow"\n', encoding="utf-8")
+    (src / "deckgen.toml").write_text(
+        'name = "Slow"\nuuid = "5b7e0c1a-2f3d-4e5f-8a9b-0c1d2e3f4a5b"\n', encoding="utf-8"
+    )
     note = f"## Is this slow?\n<!-- id: slow -->\n<!-- cloze -->\n\n{{{{c1::x}}}} {PATHOLOGICAL[name]}\n"
     (src / "slow.md").write_text(note, encoding="utf-8")
     started = time.perf_counter()

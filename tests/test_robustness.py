@@ -5,6 +5,7 @@ Each ends in a located message and exit 1 (2 for usage), never a traceback, a ha
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import select
@@ -25,6 +26,7 @@ from deckgen.cli import main
 
 BASE = Path(__file__).parent / "data" / "bad" / "_base"
 EPOCH = {"SOURCE_DATE_EPOCH": "1764000000"}
+UUID = 'uuid = "3f0c2a4e-8d51-4c1e-9a55-6b7e0e4f1a2b"'
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -43,11 +45,12 @@ def src(tmp_path: Path) -> Path:
 
 def _big_deck(folder: Path, notes: int) -> None:
     folder.mkdir()
-    (folder / "deckgen.toml").write_text('name = "Big"\n', encoding="utf-8")
+    (folder / "deckgen.toml").write_text(f'name = "Big"\n{UUID}\n', encoding="utf-8")
     for f in range(5):
+        words = [hashlib.sha256(f"{f}-{i}".encode()).hexdigest()[:12] for i in range(notes // 5)]
         body = "".join(
-            f"## What is item {f}-{i}?\n<!-- id: n{f}-{i} -->\n\nIt is **item** {i} with $x_{i}$ and `code`.\n\n"
-            for i in range(notes // 5)
+            f"## What is {w}?\n<!-- id: n{f}-{i} -->\n\nIt is **{w}**, with $x_{i}$ and `code`.\n\n"
+            for i, w in enumerate(words)
         )
         (folder / f"part-{f}.md").write_text(f"---\ndeck: Part {f}\n---\n\n{body}", encoding="utf-8")
 
@@ -76,7 +79,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_sigkill_mid_build_leaves_no_worker_no_hang_and_next_build_is_identical(tmp_path: Path) -> None:
     source = tmp_path / "big"
-    _big_deck(source, 2500)
+    _big_deck(source, 1000)
     out = tmp_path / "out"
     env = {**os.environ, **EPOCH}
     cmd = [sys.executable, "-m", "deckgen", "build", str(source), "-o", str(out), "-j", "2", "--no-cache"]
@@ -110,7 +113,7 @@ def test_sigkill_mid_build_leaves_no_worker_no_hang_and_next_build_is_identical(
 
 def test_sigterm_stops_like_ctrl_c_and_leaves_nothing_behind(tmp_path: Path) -> None:
     source = tmp_path / "big"
-    _big_deck(source, 1500)
+    _big_deck(source, 1000)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "deckgen", "build", str(source), "-o", str(out), "-j", "2", "--no-cache"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **EPOCH})
@@ -195,19 +198,19 @@ def test_category_symlink_leaving_the_source_is_an_error(tmp_path: Path, src: Pa
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ('name = "Default"\n', "1:1 config-invalid"),
-        ('name = "x"\n\nname2 = 1\n', "1:1 config-unknown-key"),
-        ('# deck\nname = "<b>Deck</b>"\n', "2:1 config-invalid"),
-        ('name = "Deck"\noutput = ".apkg"\n', "2:1 config-invalid"),
-        ('name = "Deck"\noutput = "a\\u0000b.apkg"\n', "2:1 config-invalid"),
-        ('name = "Deck"\noutput = "a\\nb.apkg"\n', "2:1 config-invalid"),
-        ('name = "Deck"\n\n[lint]\nmax_answer_words = 0\n', "4:1 config-invalid"),
-        ('name = "Deck"\n[lint]\n  max_list_items = 1e9\n', "3:3 config-invalid"),
-        ('name = "Deck"\n[lint]\nmax_code_lines = true\n', "3:1 config-invalid"),
+        ('name = "Default"\n', "2:1 config-invalid"),
+        ('name = "x"\n\nname2 = 1\n', "4:1 config-unknown-key"),
+        ('# deck\nname = "<b>Deck</b>"\n', "3:1 config-invalid"),
+        ('name = "Deck"\noutput = ".apkg"\n', "3:1 config-invalid"),
+        ('name = "Deck"\noutput = "a\\u0000b.apkg"\n', "3:1 config-invalid"),
+        ('name = "Deck"\noutput = "a\\nb.apkg"\n', "3:1 config-invalid"),
+        ('name = "Deck"\n\n[lint]\nmax_answer_words = 0\n', "5:1 config-invalid"),
+        ('name = "Deck"\n[lint]\n  max_list_items = 1e9\n', "4:3 config-invalid"),
+        ('name = "Deck"\n[lint]\nmax_code_lines = true\n', "4:1 config-invalid"),
     ],
 )
 def test_deckgen_toml_is_validated_at_the_key(tmp_path: Path, src: Path, config: str, expected: str) -> None:
-    (src / "deckgen.toml").write_text(config, encoding="utf-8")
+    (src / "deckgen.toml").write_text(UUID + "\n" + config, encoding="utf-8")
     result = _run("build", str(src), "-o", str(tmp_path / "out"))
     assert result.exit_code == 1
     found = re.findall(r"deckgen\.toml:(\d+):(\d+): error: .*\[([a-z-]+)\]", result.output)
@@ -215,7 +218,7 @@ def test_deckgen_toml_is_validated_at_the_key(tmp_path: Path, src: Path, config:
 
 
 def test_deckgen_toml_not_utf8_is_an_encoding_error(tmp_path: Path, src: Path) -> None:
-    (src / "deckgen.toml").write_bytes(b'name = "Caf\xe9"\n')
+    (src / "deckgen.toml").write_bytes(b'name = "Caf\xe9"\n' + UUID.encode())
     result = _run("build", str(src), "-o", str(tmp_path / "out"))
     assert result.exit_code == 1 and "deckgen.toml:1:12: error: file is not valid UTF-8" in result.output
 
@@ -287,7 +290,7 @@ def test_unwritable_cache_is_a_warning_not_a_failure(tmp_path: Path, src: Path) 
     (out / ".cache").write_text("a file where the cache folder should be")
     result = _run("build", str(src), "-o", str(out), "--strict")
     assert result.exit_code == 0, result.output
-    assert "warning: cannot write the build cache" in result.output and (out / "corpus.apkg").exists()
+    assert re.search(r"warning: cannot \w+ the build cache", result.output) and (out / "corpus.apkg").exists()
 
 
 def test_poisoned_cache_entry_is_sanitized_on_the_way_out(tmp_path: Path, src: Path) -> None:

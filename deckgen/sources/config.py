@@ -45,7 +45,12 @@ def load_config(text: str, path: Path) -> tuple[DeckConfig | None, list[Diagnost
         line = getattr(exc, "lineno", 1) or 1
         return None, [Diagnostic(SourceLocation(path, line), "config-invalid", f"invalid TOML: {exc}")]
     problems = [
-        Diagnostic(here, "config-unknown-key", f"unknown key '{key}'", did_you_mean(key, CONFIG_KEYS))
+        Diagnostic(
+            toml_key_location(text, key, path, table=isinstance(data[key], dict)),
+            "config-unknown-key",
+            f"unknown key '{key}'",
+            did_you_mean(key, CONFIG_KEYS),
+        )
         for key in data
         if key not in CONFIG_KEYS
     ]
