@@ -34,6 +34,7 @@ def test_every_good_input_builds_strictly_with_each_note_and_image(tmp_path: Pat
         "$$a<b, c>d$$",
         "see <https://example.com> or <me@example.com>",
         'a <span title="x > y">span</span>',
+        "![a photo](<images/photo (small).jpg>)",
     ],
 )
 def test_prose_that_looks_like_markup_is_not_reported(prose: str) -> None:
@@ -50,6 +51,7 @@ def test_prose_that_looks_like_markup_is_not_reported(prose: str) -> None:
         ('<a href="\x01javascript:x">l</a>', "unsafe-html"),
         ("<a href=javascript:x>l</a>", "unsafe-html"),
         ("[l](JAVASCRIPT:x)", "unsafe-html"),
+        ("[l](<javascript:x>)", "unsafe-html"),
         ("[l][r]\n\n[r]: javascript:x", "unsafe-html"),
         ("<javascript:alert(1)>", "unsafe-html"),
         ("<SCRIPT>x</SCRIPT>", "unsafe-html"),

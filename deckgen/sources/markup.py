@@ -433,6 +433,7 @@ def _attribute_lists(text: str) -> Iterator[Finding]:
 
 
 _NOT_NEWLINE_RE = re.compile(r"[^\n]")
+_ANGLED_DEST_RE = re.compile(r"\]\([ \t]*(<[^<>\n]*>)")
 
 
 def blank(text: str, spans: list[tuple[int, int]], fill: str = " ") -> str:
@@ -495,8 +496,9 @@ def _scan(masked: str) -> list[Finding]:
     spans = math_spans(masked)
     found = list(_math(masked, spans))
     prose = blank(masked, spans).replace("\\<", "  ")
+    angled = [(m.start(1), m.end(1)) for m in _ANGLED_DEST_RE.finditer(prose)]  # ![x](<a b.png>) is no tag
     found += _nesting(prose)
-    found += _raw_html(prose)
+    found += _raw_html(blank(prose, angled))
     found += _markdown_links(prose)
     found += _attribute_lists(prose)
     return found
