@@ -311,3 +311,18 @@ def test_poisoned_cache_entry_is_sanitized_on_the_way_out(tmp_path: Path, src: P
     safe = safe_note(poisoned)
     assert all("<script" not in f and not re.search(r"<[^>]*onerror", f) for f in safe.fields)
     assert safe_note(rn) is rn
+
+
+@pytest.mark.parametrize("where", ["src/deckgen.lock", "out/.cache/deckgen.sqlite"])
+def test_a_fifo_where_a_file_should_be_never_hangs_the_build(tmp_path: Path, src: Path, where: str) -> None:
+    fifo = tmp_path / where
+    fifo.parent.mkdir(parents=True, exist_ok=True)
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    cmd = [sys.executable, "-m", "deckgen", "build", str(src), "-o", str(tmp_path / "out"), "-q"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env={**os.environ, **EPOCH})
+    assert "Traceback" not in done.stderr
+    if where.endswith(".lock"):
+        assert done.returncode == 1 and "the lock is not a regular file" in done.stderr
+    else:
+        assert done.returncode == 0 and "warning: cannot open the build cache" in done.stderr

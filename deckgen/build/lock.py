@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -483,11 +484,13 @@ def loads(text: str, path: Path) -> Lock:
 def read_lock(path: Path) -> Lock:
     """The lock at ``path`` (empty if there is none); an unreadable or damaged lock is a LockFileError."""
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         return Lock()
     except OSError as exc:
         raise LockFileError(f"{path}: cannot read the lock file: {exc.strerror or exc}") from exc
+    if data is None:
+        raise LockFileError(f"{path}: the lock is not a regular file (a FIFO or device); {RECOVER_HINT}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -495,6 +498,16 @@ def read_lock(path: Path) -> Lock:
             f"{path}: the lock file is damaged (not UTF-8 at byte {exc.start}); {RECOVER_HINT}"
         ) from exc
     return loads(text, path)
+
+
+def read_regular(path: Path) -> bytes | None:
+    """The bytes of the regular file ``path``, or None if it is something else: opened without
+    blocking, so a FIFO (or a file swapped for one) never hangs the build."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return fh.read()
 
 
 @contextmanager

@@ -25,7 +25,16 @@ from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR, Cache, open_cache
 from deckgen.build.hazards import hazard_diagnostics
 from deckgen.build.incremental import Progress, RenderStage, warm_up_worker
-from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, lock_findings, read_lock, update_lock, write_lock
+from deckgen.build.lock import (
+    LOCK_NAME,
+    Lock,
+    LockDiff,
+    lock_findings,
+    read_lock,
+    read_regular,
+    update_lock,
+    write_lock,
+)
 from deckgen.build.parallel import WorkPool, available_cores
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.render.markdown import MediaError, RenderedNote, safe_html, safe_note
@@ -153,7 +162,7 @@ def read_sources(source: Path) -> tuple[DeckConfig, dict[Path, bytes], list[Diag
     files: dict[Path, bytes] = {}
     for path in found.paths:
         try:
-            data = _read_regular(path)
+            data = read_regular(path)
         except OSError as exc:
             problems.append(Diagnostic(SourceLocation(path, 1), "unreadable", f"cannot read file: {exc.strerror}"))
             continue
@@ -225,15 +234,6 @@ def category_files(source: Path) -> CategoryFiles:
         else:
             paths.append(path)
     return CategoryFiles(tuple(paths), tuple(problems), tuple(skipped))
-
-
-def _read_regular(path: Path) -> bytes | None:
-    """The file's bytes, or None if it is no longer a regular file (opened without blocking on a FIFO)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return fh.read()
 
 
 def render_deck(deck: Deck, media: MediaStore) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
@@ -367,9 +367,9 @@ STALE_SECONDS = 300
 
 def sweep_leftovers(out_dir: Path, source: Path, now: float | None = None) -> None:
     """Remove what killed builds left behind (best effort): package and lock temp files, scratch
-    collections, cache segments never finished, and lock temp files older versions put in ``source``."""
+    collections, and lock temp files older versions put in ``source``."""
     cutoff = (time.time() if now is None else now) - STALE_SECONDS
-    patterns = [(out_dir, ".*.tmp"), (out_dir, ".deckgen-*"), (out_dir / CACHE_DIR, "*/*/.*.part")]
+    patterns = [(out_dir, ".*.tmp"), (out_dir, ".deckgen-*")]
     patterns.append((source, f".{LOCK_NAME}.*.tmp"))
     for folder, pattern in patterns:
         try:

@@ -52,7 +52,7 @@ RULES: dict[str, Rule] = {
         Rule("front-matter-invalid", _E, "front matter is not valid YAML, or a value has the wrong type"),
         Rule("front-matter-unknown-key", _E, "front matter has an unknown key (with a 'did you mean')"),
         Rule("kind-unknown", _E, "kind is not question, tip or faq"),
-        Rule("tag-invalid", _E, "a tag contains spaces or quotes"),
+        Rule("tag-invalid", _E, "a tag contains spaces, quotes, '<', '>' or control characters"),
         Rule("deck-duplicate", _E, "two files define the same subdeck"),
         # notes
         Rule("heading-level", _E, "a '#', '###' … heading where only '## ' starts a note (it would not be a card)"),

@@ -19,7 +19,7 @@ CONFIG_NAME = "deckgen.toml"
 FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse")
 CONFIG_KEYS = ("name", "uuid", "output", "lint")
 LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "disable")
-TAG_RE = re.compile(r"^[^\s\"<>&\x00-\x1f\x7f]+$")
+TAG_RE = re.compile(r"^[^\s\"<>\x00-\x1f\x7f]+$")
 # Characters Anki strips or reads as markup in deck names, and the name of the deck everything
 # lands in when a deck is missing: a root deck called "Default" merges into every user's own.
 _NAME_BAD_RE = re.compile(r"[<>\x00-\x1f\x7f]")
@@ -215,7 +215,7 @@ def check_tag(tag: str, location: SourceLocation) -> Diagnostic | None:
         return Diagnostic(
             location,
             "tag-invalid",
-            f"invalid tag {tag!r}: tags cannot contain spaces, quotes, '<', '>', '&' or control characters",
+            f"invalid tag {tag!r}: tags cannot contain spaces, quotes, '<', '>' or control characters",
             "use '-' or '_' instead of spaces, '::' for hierarchy",
         )
     return None
