@@ -107,6 +107,9 @@ PATHOLOGICAL = {
     "closers": "\\)" * 50_000,
     "cloze-zero": "{{c0::x}} " * 10_000,
     "fonts": "<font>" * 16_000,
+    "colons": "::" * 50_000,
+    "link-ends": "](" * 50_000,
+    "commas": "a, (b; [c, " * 10_000,
 }
 
 

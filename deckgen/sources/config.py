@@ -18,7 +18,7 @@ from deckgen.sources.model import DeckConfig, Kind, LintConfig, SourceLocation
 CONFIG_NAME = "deckgen.toml"
 FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse")
 CONFIG_KEYS = ("name", "uuid", "output", "lint")
-LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "disable")
+LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "max_cloze_deletions", "disable")
 TAG_RE = re.compile(r"^[^\s\"<>\x00-\x1f\x7f]+$")
 # Characters Anki strips or reads as markup in deck names, and the name of the deck everything
 # lands in when a deck is missing: a root deck called "Default" merges into every user's own.
@@ -173,7 +173,7 @@ def _load_lint(data: Any, here: SourceLocation, text: str) -> tuple[LintConfig, 
         if key not in LINT_KEYS
     ]
     values: dict[str, Any] = {}
-    for key in ("max_answer_words", "max_list_items", "max_code_lines"):
+    for key in LINT_KEYS[:-1]:
         if key in data:
             value = data[key]
             if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_LINT_VALUE:

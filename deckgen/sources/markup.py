@@ -58,7 +58,19 @@ class Finding:
 # Python-Markdown's inline parsing is quadratic or worse in these characters (10 000 '[' take
 # minutes); past these counts in one text (code excluded) deckgen refuses to render it. Cards
 # never come close: the whole ML deck has at most a few dozen of each per answer.
-MARKUP_LIMITS = {"[": 500, "<": 1000, "`": 2000, "$": 2000, "\\": 2000, "*": 2000, "_": 2000, "{": 2000, "&": 2000}
+MARKUP_LIMITS = {
+    "[": 500,
+    "]": 500,
+    "<": 1000,
+    ":": 4000,
+    "`": 2000,
+    "$": 2000,
+    "\\": 2000,
+    "*": 2000,
+    "_": 2000,
+    "{": 2000,
+    "&": 2000,
+}
 
 
 MAX_CODE_SPANS = 1000  # each becomes a placeholder Markdown replaces one by one
