@@ -7,6 +7,7 @@ element or attribute this sanitizer would remove; the sanitizer is the safety ne
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 
 import nh3
 
@@ -57,6 +58,31 @@ def is_reserved_id(value: str) -> bool:
 # Rewrites an <img src> (already checked against URL_SCHEMES) to its media name; None drops it.
 SrcRewriter = Callable[[str], "str | None"]
 
+# The rewriter of the ``sanitize`` call in progress: the cleaner is built once (building one per call
+# is most of the cost), and its attribute callback finds the call's rewriter here.
+_rewrite_src: ContextVar[SrcRewriter | None] = ContextVar("rewrite_src", default=None)
+
+
+def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "id" and is_reserved_id(value):
+        return None
+    if tag == "img" and attribute == "src":
+        rewrite = _rewrite_src.get()
+        if rewrite is not None:
+            return rewrite(value)
+    return value
+
+
+_CLEANER = nh3.Cleaner(
+    tags=set(ALLOWED_TAGS),
+    attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+    url_schemes=set(URL_SCHEMES),
+    link_rel=None,
+    strip_comments=True,
+    filter_style_properties=set(STYLE_PROPERTIES),
+    attribute_filter=_attribute_filter,
+)
+
 
 def sanitize(fragment: str, rewrite_src: SrcRewriter | None = None) -> str:
     """Allowlist sanitizer: whatever the HTML held, no script, handler, javascript: URL or Anki id survives.
@@ -64,21 +90,8 @@ def sanitize(fragment: str, rewrite_src: SrcRewriter | None = None) -> str:
     ``rewrite_src`` sees every surviving ``<img src>`` (entity-decoded), raw HTML and Markdown
     images alike, and returns the value to keep.
     """
-
-    def attribute_filter(tag: str, attribute: str, value: str) -> str | None:
-        if attribute == "id" and is_reserved_id(value):
-            return None
-        if tag == "img" and attribute == "src" and rewrite_src is not None:
-            return rewrite_src(value)
-        return value
-
-    return nh3.clean(
-        fragment,
-        tags=set(ALLOWED_TAGS),
-        attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
-        url_schemes=set(URL_SCHEMES),
-        link_rel=None,
-        strip_comments=True,
-        filter_style_properties=set(STYLE_PROPERTIES),
-        attribute_filter=attribute_filter,
-    )
+    token = _rewrite_src.set(rewrite_src)
+    try:
+        return _CLEANER.clean(fragment)
+    finally:
+        _rewrite_src.reset(token)
