@@ -26,6 +26,7 @@ from deckgen.authoring import slugify
 from deckgen.errors import Diagnostic, Severity
 from deckgen.sources.check import math_problems
 from deckgen.sources.config import deck_name_from_path
+from deckgen.sources.markup import mask_code, scan
 from deckgen.sources.model import SourceLocation
 from deckgen.sources.parse import HEADING_RE, decode, find_fences
 
@@ -133,9 +134,23 @@ def _tidy_answer(lines: list[str]) -> str:
         if m and m.group(2):
             lines[i] = f"**{_plain_heading(m.group(2))}**"
         lines[i] = _outside_code_spans(lines[i], _escape_cloze)
-    return _defuse_stray_math("\n".join(lines).strip())
+    return _balance_html(_defuse_stray_math("\n".join(lines).strip()))
 
 
+def _balance_html(text: str) -> str:
+    """A block element the list never closes is closed at the end of its answer (a browser does the
+    same); a closing tag that closes nothing is dropped (a browser ignores it)."""
+    for _ in range(20):
+        found = [f for f in scan(mask_code(text)) if f.rule == "html-unbalanced"]
+        tag = _TAG_AT_RE.match(text, found[0].offset) if found else None
+        if tag is None:
+            break
+        stray = bool(tag.group(1))
+        text = text[: tag.start()] + text[tag.end() :] if stray else f"{text.rstrip()}\n</{tag.group(2).lower()}>"
+    return text.strip()
+
+
+_TAG_AT_RE = re.compile(r"<(/?)([A-Za-z][\w-]*)[^>]*>")
 _STRAY_MATH = {"$$": "\\$\\$", "$": "\\$", "\\(": "(", "\\)": ")", "\\[": "[", "\\]": "]"}
 
 

@@ -166,14 +166,14 @@ class _Sounds(Treeprocessor):
         self.state = state
 
     def run(self, root: etree.Element) -> None:
-        sounds: list[tuple[etree.Element, etree.Element, str]] = []
+        sounds: list[tuple[etree.Element, etree.Element, str | None]] = []
         for parent in root.iter():
             for img in parent.findall("img"):
                 src = img.get("src", "")
-                if _is_local(src) and _is_audio(src) and (name := self.state.name(src)) is not None:
-                    sounds.append((parent, img, name))
-        for parent, img, name in sounds:
-            _replace_with_text(parent, img, f"[sound:{name}]")
+                if _is_local(src) and _is_audio(src):
+                    sounds.append((parent, img, self.state.name(src)))
+        for parent, img, name in sounds:  # one that cannot be packaged is reported once, here, and goes
+            _replace_with_text(parent, img, f"[sound:{name}]" if name else "")
 
 
 def _replace_with_text(parent: etree.Element, child: etree.Element, text: str) -> None:
