@@ -241,27 +241,6 @@ def test_duplicate_search_finds_every_one_word_edit_and_reports_only_true_pairs(
         assert all(j < i and related(keys[j], keys[i]) for i, j in found)
 
 
-def test_duplicate_search_compares_few_pairs_on_a_large_templated_deck(monkeypatch: pytest.MonkeyPatch) -> None:
-    import random
-
-    from deckgen.sources import duplicates
-
-    calls = 0
-    real = duplicates.similar
-
-    def counting(a: str, b: str) -> bool:
-        nonlocal calls
-        calls += 1
-        return real(a, b)
-
-    monkeypatch.setattr(duplicates, "similar", counting)
-    rng = random.Random(3)
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    prompts = [f"What is {''.join(rng.choices(letters, k=rng.randint(5, 10)))}?" for _ in range(5000)]
-    duplicates.duplicate_pairs(prompts)
-    assert calls < 5 * len(prompts)  # comparing every pair would be 12.5 million
-
-
 def test_code_blocks_follow_the_parsers_fence_rules() -> None:
     from deckgen.sources.check import _code_blocks
 
