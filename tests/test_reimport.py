@@ -7,14 +7,19 @@ previous package and lock byte-identical.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import T0, Anki, build_at, edit, imported_and_reviewed, refused, state
+from deckgen.build import pipeline
 from deckgen.build.lock import LOCK_NAME, read_lock
 from deckgen.build.pipeline import compile_deck
 from deckgen.cli import main
+from deckgen.errors import DeckgenError
 
 NEXT = "\n## What is bias?\n<!-- id: tech-bias -->\n\nA systematic error.\n"
 
@@ -104,3 +109,75 @@ def test_changed_note_beats_an_edit_made_inside_anki_whatever_source_date_epoch_
     first = package.read_bytes()
     build_at(sample, out_dir, now=T0 + 99_999)
     assert package.read_bytes() == first
+
+
+def test_a_build_that_started_earlier_never_overwrites_a_newer_one(
+    sample: Path, out_dir: Path, anki: Anki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Problem 8: a slow build that read the old sources finished after a newer build and overwrote it."""
+    before = imported_and_reviewed(sample, out_dir, anki)
+    slow_has_read, release = threading.Event(), threading.Event()
+    real_update_lock = pipeline.update_lock
+
+    def update_lock(*args: Any, **kwargs: Any) -> Any:  # the sources are read; pause the first build here
+        if threading.current_thread().name == "slow":
+            slow_has_read.set()
+            assert release.wait(30)
+        return real_update_lock(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "update_lock", update_lock)
+    results: dict[str, Any] = {}
+
+    def run(name: str, now: int) -> None:
+        results[name] = build_at(sample, out_dir, now=now, cache=False)
+
+    slow = threading.Thread(target=run, args=("slow", T0 + 1), name="slow")
+    slow.start()
+    assert slow_has_read.wait(30)
+    edit(sample / "tips.md", "before you code", "before you write code")  # the sources change
+    waited: list[Path] = []
+    monkeypatch.setattr(pipeline, "exclusive", _recording(waited))
+    fast = threading.Thread(target=run, args=("fast", T0 + 2), name="fast")
+    fast.start()
+    fast.join(1.0)
+    assert fast.is_alive() and waited == [sample.resolve()]  # the newer build waits for the older one
+    release.set()
+    slow.join(30)
+    fast.join(30)
+    assert results["slow"].written and results["fast"].written
+    # the last word is the newer build's: the package and lock hold the new text
+    lock = read_lock(sample / LOCK_NAME)
+    assert lock.notes["tip-think-aloud"].mod == T0 + 2
+    log = anki.import_package(results["fast"].output)
+    assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
+    assert "before you write code" in anki.note_by_id_field("tip-think-aloud")["Answer"]
+    after = state(anki)
+    assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
+
+
+def _recording(waited: list[Path]) -> Any:
+    """``exclusive`` that records which folder it had to wait for."""
+    from deckgen.build.exclusive import exclusive
+
+    def recording(source: Path, out_dir: Path, on_wait: Any = None) -> Any:
+        return exclusive(source, out_dir, waited.append)
+
+    return recording
+
+
+def test_a_lock_rewritten_by_another_program_during_the_build_is_not_overwritten(
+    sample: Path, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_at(sample, out_dir, now=T0)
+    real_update_lock = pipeline.update_lock
+
+    def update_lock(*args: Any, **kwargs: Any) -> Any:
+        (sample / LOCK_NAME).write_bytes((sample / LOCK_NAME).read_bytes() + b"\n")  # e.g. a git checkout
+        return real_update_lock(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "update_lock", update_lock)
+    edit(sample / "tips.md", "before you code", "before you write code")
+    package = next(out_dir.glob("*.apkg")).read_bytes()
+    with pytest.raises(DeckgenError, match=r"deckgen\.lock changed while this build ran"):
+        build_at(sample, out_dir, now=T0 + 1)
+    assert next(out_dir.glob("*.apkg")).read_bytes() == package
