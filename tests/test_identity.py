@@ -122,3 +122,25 @@ def test_removed_id_is_retired_for_new_notes_and_for_deckgen_new(sample: Path, o
     assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
     after = state(anki)
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
+
+
+def test_pinned_guid_is_used_and_then_kept_by_the_lock(sample: Path, out_dir: Path, anki: Anki) -> None:
+    """<!-- guid: --> keeps an existing Anki note's GUID (deckgen import); once recorded it cannot change."""
+    edit(
+        sample / "tips.md", "<!-- id: tip-think-aloud -->\n", "<!-- id: tip-think-aloud -->\n<!-- guid: Ab1$x{y}~ -->\n"
+    )
+    before = imported_and_reviewed(sample, out_dir, anki)
+    assert anki.note_by_id_field("tip-think-aloud").guid == "Ab1$x{y}~"
+    assert read_lock(sample / LOCK_NAME).notes["tip-think-aloud"].guid == "Ab1$x{y}~"
+    edit(sample / "tips.md", "<!-- guid: Ab1$x{y}~ -->", "<!-- guid: Zz9 -->")
+    assert refused(sample, out_dir, T0 + 1) == ("tips.md:9:1 guid-changed",)
+    # without the option the lock still knows the GUID: a rename keeps it too
+    edit(
+        sample / "tips.md",
+        "<!-- id: tip-think-aloud -->\n<!-- guid: Zz9 -->\n",
+        "<!-- id: tip-aloud; was: tip-think-aloud -->\n",
+    )
+    log = anki.import_package(build_at(sample, out_dir, now=T0 + 2).output)
+    assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
+    after = state(anki)
+    assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)

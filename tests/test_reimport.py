@@ -7,7 +7,11 @@ previous package and lock byte-identical.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,7 @@ from click.testing import CliRunner
 
 from conftest import T0, Anki, build_at, edit, imported_and_reviewed, refused, state
 from deckgen.build import pipeline
+from deckgen.build.exclusive import exclusive
 from deckgen.build.lock import LOCK_NAME, read_lock
 from deckgen.build.pipeline import compile_deck
 from deckgen.cli import main
@@ -139,11 +144,14 @@ def test_a_build_that_started_earlier_never_overwrites_a_newer_one(
     monkeypatch.setattr(pipeline, "exclusive", _recording(waited))
     fast = threading.Thread(target=run, args=("fast", T0 + 2), name="fast")
     fast.start()
-    fast.join(1.0)
-    assert fast.is_alive() and waited == [sample.resolve()]  # the newer build waits for the older one
-    release.set()
-    slow.join(30)
-    fast.join(30)
+    try:
+        fast.join(1.0)
+        assert fast.is_alive()  # the newer build waits for the older one
+        assert len(waited) == 1 and waited[0] in {sample.resolve(), out_dir.resolve()}
+    finally:
+        release.set()
+        slow.join(30)
+        fast.join(30)
     assert results["slow"].written and results["fast"].written
     # the last word is the newer build's: the package and lock hold the new text
     lock = read_lock(sample / LOCK_NAME)
@@ -157,7 +165,6 @@ def test_a_build_that_started_earlier_never_overwrites_a_newer_one(
 
 def _recording(waited: list[Path]) -> Any:
     """``exclusive`` that records which folder it had to wait for."""
-    from deckgen.build.exclusive import exclusive
 
     def recording(source: Path, out_dir: Path, on_wait: Any = None) -> Any:
         return exclusive(source, out_dir, waited.append)
@@ -181,3 +188,17 @@ def test_a_lock_rewritten_by_another_program_during_the_build_is_not_overwritten
     with pytest.raises(DeckgenError, match=r"deckgen\.lock changed while this build ran"):
         build_at(sample, out_dir, now=T0 + 1)
     assert next(out_dir.glob("*.apkg")).read_bytes() == package
+
+
+def test_a_second_build_process_waits_and_leaves_nothing_in_the_source_folder(sample: Path, out_dir: Path) -> None:
+    out_dir.mkdir()
+    files = sorted(p.name for p in sample.iterdir())
+    command = [sys.executable, "-m", "deckgen", "build", str(sample), "-o", str(out_dir), "-q", "--no-cache"]
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(T0)}
+    with exclusive(sample, out_dir):
+        proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        assert proc.poll() is None and list(out_dir.glob("*.apkg")) == []  # it waits for us
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "waiting for another build using" in err, err
+    assert sorted(p.name for p in sample.iterdir()) == sorted([*files, LOCK_NAME])

@@ -23,18 +23,18 @@ WINDOWS_LOCK_FILE = ".deckgen-build.lock"
 
 @contextmanager
 def exclusive(source: Path, out_dir: Path, on_wait: Callable[[Path], None] | None = None) -> Iterator[None]:
-    """Hold exclusive locks on the source folder, then the output folder, waiting for other builds.
+    """Hold exclusive locks on the source and output folders, waiting for other builds.
 
     ``on_wait`` is called with a folder another build holds, before waiting for it. Both folders
-    must exist. Always source first, then output: two builds never wait for each other in a circle.
+    must exist. They are locked in the order of their paths, so two builds never wait for each other
+    in a circle (even one reading the other's output folder as its source).
     """
     with ExitStack() as stack:
         if sys.platform == "win32":  # pragma: no cover - a lock file, so only in the output folder
             stack.enter_context(_locked_windows(out_dir, on_wait))
         else:
-            stack.enter_context(_flocked(source, on_wait))
-            if out_dir.resolve() != source.resolve():
-                stack.enter_context(_flocked(out_dir, on_wait))
+            for folder in sorted({source.resolve(), out_dir.resolve()}):
+                stack.enter_context(_flocked(folder, on_wait))
         yield
 
 
