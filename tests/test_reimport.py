@@ -197,8 +197,11 @@ def test_a_second_build_process_waits_and_leaves_nothing_in_the_source_folder(sa
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(T0)}
     with exclusive(sample, out_dir):
         proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # blocks until the build says it waits (or ends)
+        assert "waiting for another build using" in first, first
+        time.sleep(0.5)
         assert proc.poll() is None and list(out_dir.glob("*.apkg")) == []  # it waits for us
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "waiting for another build using" in err, err
+    assert proc.returncode == 0, err
     assert sorted(p.name for p in sample.iterdir()) == sorted([*files, LOCK_NAME])
