@@ -144,6 +144,9 @@ class _Identities:
 
     def match(self, note: Note) -> _Claim | bool | None:
         """The lock entry ``note`` continues; None for a new note; False after reporting a problem."""
+        entry = self.old.get(note.id)
+        if entry is not None and not entry.removed and not note.aliases and not note.guid:
+            return _Claim(note, note.id, "id")  # the common case: a known note under its own id
         keys: dict[str, str] = {}
         if note.id in self.index:
             keys[self.index[note.id]] = "id"
