@@ -144,3 +144,16 @@ def test_pinned_guid_is_used_and_then_kept_by_the_lock(sample: Path, out_dir: Pa
     assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
     after = state(anki)
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
+
+
+def test_a_copied_folder_with_the_other_decks_lock_is_refused(sample: Path, tmp_path: Path, anki: Anki) -> None:
+    """A copy given a new uuid but still holding the original's lock would reuse the original's GUIDs."""
+    build_at(sample, tmp_path / "out-a", now=T0)
+    copy = tmp_path / "copy"
+    shutil.copytree(sample, copy)
+    (copy / "deckgen.toml").write_text('name = "Copy"\nuuid = "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d"\n', "utf-8")
+    assert refused(copy, tmp_path / "out-b", T0 + 1) == ("deckgen.lock:3:1 lock-foreign",)
+    (copy / LOCK_NAME).unlink()
+    anki.import_package(next((tmp_path / "out-a").glob("*.apkg")))
+    log = anki.import_package(build_at(copy, tmp_path / "out-b", now=T0 + 1).output)
+    assert (log.new, log.updated) == (10, 0) and anki.col.note_count() == 20

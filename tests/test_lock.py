@@ -48,19 +48,19 @@ def test_lock_text_round_trips_and_lists_one_note_per_line(sample: Path, out_dir
 MOD = f'"mod": {T0}, "parts"'
 
 
-# (damage to the lock's text, where it is reported, what the message says); line 8 is the first note
+# (damage to the lock's text, where it is reported, what the message says); line 9 is the first note
 DAMAGES = [
     (lambda t: "{not json", "1:2", "damaged: Expecting property name"),
     (lambda t: "\n\n  \udcff".encode("utf-8", "surrogateescape") + t.encode(), "3:3", "not UTF-8 (byte 0xff)"),
-    (lambda t: t.replace(MOD, '"mod": Infinity, "parts"', 1), "8:76", "Infinity is not a number deckgen writes"),
-    (lambda t: t.replace(MOD, '"mod": 1e30, "parts"', 1), "8:1", "mod must be an integer"),
-    (lambda t: t.replace(MOD, '"mod": -5, "parts"', 1), "8:1", "mod must be an integer from 0"),
-    (lambda t: t.replace(MOD, '"mod": true, "parts"', 1), "8:1", "not True"),
-    (lambda t: t.replace(MOD, '"mod": 32503680000, "parts"', 1), "8:1", "not 32503680000"),  # the year 3000
-    (lambda t: t.replace('"guid"', '"removed": "false", "guid"', 1), "8:1", "removed must be true or false"),
+    (lambda t: t.replace(MOD, '"mod": Infinity, "parts"', 1), "9:76", "Infinity is not a number deckgen writes"),
+    (lambda t: t.replace(MOD, '"mod": 1e30, "parts"', 1), "9:1", "mod must be an integer"),
+    (lambda t: t.replace(MOD, '"mod": -5, "parts"', 1), "9:1", "mod must be an integer from 0"),
+    (lambda t: t.replace(MOD, '"mod": true, "parts"', 1), "9:1", "not True"),
+    (lambda t: t.replace(MOD, '"mod": 32503680000, "parts"', 1), "9:1", "not 32503680000"),  # the year 3000
+    (lambda t: t.replace('"guid"', '"removed": "false", "guid"', 1), "9:1", "removed must be true or false"),
     (lambda t: t.replace('"cards": [0]', '"cards": ' + "[" * 100_000 + "]" * 100_000, 1), "1:1", "nested too"),
     (lambda t: t.replace('"version": 2', '"version": 1'), "2:1", "unsupported lock version 1"),
-    (lambda t: t.replace('"notes": {', '"notes": [', 1), "8:17", "damaged: Expecting ',' delimiter"),
+    (lambda t: t.replace('"notes": {', '"notes": [', 1), "9:17", "damaged: Expecting ',' delimiter"),
     (lambda t: t.replace('"notes": {', '"notes": [], "x": {', 1), "1:1", "notes must be an object"),
 ]
 

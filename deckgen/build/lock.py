@@ -34,6 +34,7 @@ from deckgen.sources.model import Note, SourceLocation, note_guid
 
 LOCK_NAME = "deckgen.lock"
 LOCK_VERSION = 2
+UUID_LINE = 3  # where ``dumps`` writes the deck uuid
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class NotetypeEntry:
 class Lock:
     notes: Mapping[str, NoteEntry] = field(default_factory=dict)
     notetypes: Mapping[str, NotetypeEntry] = field(default_factory=dict)
+    uuid: str = ""  # the deck the lock belongs to ("" in a lock written before deckgen recorded it)
 
     def retired_ids(self) -> frozenset[str]:
         """Ids no new note may take: removed notes' ids and every former id of a renamed note."""
@@ -251,6 +253,22 @@ class _Identities:
         return kept
 
 
+def foreign_lock(lock: Lock, deck_uuid: str, path: Path) -> list[Diagnostic]:
+    """A lock recorded for another deck (a copied folder, an edited uuid): its GUIDs are that deck's."""
+    if not lock.uuid or lock.uuid == deck_uuid:
+        return []
+    return [
+        Diagnostic(
+            SourceLocation(path, UUID_LINE),
+            "lock-foreign",
+            f"this lock belongs to the deck with uuid {lock.uuid}, but deckgen.toml says {deck_uuid}: "
+            "its GUIDs would make the two decks overwrite each other's notes in Anki",
+            "if this folder is a copy made to start a new deck, delete its deckgen.lock; if the uuid in "
+            f'deckgen.toml was changed by mistake, put back uuid = "{lock.uuid}"',
+        )
+    ]
+
+
 def lock_findings(
     lock: Lock, notes: Sequence[tuple[Note, str]], deck_uuid: str
 ) -> tuple[list[Diagnostic], list[Hazard]]:
@@ -343,7 +361,7 @@ def update_lock(
         tuple(problems),
         tuple(sorted(hazards, key=lambda h: (h.note_id, h.kind.value))),
     )
-    return Lock(dict(sorted(new.items())), dict(sorted(nt_entries.items()))), diff
+    return Lock(dict(sorted(new.items())), dict(sorted(nt_entries.items())), deck_uuid), diff
 
 
 def _duplicate_guids(entries: Mapping[str, NoteEntry], fresh: Mapping[str, Note]) -> list[Diagnostic]:
@@ -378,7 +396,10 @@ class LockFileError(SourceError):
 
 def dumps(lock: Lock) -> str:
     """One line per note so that version-control diffs show exactly which notes changed."""
-    lines = ["{", f'  "version": {LOCK_VERSION},', '  "notetypes": {']
+    lines = ["{", f'  "version": {LOCK_VERSION},']
+    if lock.uuid:
+        lines.append(f'  "uuid": {json.dumps(lock.uuid)},')  # on UUID_LINE
+    lines.append('  "notetypes": {')
     nts = [
         f"    {json.dumps(k)}: {json.dumps({'hash': v.hash, 'mod': v.mod}, sort_keys=True)}"
         for k, v in lock.notetypes.items()
@@ -500,6 +521,7 @@ def loads(text: str, path: Path) -> Lock:
             )
         notes = {k: _note_entry(k, v) for k, v in _mapping(data.get("notes"), "notes").items()}
         nts = {k: _notetype_entry(k, v) for k, v in _mapping(data.get("notetypes"), "notetypes").items()}
+        deck_uuid = _str(data["uuid"], "uuid") if "uuid" in data else ""
     except json.JSONDecodeError as exc:
         raise LockFileError(path, f"the lock file is damaged: {exc.msg}", exc.lineno, exc.colno) from exc
     except RecursionError as exc:
@@ -514,7 +536,7 @@ def loads(text: str, path: Path) -> Lock:
         raise LockFileError(path, f"the lock file is damaged: {exc}", line, col) from exc
     except ValueError as exc:  # e.g. an integer too long to read
         raise LockFileError(path, f"the lock file is damaged: {exc}") from exc
-    return Lock(notes, nts)
+    return Lock(notes, nts, deck_uuid)
 
 
 def read_lock(path: Path) -> Lock:

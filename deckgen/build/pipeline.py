@@ -21,7 +21,16 @@ from deckgen.build.cache import CACHE_DIR, Cache, open_cache
 from deckgen.build.exclusive import exclusive
 from deckgen.build.hazards import hazard_diagnostics
 from deckgen.build.incremental import Progress, RenderStage, warm_up_worker
-from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, lock_findings, read_lock, update_lock, write_lock
+from deckgen.build.lock import (
+    LOCK_NAME,
+    Lock,
+    LockDiff,
+    foreign_lock,
+    lock_findings,
+    read_lock,
+    update_lock,
+    write_lock,
+)
 from deckgen.build.parallel import WorkPool, available_cores
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.render.markdown import MediaError, RenderedNote
@@ -226,16 +235,23 @@ def compile_deck(
     ``wall_clock`` is the real time of the build: changed notes get a ``mod`` no earlier (see lock.py).
     """
     run = _run_stages(source, cache_dir, save=save_cache, jobs=jobs, progress=progress, check=False)
-    lock = read_lock(source / LOCK_NAME)
+    lock, foreign = _read_own_lock(source, run.deck.config.uuid)
     new_lock, diff = update_lock(lock, run.rendered, notetypes.all_notetypes(), now, run.deck.config.uuid, wall_clock)
     timings.lap("lock")
-    problems = run.problems + list(diff.problems)
+    problems = run.problems + foreign + list(diff.problems)
     problems += hazard_diagnostics(diff.hazards, accept_notetype_changes=accept_notetype_changes)
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
     media_files = dict(sorted(run.media.files.items()))
     return Compiled(
         run.deck, tuple(run.rendered), run.intros, media_files, lock, new_lock, diff, diagnostics, run.notices
     )
+
+
+def _read_own_lock(source: Path, deck_uuid: str) -> tuple[Lock, list[Diagnostic]]:
+    """The source folder's lock, or an empty one plus an error when it belongs to another deck."""
+    lock = read_lock(source / LOCK_NAME)
+    foreign = foreign_lock(lock, deck_uuid, source / LOCK_NAME)
+    return (Lock(), foreign) if foreign else (lock, [])
 
 
 def check_sources(
@@ -248,8 +264,9 @@ def check_sources(
     run = _run_stages(source, cache_dir, save=False, jobs=jobs, progress=progress, check=True)
     deck = run.deck
     placed = [(note, deck.subdeck_name(c)) for c in deck.categories for note in c.notes]
-    found, hazards = lock_findings(read_lock(source / LOCK_NAME), placed, deck.config.uuid)
-    problems = run.problems + found + hazard_diagnostics(hazards)
+    lock, foreign = _read_own_lock(source, deck.config.uuid)
+    found, hazards = lock_findings(lock, placed, deck.config.uuid)
+    problems = run.problems + foreign + found + hazard_diagnostics(hazards)
     return tuple(sorted(problems, key=Diagnostic.sort_key))
 
 
