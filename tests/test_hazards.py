@@ -47,6 +47,7 @@ def test_notetype_change_is_refused_with_the_ways_out(sample: Path, out_dir: Pat
     log = anki.import_package(result.output)
     assert (log.new, log.updated, log.conflicting) == (1, 0, 0)
     after = state(anki)
+    assert after.duplicates == set()
     assert after.revlog == before.revlog and {c: after.cards[c] for c in before.cards} == before.cards
 
 
@@ -69,6 +70,7 @@ def test_moved_note_and_renamed_subdeck_warn_and_say_what_to_do(sample: Path, ou
     log = anki.import_package(result.output)
     assert (log.new, log.updated, log.conflicting) == (0, 4, 0)
     after = state(anki)
+    assert after.duplicates == set()
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
     # and following the hint moves them with their schedule
     tips = anki.col.decks.id_for_name("Sample Deck::Tips")
@@ -94,6 +96,7 @@ def test_removed_cards_warn_and_name_empty_cards(sample: Path, out_dir: Path, an
     log = anki.import_package(result.output)
     assert (log.new, log.updated, log.conflicting) == (0, 2, 0)
     after = state(anki)
+    assert after.duplicates == set()
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
     # the cards are still there; Anki's Empty Cards finds exactly them
     report = anki.col.get_empty_cards()

@@ -53,6 +53,7 @@ def test_two_decks_using_the_same_ids_keep_their_own_notes(tmp_path: Path, anki:
     log = anki.import_package(build_at(b, tmp_path / "out-b", now=T0 + 5).output)
     assert (log.new, log.updated, log.duplicate, log.conflicting) == (10, 0, 0, 0)
     after = state(anki)
+    assert after.ids == tuple(sorted(before.ids * 2))  # each id once per deck
     assert after.notes == 20 and after.revlog == before.revlog
     assert {cid: after.cards[cid] for cid in before.cards} == before.cards
     texts = {anki.col.get_note(nid)["Answer"] for nid in anki.col.find_notes('"Id:gen-why-ml"')}
@@ -84,6 +85,7 @@ def test_rename_chain_keeps_the_guid_in_any_alias_order(sample: Path, out_dir: P
         log = anki.import_package(result.output)
         assert (log.new, log.updated, log.conflicting) == (0, 1, 0), new
     after = state(anki)
+    assert after.duplicates == set()
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
     assert "gen-e" in after.ids and "gen-why-ml" not in after.ids
     assert read_lock(sample / LOCK_NAME).notes["gen-e"].was == ("gen-b", "gen-c", "gen-d", "gen-why-ml")
@@ -121,6 +123,7 @@ def test_removed_id_is_retired_for_new_notes_and_for_deckgen_new(sample: Path, o
     log = anki.import_package(restored.output)
     assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
     after = state(anki)
+    assert after.duplicates == set()
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
 
 
@@ -143,6 +146,7 @@ def test_pinned_guid_is_used_and_then_kept_by_the_lock(sample: Path, out_dir: Pa
     log = anki.import_package(build_at(sample, out_dir, now=T0 + 2).output)
     assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
     after = state(anki)
+    assert after.duplicates == set()
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
 
 

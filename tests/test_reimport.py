@@ -52,6 +52,7 @@ def test_notes_never_vanish_into_the_previous_answer(sample: Path, out_dir: Path
     log = anki.import_package(result.output)
     assert (log.new, log.conflicting) == (1, 0)
     after = state(anki)
+    assert after.duplicates == set()
     assert after.notes == before.notes + 1 and after.revlog == before.revlog
     assert {c: after.cards[c] for c in before.cards} == before.cards
     assert compile_deck(sample, T0 + 3).diagnostics == ()
@@ -83,6 +84,7 @@ def test_cloze_deletions_that_would_break_the_package_are_refused(sample: Path, 
     assert sorted(cards) == [0, 1, 2, 499]
     assert "x^{2} }" in cards[2].answer() and "x^{2}" not in cards[2].question()
     after = state(anki)
+    assert after.duplicates == set()
     assert after.revlog == before.revlog and {c: after.cards[c] for c in before.cards} == before.cards
 
 
@@ -109,6 +111,7 @@ def test_changed_note_beats_an_edit_made_inside_anki_whatever_source_date_epoch_
     assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
     assert "before you write code" in anki.note_by_id_field("tip-think-aloud")["Answer"]
     after = state(anki)
+    assert after.duplicates == set()
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
     # reproducible from the lock: the same sources and lock give the same bytes, at any clock
     first = package.read_bytes()
@@ -160,6 +163,7 @@ def test_a_build_that_started_earlier_never_overwrites_a_newer_one(
     assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
     assert "before you write code" in anki.note_by_id_field("tip-think-aloud")["Answer"]
     after = state(anki)
+    assert after.duplicates == set()
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
 
 
