@@ -321,11 +321,11 @@ def test_prompt_two_questions_fires_only_on_separate_asks(prompt: str, fires: bo
 @pytest.mark.parametrize(
     "text",
     [
-        "(" * 200_000,  # unclosed brackets
-        "a, " * 100_000,  # one endless run
-        "$" + "x, " * 100_000,  # unclosed math
-        "\\(" * 100_000,
-        "{{c1::" * 50_000,
+        "(" * 100_000,  # unclosed brackets (100 KB, as the bound asks)
+        "a, " * 33_000,  # one endless run
+        "$" + "x, " * 33_000,  # unclosed math
+        "\\(" * 50_000,
+        "{{c1::" * 16_000,
     ],
 )
 def test_design_rules_stay_linear_on_adversarial_answers(text: str) -> None:
