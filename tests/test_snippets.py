@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
@@ -31,7 +33,8 @@ def test_no_snippet_of_the_deck_is_a_fragment(runner: ModuleType) -> None:
 def test_every_light_snippet_of_the_deck_passes(runner: ModuleType) -> None:
     light = [s for s in runner.snippets(ROOT / "source") if runner.is_light(s)]
     assert len(light) >= 30
-    outcomes = [runner.run(s, timeout=120) for s in light]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # each run is its own subprocess
+        outcomes = list(pool.map(lambda s: runner.run(s, timeout=120), light))
     assert [(o.snippet.where, o.status, o.detail) for o in outcomes if o.status != "pass"] == []
 
 
