@@ -7,6 +7,7 @@ Everything here is a plain function the CLI calls; the stages it calls are pure 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -23,8 +24,8 @@ from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, read_lock, update_lock
 from deckgen.sources.model import Deck, DeckConfig, SourceLocation
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
 from deckgen.build.parallel import WorkPool, available_cores
-from deckgen.sources.parse import parse_deck
-from deckgen.render.markdown import MediaError, RenderedNote
+from deckgen.sources.parse import FOLDER_FILE, parse_deck
+from deckgen.render.markdown import MediaError, RenderedNote, Renderer
 
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 
@@ -137,12 +138,33 @@ def read_sources(source: Path) -> tuple[DeckConfig, dict[Path, bytes], list[Diag
     if config is None:
         raise SourceError(problems)
     files: dict[Path, bytes] = {}
-    for path in sorted(source.glob("*.md")):
+    for path in _markdown_files(source):
         try:
             files[path] = path.read_bytes()
         except OSError as exc:
             problems.append(Diagnostic(SourceLocation(path, 1), "unreadable", f"cannot read file: {exc.strerror}"))
     return config, files, problems
+
+
+def _is_category_file(name: str) -> bool:
+    """``README.md`` and ``_*.md`` are not categories; ``_deck.md`` describes its folder."""
+    return name.endswith(".md") and (name == FOLDER_FILE or not (name.startswith("_") or name.lower() == "readme.md"))
+
+
+def _markdown_files(source: Path) -> list[Path]:
+    """Category files and ``_deck.md`` files of ``source`` and its sub-folders, sorted.
+
+    Hidden folders and folders holding their own ``deckgen.toml`` (another deck) are skipped;
+    symlinked folders are not followed (they could loop, or leave the source folder).
+    """
+    found: list[Path] = []
+    for folder, dirs, names in os.walk(source):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d / CONFIG_NAME).exists())
+        # a folder named like a category file is listed too: reading it fails with a located message
+        found += [here / name for name in (*names, *dirs) if _is_category_file(name)]
+        dirs[:] = [d for d in dirs if not _is_category_file(d)]
+    return sorted(found)
 
 
 def render_deck(
@@ -188,10 +210,11 @@ def compile_deck(
     (default: one per core). Neither changes the result.
     """
     config, files, problems = read_sources(source)
+    lock = read_lock(source / LOCK_NAME)
     caches = open_caches(cache_dir, config.lint, writable=save_cache)
     try:
         with _early_pool(jobs, files, caches) as pool:
-            deck, found = parse_deck(config, source, files, caches.parse_file())
+            deck, found = parse_deck(config, source, files, caches.parse_file(), reserved=lock.notes.keys())
             problems += found
             media = MediaStore(source)
             with RenderStage(deck, media, MediaStore, caches, files=files, pool=pool, progress=progress) as stage:
@@ -202,7 +225,7 @@ def compile_deck(
                 stage.save()
     finally:
         caches.discard()
-    lock = read_lock(source / LOCK_NAME)
+    intros = {**_folder_intros(deck), **intros}
     new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now)
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
     media_files = dict(sorted(media.files.items()))
@@ -217,9 +240,10 @@ def check_sources(
     Reads ``cache_dir`` when given but writes nothing.
     """
     config, files, problems = read_sources(source)
+    lock = read_lock(source / LOCK_NAME)  # a damaged lock is reported by check as by build
     caches = open_caches(cache_dir, config.lint, writable=False)
     with _early_pool(jobs, files, caches) as pool:
-        deck, found = parse_deck(config, source, files, caches.parse_file())
+        deck, found = parse_deck(config, source, files, caches.parse_file(), reserved=lock.notes.keys())
         problems += found
         media = MediaStore(source)
         with RenderStage(
@@ -227,7 +251,6 @@ def check_sources(
         ) as stage:
             problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
             problems += stage.rendered()[2]
-    read_lock(source / LOCK_NAME)  # a damaged lock is reported by check as by build
     return tuple(sorted(problems, key=Diagnostic.sort_key))
 
 
@@ -235,11 +258,13 @@ def package_inputs(
     compiled: Compiled,
 ) -> tuple[list[PackageDeck], list[PackagedNote], dict[int, tuple[notetypes.NoteType, int]]]:
     deck = compiled.deck
-    decks = [PackageDeck(deck.name)] + [
-        PackageDeck(deck.subdeck_name(c), compiled.intros.get(deck.subdeck_name(c), ""))
-        for c in deck.categories
-        if c.notes
-    ]
+    used = {deck.subdeck_name(c) for c in deck.categories if c.notes}
+    # Folder subdecks holding notes are written too, so each has a stable id (not one Anki makes up).
+    folders = [deck.folder_deck_name(f) for f in deck.folders if f.name]
+    names = [n for n in folders if any(u.startswith(n + "::") for u in used) and n not in used]
+    names += [deck.subdeck_name(c) for c in deck.categories if c.notes]
+    decks = [PackageDeck(deck.name, compiled.intros.get(deck.name, ""))]
+    decks += [PackageDeck(name, compiled.intros.get(name, "")) for name in names]
     notes = [
         PackagedNote(rn, compiled.new_lock.notes[rn.note.id].mod, due) for due, rn in enumerate(compiled.notes, start=1)
     ]
@@ -247,11 +272,21 @@ def package_inputs(
     return decks, notes, nt_mods
 
 
-def load_deck(source: Path) -> tuple[Deck, list[Diagnostic]]:
-    """Read and parse the sources only (for authoring commands that need no rendering)."""
+def load_deck(source: Path) -> tuple[Deck, list[Diagnostic], Lock]:
+    """Read and parse the sources and the lock only (for authoring commands that need no rendering)."""
     config, files, problems = read_sources(source)
-    deck, found = parse_deck(config, source, files)
-    return deck, problems + found
+    lock = read_lock(source / LOCK_NAME)
+    deck, found = parse_deck(config, source, files, reserved=lock.notes.keys())
+    return deck, problems + found, lock
+
+
+def _folder_intros(deck: Deck) -> dict[str, str]:
+    """Rendered descriptions of the folder subdecks (and of the root deck), by full deck name."""
+    described = [f for f in deck.folders if f.intro]
+    if not described:
+        return {}
+    renderer = Renderer()
+    return {deck.folder_deck_name(f): renderer.convert(f.intro)[0] for f in described}
 
 
 def build(

@@ -291,6 +291,13 @@ def note_tags(category: Category, note: Note) -> tuple[str, ...]:
     return tuple(sorted(seen.values(), key=str.casefold))
 
 
+def card_ords(note: Note) -> tuple[int, ...]:
+    """The card ordinals a note makes: one per cloze number, else the card plus its reverse."""
+    if note.cloze:
+        return tuple(sorted(n - 1 for n in protect_cloze(note.answer.text)[1] if n > 0))
+    return (0, 1) if note.reverse else (0,)
+
+
 def render_note(
     renderer: Renderer, deck: Deck, category: Category, note: Note, resolve: ImageResolver
 ) -> tuple[RenderedNote, list[Diagnostic]]:
@@ -318,7 +325,7 @@ def render_note(
     if note.cloze:
         notetype = notetypes.cloze()
         values = {"Text": answer, "Prompt": prompt, "Extra": extra, "Source": source, "Kind": kind, "Id": note.id}
-        ords = tuple(sorted(n - 1 for n in protect_cloze(note.answer.text)[1] if n > 0))
+        ords = card_ords(note)
     else:
         notetype = notetypes.basic()
         values = {
@@ -331,7 +338,7 @@ def render_note(
             "TypeIn": html.escape(note.type_in),
             "Id": note.id,
         }
-        ords = (0, 1) if note.reverse else (0,)
+        ords = card_ords(note)
     fields = tuple(values.get(name, "") for name in notetype.fields)
     rendered = RenderedNote(
         note=note,

@@ -18,6 +18,8 @@ from deckgen.errors import Diagnostic, Severity
 from deckgen.sources.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
 from deckgen.sources.parse import find_fences
 
+# The answer ``deckgen new`` writes into a skeleton; the ``placeholder`` rule catches it left in place.
+PLACEHOLDER = "Write the answer here."
 CODE_SPAN_RE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
 LIST_ITEM_RE = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+\S")
 CLOZE_RE = re.compile(r"\{\{c(\d+)::")
@@ -87,6 +89,7 @@ RULES: dict[str, Rule] = {
         Rule("prompt-duplicate", _W, "two notes with identical or near-identical prompts"),
         Rule("code-too-long", _W, "a code block longer than the limit (default 30 lines)"),
         Rule("category-empty", _W, "a category file without any note"),
+        Rule("placeholder", _W, "an answer still holding the skeleton text 'deckgen new' wrote"),
         Rule("image-remote", _W, "an image loaded from the web: missing offline and on phones"),
     )
 }
@@ -252,6 +255,16 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
                 "answer-too-long",
                 f"answer has {words} words (limit {config.max_answer_words})",
                 "keep one idea per note: move elaboration below <!-- extra --> or split the note",
+                Severity.WARNING,
+            )
+        )
+    if PLACEHOLDER in note.answer.text:
+        found.append(
+            Diagnostic(
+                note.answer.location(path, note.answer.text.index(PLACEHOLDER)),
+                "placeholder",
+                f"note '{note.id}' still has the skeleton answer {PLACEHOLDER!r}",
+                "write the real answer (it would become a card as it is)",
                 Severity.WARNING,
             )
         )

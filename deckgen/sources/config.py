@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+import uuid as uuid_module
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from deckgen.sources.model import DeckConfig, Kind, LintConfig, SourceLocation
 
 CONFIG_NAME = "deckgen.toml"
 FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse")
-CONFIG_KEYS = ("name", "output", "lint")
+FOLDER_KEYS = ("deck", "order")  # the front matter of a folder's _deck.md
+CONFIG_KEYS = ("name", "uuid", "output", "lint")
 LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "disable")
 TAG_RE = re.compile(r"^[^\s\"]+$")
 
@@ -31,16 +33,78 @@ def default_output(name: str) -> str:
     return f"{slug or 'deck'}.apkg"
 
 
+_TOML_TABLE_RE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
+_TOML_KEY_RE = re.compile(r"^(\s*)([A-Za-z0-9_-]+|\"[^\"]*\")\s*=\s*(\S?)")
+
+
+class ConfigLocator:
+    """Where each key (and its value) of a ``deckgen.toml`` stands, for located diagnostics.
+
+    tomllib reports values, not positions; this scans the lines for ``key =`` under each
+    ``[table]`` header (the plain subset of TOML a deck config uses). Unknown places fall back to 1:1.
+    """
+
+    def __init__(self, text: str, path: Path) -> None:
+        self.path = path
+        self.keys: dict[tuple[str, str], tuple[int, int, int]] = {}
+        self.tables: dict[str, int] = {}
+        table = ""
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = _TOML_TABLE_RE.match(line)
+            if header:
+                table = header.group(1)
+                self.tables.setdefault(table, number)
+                continue
+            key = _TOML_KEY_RE.match(line)
+            if key:
+                name = key.group(2).strip('"')
+                value_col = key.start(3) + 1 if key.group(3) else key.end(2) + 1
+                self.keys.setdefault((table, name), (number, key.start(2) + 1, value_col))
+
+    def key(self, name: str, table: str = "") -> SourceLocation:
+        """The place of ``name =`` (or of the ``[name]`` header), else 1:1."""
+        if (table, name) in self.keys:
+            line, col, _ = self.keys[(table, name)]
+            return SourceLocation(self.path, line, col)
+        dotted = f"{table}.{name}" if table else name
+        if dotted in self.tables:
+            return SourceLocation(self.path, self.tables[dotted], 1)
+        return SourceLocation(self.path, 1)
+
+    def value(self, name: str, table: str = "") -> SourceLocation:
+        """The place of the value after ``name =``, else that of the key."""
+        if (table, name) in self.keys:
+            line, _, col = self.keys[(table, name)]
+            return SourceLocation(self.path, line, col)
+        return self.key(name, table)
+
+
+def _toml_error_location(exc: tomllib.TOMLDecodeError, path: Path) -> SourceLocation:
+    line = getattr(exc, "lineno", None)
+    col = getattr(exc, "colno", None)
+    if not line:  # Python < 3.14 keeps the place only in the message: "... (at line 3, column 7)"
+        m = re.search(r"at line (\d+), column (\d+)", str(exc))
+        line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
+    return SourceLocation(path, int(line), int(col or 1))
+
+
+def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
+    return getattr(exc, "msg", None) or re.sub(r"\s*\(at (?:line \d+, column \d+|end of document)\)$", "", str(exc))
+
+
 def load_config(text: str, path: Path) -> tuple[DeckConfig | None, list[Diagnostic]]:
-    """Parse ``deckgen.toml``; returns the config or the diagnostics explaining why not."""
-    here = SourceLocation(path, 1)
+    """Parse ``deckgen.toml``; returns the config or the diagnostics explaining why not.
+
+    Every diagnostic points at the line and column of the key or value it is about.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", 1) or 1
-        return None, [Diagnostic(SourceLocation(path, line), "config-invalid", f"invalid TOML: {exc}")]
+        where = _toml_error_location(exc, path)
+        return None, [Diagnostic(where, "config-invalid", f"invalid TOML: {_toml_message(exc)}")]
+    at = ConfigLocator(text, path)
     problems = [
-        Diagnostic(here, "config-unknown-key", f"unknown key '{key}'", did_you_mean(key, CONFIG_KEYS))
+        Diagnostic(at.key(key), "config-unknown-key", f"unknown key '{key}'", did_you_mean(key, CONFIG_KEYS))
         for key in data
         if key not in CONFIG_KEYS
     ]
@@ -48,27 +112,50 @@ def load_config(text: str, path: Path) -> tuple[DeckConfig | None, list[Diagnost
     if not isinstance(name, str) or not name.strip() or "::" in name:
         problems.append(
             Diagnostic(
-                here,
+                at.value("name"),
                 "config-invalid",
                 "'name' must be a non-empty deck name without '::'",
                 'e.g. name = "ML Interview Prep"',
             )
         )
         return None, problems
+    deck_uuid = data.get("uuid")
+    if deck_uuid is not None and not _is_uuid(deck_uuid):
+        problems.append(
+            Diagnostic(
+                at.value("uuid"),
+                "config-invalid",
+                "'uuid' must be a UUID string like \"0b6c…-…\"",
+                "deckgen init writes one; or: python -c 'import uuid; print(uuid.uuid4())'",
+            )
+        )
+        deck_uuid = None
     output = data.get("output", default_output(name))
     if not isinstance(output, str) or not output.endswith(".apkg") or "/" in output or "\\" in output:
-        problems.append(Diagnostic(here, "config-invalid", "'output' must be a file name ending in .apkg"))
+        problems.append(
+            Diagnostic(at.value("output"), "config-invalid", "'output' must be a file name ending in .apkg")
+        )
         output = default_output(name)
-    lint, lint_problems = _load_lint(data.get("lint", {}), here)
+    lint, lint_problems = _load_lint(data.get("lint", {}), at)
     problems.extend(lint_problems)
-    return DeckConfig(name=name.strip(), output=output, lint=lint), problems
+    return DeckConfig(name=name.strip(), output=output, lint=lint, uuid=deck_uuid), problems
 
 
-def _load_lint(data: Any, here: SourceLocation) -> tuple[LintConfig, list[Diagnostic]]:
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid_module.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _load_lint(data: Any, at: ConfigLocator) -> tuple[LintConfig, list[Diagnostic]]:
     if not isinstance(data, dict):
-        return LintConfig(), [Diagnostic(here, "config-invalid", "[lint] must be a table")]
+        return LintConfig(), [Diagnostic(at.key("lint"), "config-invalid", "[lint] must be a table")]
     problems = [
-        Diagnostic(here, "config-unknown-key", f"unknown key 'lint.{key}'", did_you_mean(key, LINT_KEYS))
+        Diagnostic(at.key(key, "lint"), "config-unknown-key", f"unknown key 'lint.{key}'", did_you_mean(key, LINT_KEYS))
         for key in data
         if key not in LINT_KEYS
     ]
@@ -78,12 +165,16 @@ def _load_lint(data: Any, here: SourceLocation) -> tuple[LintConfig, list[Diagno
             if isinstance(data[key], int) and not isinstance(data[key], bool) and data[key] > 0:
                 values[key] = data[key]
             else:
-                problems.append(Diagnostic(here, "config-invalid", f"'lint.{key}' must be a positive integer"))
+                problems.append(
+                    Diagnostic(at.value(key, "lint"), "config-invalid", f"'lint.{key}' must be a positive integer")
+                )
     disable = data.get("disable", [])
     if isinstance(disable, list) and all(isinstance(r, str) for r in disable):
         values["disable"] = frozenset(disable)
     else:
-        problems.append(Diagnostic(here, "config-invalid", "'lint.disable' must be a list of rule ids"))
+        problems.append(
+            Diagnostic(at.value("disable", "lint"), "config-invalid", "'lint.disable' must be a list of rule ids")
+        )
     return LintConfig(**values), problems
 
 
@@ -99,9 +190,9 @@ class FrontMatter:
 
 
 def deck_name_from_path(path: Path) -> str:
-    """``algorithms-and-models.md`` → ``Algorithms and Models``."""
+    """``algorithms-and-models.md`` → ``Algorithms and Models`` (a folder ``deep-learning`` → ``Deep Learning``)."""
     small = {"and", "or", "of", "the", "in", "on", "for", "to", "a", "an", "vs"}
-    words = re.split(r"[-_\s]+", path.stem)
+    words = re.split(r"[-_\s]+", path.stem if path.suffix == ".md" else path.name)
     out = [w if (i and w.lower() in small) else w[:1].upper() + w[1:] for i, w in enumerate(words) if w]
     return " ".join(out) or path.stem
 
@@ -125,8 +216,14 @@ def _key_location(text: str | None, key: str, path: Path, line: int) -> SourceLo
     return SourceLocation(path, line)
 
 
-def parse_front_matter(text: str | None, path: Path, line: int) -> tuple[FrontMatter, list[Diagnostic]]:
-    """Validate the YAML between the ``---`` lines (``text`` is None when there is none)."""
+def parse_front_matter(
+    text: str | None, path: Path, line: int, keys: tuple[str, ...] = FRONT_MATTER_KEYS, default_deck: str = ""
+) -> tuple[FrontMatter, list[Diagnostic]]:
+    """Validate the YAML between the ``---`` lines (``text`` is None when there is none).
+
+    ``keys`` are the keys allowed (a folder's ``_deck.md`` allows fewer than a category file);
+    ``deck`` defaults to ``default_deck``, else to a name made from the file name.
+    """
     here = SourceLocation(path, line)
     problems: list[Diagnostic] = []
     data: Any = {}
@@ -149,19 +246,20 @@ def parse_front_matter(text: str | None, path: Path, line: int) -> tuple[FrontMa
         return _key_location(text, key, path, line)
 
     for key in data:
-        if key not in FRONT_MATTER_KEYS:
+        if key not in keys:
             problems.append(
                 Diagnostic(
                     at(str(key)),
                     "front-matter-unknown-key",
                     f"unknown front-matter key '{key}'",
-                    did_you_mean(str(key), FRONT_MATTER_KEYS),
+                    did_you_mean(str(key), keys),
                 )
             )
-    deck = data.get("deck", deck_name_from_path(path))
+    fallback = default_deck or deck_name_from_path(path)
+    deck = data.get("deck", fallback)
     if not isinstance(deck, str) or not deck.strip() or "::" in deck:
         problems.append(Diagnostic(at("deck"), "front-matter-invalid", "'deck' must be a non-empty name without '::'"))
-        deck = deck_name_from_path(path)
+        deck = fallback
     kind = Kind.QUESTION
     raw_kind = data.get("kind", "question")
     try:
