@@ -451,7 +451,7 @@ def check_deck(
     config = deck.config.lint
     found: list[Diagnostic] = []
     notes = list(deck.notes())
-    index = _NoteIndex(notes)
+    index = NoteIndex(notes)
     per_note = findings(notes, config) if findings else (note_findings(n, config) for n in notes)
     for note_found in per_note:
         found += note_found
@@ -478,7 +478,7 @@ def check_deck(
     return [d for d in found if not _silenced(d, config, index)]
 
 
-def _silenced(d: Diagnostic, config: LintConfig, notes: _NoteIndex) -> bool:
+def _silenced(d: Diagnostic, config: LintConfig, notes: NoteIndex) -> bool:
     if d.severity is Severity.ERROR:
         return False
     if d.rule in config.disable:
@@ -487,7 +487,19 @@ def _silenced(d: Diagnostic, config: LintConfig, notes: _NoteIndex) -> bool:
     return note is not None and d.rule in note.ignore
 
 
-class _NoteIndex:
+def notes_with_errors(notes: Sequence[Note], diagnostics: Iterable[Diagnostic]) -> set[int]:
+    """Positions in ``notes`` of the notes an error diagnostic is about (the note it falls in)."""
+    index = NoteIndex(list(notes))
+    position = {id(n): i for i, n in enumerate(notes)}
+    found = set()
+    for d in diagnostics:
+        note = index.containing(d.location) if d.severity is Severity.ERROR else None
+        if note is not None:
+            found.add(position[id(note)])
+    return found
+
+
+class NoteIndex:
     """Finds the note a diagnostic belongs to: the last note of its file starting at or above its line."""
 
     def __init__(self, notes: list[Note]) -> None:
