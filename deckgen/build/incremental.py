@@ -140,6 +140,7 @@ class _Probe(_CacheView):
         self.missing: dict[bytes, Request] = {}
         self.md_path: str | None = None
         self.complete = True
+        self.pending: set[bytes] = set()  # the current note's missing conversions
 
     def convert(
         self, text: str, resolve: Callable[[str], str] | None = None, *, inline: bool = False
@@ -156,6 +157,7 @@ class _Probe(_CacheView):
             conversion = None
         if conversion is None:
             self.complete = False
+            self.pending.add(key)
             self.missing.setdefault(key, (text, inline, self.md_path if resolve is not None else None))
             return "", [], []
         self.known[key] = conversion
@@ -227,6 +229,7 @@ class RenderStage:
         self.problems_only = problems_only
         self.known: dict[bytes, Conversion] = {}
         self.notes = deck.notes()
+        self._position = {id(note): i for i, note in enumerate(self.notes)}
         self.todo: list[tuple[Category, Note]] = [
             (c, n) for c in deck.categories for n in c.notes if not problems_only or _may_have_images(n)
         ]
@@ -241,7 +244,11 @@ class RenderStage:
         self._own_pool = pool is None
         self._lint_futures: list[tuple[list[int], Future[list[list[Diagnostic]]]]] = []
         self._render_futures: list[tuple[list[bytes], Future[list[Conversion]]]] = []
-        self._units = self._finished = 0
+        # Progress counts notes: a note is done once it is linted and its Markdown is rendered.
+        self._lint_pending: set[int] = set()  # positions in self.notes
+        self._render_pending: dict[int, set[bytes]] = {}
+        self._waiting: dict[bytes, list[int]] = {}  # conversion key -> notes waiting for it
+        self._notes_done = 0
         self._pairs: tuple[list[str], list[tuple[int, int]]] | None = None
         self._lint_keys: dict[int, bytes] = {}
         self._file_keys = self._from_files(files or {})
@@ -323,11 +330,13 @@ class RenderStage:
         for j, (category, note) in enumerate(self.todo):
             if self.done[j] is not None:
                 continue
-            probe.md_path, probe.complete, probe.keys = str(note.location.path), True, []
+            probe.md_path, probe.complete, probe.keys, probe.pending = str(note.location.path), True, [], set()
             log = _ImageLog(self.media)
             result = render_note(probe, self.deck, category, note, log.resolve)  # type: ignore[arg-type]
             if probe.complete:
                 self.done[j], self.images[j], self.conversion_keys[j] = result, log.seen, probe.keys
+            else:
+                self._wait_for(note, probe.pending)
         if not self.problems_only:
             probe.md_path = None
             for category in self.deck.categories:
@@ -335,10 +344,17 @@ class RenderStage:
                     render_intro(probe, category)  # type: ignore[arg-type]
         return probe.missing
 
+    def _wait_for(self, note: Note, keys: set[bytes]) -> None:
+        i = self._position[id(note)]
+        self._render_pending[i] = set(keys)
+        for key in keys:
+            self._waiting.setdefault(key, []).append(i)
+
     def _start(self) -> None:
         lint_missing = [i for i, found in enumerate(self.lint_found) if found is None]
         requests = list(self._requests.items())
-        self._units = len(lint_missing) + len(requests)
+        self._lint_pending = set(lint_missing)
+        self._notes_done = sum(i not in self._lint_pending and i not in self._render_pending for i in range(len(self.notes)))
         seconds = len(requests) * RENDER_SECONDS + len(lint_missing) * LINT_SECONDS
         if self.pool.jobs < 2 or (seconds < POOL_MIN_SECONDS and not self.pool.started):
             return
@@ -353,10 +369,27 @@ class RenderStage:
             self._render_futures.append(([k for k, _ in items], converted))
         self._requests = {}  # every one is with a worker now
 
-    def _advance(self, n: int) -> None:
-        self._finished += n
-        if self.progress is not None and n:
-            self.progress(self._finished, self._units)
+    def _linted(self, i: int) -> None:
+        if i in self._lint_pending:
+            self._lint_pending.discard(i)
+            if i not in self._render_pending:
+                self._note_done()
+
+    def _rendered(self, key: bytes) -> None:
+        for i in self._waiting.pop(key, ()):
+            keys = self._render_pending.get(i)
+            if keys is None:
+                continue
+            keys.discard(key)
+            if not keys:
+                del self._render_pending[i]
+                if i not in self._lint_pending:
+                    self._note_done()
+
+    def _note_done(self) -> None:
+        self._notes_done += 1
+        if self.progress is not None:
+            self.progress(self._notes_done, len(self.notes))
 
     # --- results ----------------------------------------------------------------------------
 
@@ -370,7 +403,8 @@ class RenderStage:
             for i, found in zip(batch, future.result(), strict=True):
                 self.lint_found[i] = found
                 self._remember_lint(i, found)
-            self._advance(len(batch))
+            for i in batch:
+                self._linted(i)
         self._lint_futures = []
         out: list[list[Diagnostic]] = []
         for i, note in enumerate(self.notes):
@@ -378,7 +412,7 @@ class RenderStage:
             if cached is None:
                 cached = self.lint_found[i] = note_findings(note, config)
                 self._remember_lint(i, cached)
-                self._advance(1)
+                self._linted(i)
             out.append(cached)
         return out
 
@@ -406,7 +440,6 @@ class RenderStage:
         for keys, future in self._render_futures:
             for key, conversion in zip(keys, future.result(), strict=True):
                 self._learn(key, conversion)
-            self._advance(len(keys))
         self._render_futures = []
         left = [(k, r) for k, r in self._requests.items() if k not in self.known]
         if left:
@@ -414,9 +447,9 @@ class RenderStage:
             resolver = self.media_factory(self.deck.root)
             for key, request in left:
                 self._learn(key, _convert(renderer, resolver, request))
-                self._advance(1)
 
     def _learn(self, key: bytes, conversion: Conversion) -> None:
+        self._rendered(key)
         self.known[key] = conversion
         self.caches.render.put(key, conversion)
 
