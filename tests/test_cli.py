@@ -26,7 +26,8 @@ def test_build_prints_subdecks_changes_and_output_path(sample: Path, tmp_path: P
     assert lines[0] == "Sample Deck"
     assert any(line.split() == ["Algorithms", "and", "Models", "3", "notes", "5", "cards"] for line in lines)
     assert any(line.split()[:5] == ["total", "10", "notes", "12", "cards"] for line in lines)
-    assert "since the lock: 10 added (" in result.output and " and 7 more), 0 changed, 0 removed, 0 unchanged" in result.output
+    assert "since the lock: 10 added (" in result.output
+    assert " and 7 more), 0 changed, 0 removed, 0 unchanged" in result.output
     assert f"wrote {tmp_path / 'out' / 'sample-deck.apkg'}" in result.output
     again = run("build", str(sample), "-o", str(tmp_path / "out"))
     assert "0 added, 0 changed, 0 removed, 10 unchanged" in again.output and "updated" not in again.output

@@ -568,7 +568,8 @@ def test_notes_with_errors_are_left_out_consistently_and_no_element_id_repeats(t
     assert len(ids) == len(set(ids)) > 3, sorted(i for i in ids if ids.count(i) > 1)
     assert 'id="note-tf-fine"' in page and 'id="note-tf-math"' not in page
     assert page.count('id="note-tf-twice"') == 1 and "Second, same id." not in page
-    assert re.search(r'<details class="pv-problems[^"]*" open><summary>2 errors, \d+ warnings? \(notes with errors', page)
+    opened = r'<details class="pv-problems[^"]*" open><summary>2 errors, \d+ warnings? \(notes with errors'
+    assert re.search(opened, page)
     shown = re.search(r'<span class="pv-summary">(\d+) notes', page)
     assert shown is not None and f"{shown.group(1)} notes" in result.output  # the CLI counts the same notes
 

@@ -77,8 +77,9 @@ def test_no_color_turns_the_colour_off(env: dict[str, str], colored: bool) -> No
 def test_build_progress_counts_notes_cold_and_warm(sample: Path, tmp_path: Path) -> None:
     from deckgen.build.pipeline import compile_deck
 
+    calls: list[tuple[int, int]] = []
     for _ in ("cold", "warm"):
-        calls: list[tuple[int, int]] = []
+        calls.clear()
         compile_deck(sample, 1, cache_dir=tmp_path / "cache", jobs=1, progress=lambda d, t: calls.append((d, t)))
         assert {t for _, t in calls} <= {10}  # the sample deck's 10 notes, never rendered texts
         assert [d for d, _ in calls] == sorted(d for d, _ in calls)

@@ -354,7 +354,8 @@ class RenderStage:
         lint_missing = [i for i, found in enumerate(self.lint_found) if found is None]
         requests = list(self._requests.items())
         self._lint_pending = set(lint_missing)
-        self._notes_done = sum(i not in self._lint_pending and i not in self._render_pending for i in range(len(self.notes)))
+        waiting = self._lint_pending | self._render_pending.keys()
+        self._notes_done = len(self.notes) - len(waiting)
         seconds = len(requests) * RENDER_SECONDS + len(lint_missing) * LINT_SECONDS
         if self.pool.jobs < 2 or (seconds < POOL_MIN_SECONDS and not self.pool.started):
             return
