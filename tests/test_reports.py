@@ -104,6 +104,11 @@ def test_strict_build_says_warnings_were_treated_as_errors(sample: Path) -> None
         ('name = "D"\nuuid = "not-a-uuid"\n', "2:8", "config-invalid"),
         ('name = "D"\nfoo = = 3\n', "2:7", "config-invalid"),
         ('name = ""\n', "1:8", "config-invalid"),
+        (
+            'name = "D"\n\n[lint]\ndisable = [\n  "list-too-long",\n  "prompt-not-a-question",\n]\n',
+            "6:3",
+            "config-invalid",
+        ),
     ],
 )
 def test_config_errors_carry_their_real_line_and_column(tmp_path: Path, config: str, where: str, rule: str) -> None:

@@ -22,7 +22,7 @@ from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, read_lock, update_lock
 from deckgen.build.parallel import WorkPool, available_cores
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.render.markdown import MediaError, RenderedNote, Renderer
-from deckgen.sources.check import check_deck
+from deckgen.sources.check import RULES, check_deck
 from deckgen.sources.config import CONFIG_NAME, load_config
 from deckgen.sources.model import Deck, DeckConfig, SourceLocation
 from deckgen.sources.parse import FOLDER_FILE, parse_deck
@@ -134,7 +134,7 @@ def read_sources(source: Path) -> tuple[DeckConfig, dict[Path, bytes], list[Diag
         config_text = config_path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise SourceError.single(SourceLocation(config_path, 1), "unreadable", f"cannot read: {exc.strerror}") from exc
-    config, problems = load_config(config_text, config_path)
+    config, problems = load_config(config_text, config_path, RULES.keys())
     if config is None:
         raise SourceError(problems)
     files: dict[Path, bytes] = {}

@@ -466,15 +466,6 @@ def check_deck(
                     "see the rule table in README.md",
                 )
             )
-    for rule in sorted(config.disable - RULES.keys()):
-        found.append(
-            Diagnostic(
-                SourceLocation(deck.root / "deckgen.toml", 1),
-                "config-invalid",
-                f"lint.disable names unknown rule {rule!r}",
-                "see the rule table in README.md",
-            )
-        )
     return [d for d in found if not _silenced(d, config, index)]
 
 

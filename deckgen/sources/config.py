@@ -6,6 +6,7 @@ import difflib
 import re
 import tomllib
 import uuid as uuid_module
+from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,9 @@ class ConfigLocator:
         self.path = path
         self.keys: dict[tuple[str, str], tuple[int, int, int]] = {}
         self.tables: dict[str, int] = {}
+        self.lines = text.split("\n")
         table = ""
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(self.lines, start=1):
             header = _TOML_TABLE_RE.match(line)
             if header:
                 table = header.group(1)
@@ -70,6 +72,15 @@ class ConfigLocator:
         if dotted in self.tables:
             return SourceLocation(self.path, self.tables[dotted], 1)
         return SourceLocation(self.path, 1)
+
+    def text(self, snippet: str, start: SourceLocation) -> SourceLocation:
+        """Where ``snippet`` first occurs at or after ``start`` (e.g. a rule inside a list), else ``start``."""
+        offset = sum(len(line) + 1 for line in self.lines[: start.line - 1]) + start.col - 1
+        found = "\n".join(self.lines).find(snippet, offset)
+        if found < 0:
+            return start
+        before = "\n".join(self.lines)[:found]
+        return SourceLocation(self.path, before.count("\n") + 1, found - (before.rfind("\n") + 1) + 1)
 
     def value(self, name: str, table: str = "") -> SourceLocation:
         """The place of the value after ``name =``, else that of the key."""
@@ -92,10 +103,13 @@ def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
     return getattr(exc, "msg", None) or re.sub(r"\s*\(at (?:line \d+, column \d+|end of document)\)$", "", str(exc))
 
 
-def load_config(text: str, path: Path) -> tuple[DeckConfig | None, list[Diagnostic]]:
+def load_config(
+    text: str, path: Path, known_rules: Set[str] | None = None
+) -> tuple[DeckConfig | None, list[Diagnostic]]:
     """Parse ``deckgen.toml``; returns the config or the diagnostics explaining why not.
 
     Every diagnostic points at the line and column of the key or value it is about.
+    ``known_rules`` (check.RULES) lets ``lint.disable`` name only rules that exist.
     """
     try:
         data = tomllib.loads(text)
@@ -136,7 +150,7 @@ def load_config(text: str, path: Path) -> tuple[DeckConfig | None, list[Diagnost
             Diagnostic(at.value("output"), "config-invalid", "'output' must be a file name ending in .apkg")
         )
         output = default_output(name)
-    lint, lint_problems = _load_lint(data.get("lint", {}), at)
+    lint, lint_problems = _load_lint(data.get("lint", {}), at, known_rules)
     problems.extend(lint_problems)
     return DeckConfig(name=name.strip(), output=output, lint=lint, uuid=deck_uuid), problems
 
@@ -151,7 +165,7 @@ def _is_uuid(value: object) -> bool:
     return True
 
 
-def _load_lint(data: Any, at: ConfigLocator) -> tuple[LintConfig, list[Diagnostic]]:
+def _load_lint(data: Any, at: ConfigLocator, known_rules: Set[str] | None) -> tuple[LintConfig, list[Diagnostic]]:
     if not isinstance(data, dict):
         return LintConfig(), [Diagnostic(at.key("lint"), "config-invalid", "[lint] must be a table")]
     problems = [
@@ -171,6 +185,15 @@ def _load_lint(data: Any, at: ConfigLocator) -> tuple[LintConfig, list[Diagnosti
     disable = data.get("disable", [])
     if isinstance(disable, list) and all(isinstance(r, str) for r in disable):
         values["disable"] = frozenset(disable)
+        for rule in sorted(set(disable) - known_rules if known_rules is not None else ()):
+            problems.append(
+                Diagnostic(
+                    at.text(f'"{rule}"', at.value("disable", "lint")),
+                    "config-invalid",
+                    f"lint.disable names unknown rule {rule!r}",
+                    did_you_mean(rule, sorted(known_rules or ())),
+                )
+            )
     else:
         problems.append(
             Diagnostic(at.value("disable", "lint"), "config-invalid", "'lint.disable' must be a list of rule ids")
