@@ -19,6 +19,7 @@ from deckgen.render.markdown import card_ords
 from deckgen.sources.check import PLACEHOLDER
 from deckgen.sources.config import deck_name_from_path
 from deckgen.sources.ids import assign_ids, free_id
+from deckgen.sources.ids import slugify as slugify  # re-exported: its home before sources/ids.py
 from deckgen.sources.model import Category, Deck, FolderDeck
 from deckgen.sources.parse import FOLDER_FILE
 

@@ -25,6 +25,7 @@ def test_ids_come_from_the_prompt_and_avoid_every_taken_one() -> None:
     assert slugify("What is the kernel trick?") == "kernel-trick"
     assert slugify("Cross-entropy vs. the confusion matrix: which one?") == "cross-entropy-vs-confusion-matrix-which"
     assert slugify("¿Qué es?") == "que-es"
+    assert slugify("Bias–variance: why don't we care?") == "bias-variance-dont-we-care"
     assert slugify("???") == "note"
     assert assign_ids(["Kernel trick?", "Kernel trick?", "Bias?"], {"kernel-trick"}) == [
         "kernel-trick-2",

@@ -14,7 +14,10 @@ MAX_WORDS = 6
 
 def slugify(text: str, max_words: int = MAX_WORDS) -> str:
     """``What is the kernel trick?`` → ``kernel-trick``: the prompt's content words, lowercase ASCII."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    # Punctuation separates words before accents are folded (bias–variance → bias-variance, not
+    # biasvariance); apostrophes join them (don't → dont).
+    spaced = re.sub(r"[^\w]+", " ", re.sub(r"['’]", "", text))
+    ascii_text = unicodedata.normalize("NFKD", spaced).encode("ascii", "ignore").decode()
     words = re.findall(r"[a-z0-9]+", ascii_text.lower())
     kept = [w for w in words if w not in _STOP_WORDS] or words
     return "-".join(kept[:max_words]) or "note"
