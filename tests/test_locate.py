@@ -71,6 +71,11 @@ def test_commands_find_the_deck_from_any_subfolder_and_write_build_beside_it(tmp
     assert "wrote ../build/found.apkg" in built.stdout
     assert not (inside / "build").exists()
     assert deckgen("check", "--strict", cwd=project).returncode == 0
+    nested = project / "source" / "notes-in-progress"
+    nested.mkdir()
+    added = deckgen("new", "What is a CNN?", "--deck", "Deep Learning::CNNs", cwd=nested)
+    assert added.returncode == 0, added.stderr
+    assert (inside / "deep-learning" / "cnns.md").is_file() and "added 'cnn'" in added.stdout
     nowhere = deckgen("stats", cwd=tmp_path)
     assert nowhere.returncode == 1 and "error: no deck found" in nowhere.stderr and "Traceback" not in nowhere.stderr
 
