@@ -8,11 +8,16 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import T0, build_at
+from deckgen.authoring import add_ids
 from deckgen.build.lock import read_lock
 from deckgen.cli import main
 from deckgen.sources.ids import assign_ids, slugify
+from deckgen.sources.model import DeckConfig
+from deckgen.sources.parse import parse_deck
 
 
 def run(*args: str) -> Result:
@@ -134,3 +139,43 @@ def test_new_in_an_empty_deck_needs_a_subdeck_name(tmp_path: Path) -> None:
     assert refused.exit_code == 1 and "--deck NAME" in refused.output
     assert run("new", "First?", str(tmp_path), "--deck", "Basics").exit_code == 0
     assert (tmp_path / "basics.md").is_file()
+
+
+# --- fix --add-ids as a property: any mix of headings, line ends and BOM ---------------------------
+
+_PROMPTS = st.sampled_from(["What is bias?", "Bias?", "Kernel trick?", "¿Qué?", "Don't overfit?", "A b c d e f g h?"])
+_NOTE = st.tuples(_PROMPTS, st.booleans(), st.booleans())  # prompt, has an id, has a tags comment
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    notes=st.lists(_NOTE, min_size=1, max_size=8),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    reserved=st.sets(st.sampled_from(["bias", "kernel-trick", "what-bias", "que", "dont-overfit"]), max_size=3),
+)
+def test_add_ids_gives_every_heading_a_free_unique_id_and_changes_nothing_else(
+    notes: list[tuple[str, bool, bool]], newline: str, bom: bool, reserved: set[str]
+) -> None:
+    lines = []
+    for n, (prompt, has_id, tags) in enumerate(notes):
+        lines += [f"## {prompt}"] + ([f"<!-- id: given-{n} -->"] if has_id else []) + (["<!-- tags: t -->"] * tags)
+        lines += ["", f"Answer {n}.", ""]
+    path = Path("/deck/case.md")
+    data = ("\ufeff" * bom + newline.join(lines) + newline).encode("utf-8")
+    config = DeckConfig("D", "d.apkg")
+    deck, _ = parse_deck(config, Path("/deck"), {path: data})
+    fixes = add_ids(deck, {path: data}, reserved)
+    new = fixes[0].new if fixes else data
+    fixed, problems = parse_deck(config, Path("/deck"), {path: new})
+    assert not [p for p in problems if p.rule in ("id-missing", "id-duplicate", "id-invalid")]
+    ids = [n.id for n in fixed.notes()]
+    assert len(fixed.notes()) == len(notes) and len(set(ids)) == len(ids)
+    added = set(fixes[0].ids) if fixes else set()
+    assert not added & reserved and len(added) == sum(not has_id for _, has_id, _ in notes)
+    assert new.startswith(b"\xef\xbb\xbf") == bom and (b"\r\n" in new) == (newline == "\r\n")
+    removed = [
+        line for line in new.decode("utf-8").split(newline) if not any(f"<!-- id: {i} -->" == line for i in added)
+    ]
+    assert newline.join(removed).encode("utf-8") == data  # only the id lines were inserted
+    assert add_ids(fixed, {path: new}, reserved) == []  # idempotent

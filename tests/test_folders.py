@@ -98,7 +98,9 @@ def test_root_deck_file_describes_the_root_deck_only(tree: Path) -> None:
     assert decks[0].name == "Tree" and "<em>it</em>" in decks[0].description
     _write(tree / "_deck.md", "---\ndeck: Renamed\n---\n")
     result = CliRunner().invoke(main, ["check", str(tree)])
-    assert result.exit_code == 1 and "_deck.md:1:1: error: the root folder's _deck.md can only describe" in result.output
+    assert (
+        result.exit_code == 1 and "_deck.md:1:1: error: the root folder's _deck.md can only describe" in result.output
+    )
 
 
 def test_deck_files_report_unknown_keys_and_headings(tree: Path) -> None:
