@@ -66,6 +66,20 @@ def new_note(deck: Deck, prompt: str, deck_name: str | None, reserved: Set[str] 
     return NewNote(path, note_id, text, create)
 
 
+def appended(data: bytes, text: str) -> bytes:
+    """``data`` (a category file) with ``text`` (LF line ends) appended in the file's own line ends."""
+    old = data.decode("utf-8")
+    newline = _newline(old)
+    if old and not old.endswith(("\n", "\r")):
+        old += newline
+    return (old + text.replace("\n", newline)).encode("utf-8")
+
+
+def _newline(text: str) -> str:
+    """The line end a file uses: CRLF, CR or LF (the default)."""
+    return "\r\n" if "\r\n" in text else ("\r" if "\r" in text and "\n" not in text else "\n")
+
+
 def _find_category(deck: Deck, name: str) -> Category | None:
     """The category with this full subdeck name, or the only one with this last name part."""
     key = _normal(name)
@@ -176,7 +190,7 @@ def _insert_ids(data: bytes, inserts: list[tuple[int, str]]) -> bytes:
     """``data`` with ``<!-- id: x -->`` after each given 1-based line, in the file's own line ends."""
     text = data.decode("utf-8")
     lines = split_lines(text)
-    newline = "\r\n" if "\r\n" in text else ("\r" if "\r" in text and "\n" not in text else "\n")
+    newline = _newline(text)
     for line, note_id in sorted(inserts, reverse=True):
         heading = lines[line - 1]
         if not heading.endswith(("\n", "\r")):

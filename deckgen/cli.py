@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from deckgen import __version__
-from deckgen.authoring import add_ids, init_files, new_note, stats
+from deckgen.authoring import add_ids, appended, init_files, new_note, stats
 from deckgen.build.cache import CACHE_DIR
 from deckgen.build.locate import DISCOVERY_HELP, default_out_dir, find_deck
 from deckgen.build.lock import LockDiff, atomic_file
@@ -344,8 +344,9 @@ def new_cmd(prompt: str, source: Path | None, deck_name: str | None, source_opti
             with path.open("x", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
             click.echo(f"created {path}")
-        with note.path.open("a", encoding="utf-8", newline="\n") as fh:
-            fh.write(note.text)
+        data = appended(note.path.read_bytes(), note.text)
+        with atomic_file(note.path) as fh:
+            fh.write(data)
     except DeckgenError as exc:
         _fail(exc)
     except OSError as exc:

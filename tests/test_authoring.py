@@ -133,6 +133,15 @@ def test_new_never_takes_an_id_from_a_lock_tombstone(sample: Path, tmp_path: Pat
     assert "added 'bagging-2'" in result.output
 
 
+def test_new_appends_in_the_file_s_own_line_ends(sample: Path) -> None:
+    crlf = sample / "windows.md"
+    crlf.write_bytes(b"\xef\xbb\xbf---\r\ndeck: Windows\r\n---\r\n\r\n## Q?\r\n<!-- id: q -->\r\n\r\nA.")
+    assert run("new", "What is CRLF?", str(sample), "--deck", "Windows").exit_code == 0
+    data = crlf.read_bytes()
+    assert data.endswith(b"A.\r\n\r\n## What is CRLF?\r\n<!-- id: crlf -->\r\n\r\nWrite the answer here.\r\n")
+    assert b"\n" not in data.replace(b"\r\n", b"") and data.startswith(b"\xef\xbb\xbf")
+
+
 def test_new_in_an_empty_deck_needs_a_subdeck_name(tmp_path: Path) -> None:
     (tmp_path / "deckgen.toml").write_text('name = "Empty"\n', encoding="utf-8")
     refused = run("new", "First?", str(tmp_path))
