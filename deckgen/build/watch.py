@@ -35,7 +35,7 @@ class SourceFilter(watchfiles.DefaultFilter):
 def source_changes(deck: Path, out_dir: Path, stop: threading.Event | None = None) -> Iterator[list[Path]]:
     """Each batch of changed source paths (sorted), until ``stop`` is set or Ctrl-C is pressed."""
     for changes in watchfiles.watch(
-        deck,
+        deck.resolve(),  # events then carry absolute paths, comparable with the filter's
         watch_filter=SourceFilter(deck, out_dir),
         debounce=DEBOUNCE_MS,
         stop_event=stop,
