@@ -143,7 +143,7 @@ def test_new_appends_in_the_file_s_own_line_ends(sample: Path) -> None:
 
 
 def test_new_in_an_empty_deck_needs_a_subdeck_name(tmp_path: Path) -> None:
-    (tmp_path / "deckgen.toml").write_text('name = "Empty"\n', encoding="utf-8")
+    (tmp_path / "deckgen.toml").write_text('name = "Empty"\nuuid = "3f0b7c2e-1d4a-4c55-9a7e-0b8f6c2d9e11"\n', encoding="utf-8")
     refused = run("new", "First?", str(tmp_path))
     assert refused.exit_code == 1 and "--deck NAME" in refused.output
     assert run("new", "First?", str(tmp_path), "--deck", "Basics").exit_code == 0
@@ -172,7 +172,7 @@ def test_add_ids_gives_every_heading_a_free_unique_id_and_changes_nothing_else(
         lines += ["", f"Answer {n}.", ""]
     path = Path("/deck/case.md")
     data = ("\ufeff" * bom + newline.join(lines) + newline).encode("utf-8")
-    config = DeckConfig("D", "d.apkg")
+    config = DeckConfig("D", "d.apkg", uuid="3f0b7c2e-1d4a-4c55-9a7e-0b8f6c2d9e11")
     deck, _ = parse_deck(config, Path("/deck"), {path: data})
     fixes = add_ids(deck, {path: data}, reserved)
     new = fixes[0].new if fixes else data

@@ -23,7 +23,7 @@ def _write(path: Path, text: str) -> None:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     src = tmp_path / "source"
-    _write(src / "deckgen.toml", 'name = "Tree"\n')
+    _write(src / "deckgen.toml", 'name = "Tree"\nuuid = "3f0b7c2e-1d4a-4c55-9a7e-0b8f6c2d9e11"\n')
     _write(src / "general.md", "---\norder: 1\n---\n\n" + NOTE.format(q="General?", id="general"))
     _write(src / "README.md", "# About this deck\n\nNot a category.\n")
     _write(src / "_drafts.md", "## Draft?\n\nNot a category either.\n")

@@ -34,7 +34,7 @@ def deckgen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _deck(folder: Path) -> Path:
     folder.mkdir(parents=True)
-    (folder / "deckgen.toml").write_text('name = "Found"\n', encoding="utf-8")
+    (folder / "deckgen.toml").write_text('name = "Found"\nuuid = "3f0b7c2e-1d4a-4c55-9a7e-0b8f6c2d9e11"\n', encoding="utf-8")
     return folder
 
 
