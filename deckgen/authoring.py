@@ -13,9 +13,8 @@ from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 
-from deckgen.anki import notetypes
 from deckgen.errors import DeckgenError
-from deckgen.render.markdown import card_ords
+from deckgen.render.markdown import note_cards
 from deckgen.sources.check import PLACEHOLDER
 from deckgen.sources.config import deck_name_from_path
 from deckgen.sources.ids import assign_ids, free_id
@@ -230,11 +229,12 @@ def stats(deck: Deck, top: int | None = None) -> Stats:
     for category in deck.categories:
         cards = 0
         for note in category.notes:
-            n = len(card_ords(note))
+            nt, ords = note_cards(note)
+            n = len(ords)
             cards += n
             kinds[note.kind.value] += 1
             kind_cards[note.kind.value] += n
-            notetype = (notetypes.cloze() if note.cloze else notetypes.basic()).name
+            notetype = nt.name
             types[notetype] += 1
             type_cards[notetype] += n
             for tag in {*category.tags, *note.tags}:

@@ -15,11 +15,13 @@ import click
 
 from deckgen import __version__
 from deckgen.authoring import add_ids, appended, init_files, new_note, stats
+from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR
+from deckgen.build.hazards import HazardKind, card_names, notetype_label
 from deckgen.build.locate import DISCOVERY_HELP, default_out_dir, find_deck
 from deckgen.build.lock import LockDiff, atomic_file
 from deckgen.build.parallel import batch_gc
-from deckgen.build.pipeline import BuildResult, build, check_sources, load_deck, read_sources
+from deckgen.build.pipeline import BuildResult, build, check_sources, load_deck, lock_ids, read_sources
 from deckgen.build.progress import ProgressBar, progress_bar
 from deckgen.errors import DeckgenError, Diagnostic, Severity, SourceError
 from deckgen.reports import check_json, diff_json, diff_line, failure_line, plural, stats_json
@@ -115,6 +117,21 @@ def report_diff(diff: LockDiff) -> None:
         click.echo(ORPHAN_TEXT)
         for note_id in diff.orphans:
             click.echo(f"    {note_id}")
+    report_hazards(diff)
+
+
+def report_hazards(diff: LockDiff) -> None:
+    """The notes whose change a re-import would not carry over (the warnings say what to do)."""
+    if not diff.hazards:
+        return
+    click.echo("not applied by a plain re-import (see the warnings; 'deckgen sync' applies them):")
+    for h in diff.hazards:
+        what = {
+            HazardKind.NOTETYPE_CHANGED: f"notetype {notetype_label(h.old)} -> {notetype_label(h.new)}",
+            HazardKind.DECK_MOVED: f"moved '{h.old}' -> '{h.new}'",
+            HazardKind.CARDS_REMOVED: f"card(s) {card_names(h)} removed",
+        }[h.kind]
+        click.echo(f"  ! {h.note_id}  {what}")
 
 
 def report_build(result: BuildResult, dry_run: bool) -> None:
@@ -131,6 +148,7 @@ def report_build(result: BuildResult, dry_run: bool) -> None:
         report_diff(result.compiled.diff)
         click.echo("dry run: nothing written")
         return
+    report_hazards(result.compiled.diff)
     if result.lock_written:
         click.echo(f"updated {result.lock_path}")
     click.echo(f"wrote {result.output}")
@@ -138,7 +156,8 @@ def report_build(result: BuildResult, dry_run: bool) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deckgen")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Compile Markdown sources into an Anki deck (.apkg) that updates in place.
 
     Every command finds its deck like git finds its repository: SOURCE if given, else
@@ -146,6 +165,7 @@ def main() -> None:
     Output goes to build/ beside the deck (next to a folder named source/, else inside the deck).
     """
     batch_gc()
+    ctx.call_on_close(timings.write)
 
 
 # --- init ------------------------------------------------------------------------------------------
@@ -211,6 +231,7 @@ def build_cmd(
                 deck,
                 out,
                 now=_now(),
+                wall_clock=int(time.time()),
                 locked=locked,
                 dry_run=dry_run,
                 strict=strict,
@@ -223,6 +244,8 @@ def build_cmd(
             _report_failure(exc, strict)
             return None
         _close(bar)
+        for notice in result.compiled.notices:
+            click.echo(f"warning: {notice}", err=True)
         for warning in result.compiled.warnings:
             click.echo(warning.format(), err=True)
         return result
@@ -306,7 +329,7 @@ def check_cmd(source: Path | None, strict: bool, fmt: str, out_dir: Path | None,
 def diff_cmd(source: Path | None, fmt: str) -> None:
     deck = _deck(source)
     try:
-        result = build(deck, default_out_dir(deck), now=_now(), dry_run=True)
+        result = build(deck, default_out_dir(deck), now=_now(), wall_clock=int(time.time()), dry_run=True)
     except DeckgenError as exc:
         _fail(exc)
     if fmt == "json":
@@ -338,7 +361,7 @@ def new_cmd(prompt: str, source: Path | None, deck_name: str | None, source_opti
     deck_path = _deck(source or source_option)
     try:
         deck, _, lock = load_deck(deck_path)
-        note = new_note(deck, prompt, deck_name, reserved=lock.notes.keys())
+        note = new_note(deck, prompt, deck_name, reserved=lock_ids(lock))
         for path, text in note.create:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("x", encoding="utf-8", newline="\n") as fh:
@@ -367,7 +390,7 @@ def fix_cmd(source: Path | None, add_ids_flag: bool, dry_run: bool) -> None:
     try:
         deck, _, lock = load_deck(deck_path)
         _, files, _ = read_sources(deck_path)
-        fixes = add_ids(deck, files, reserved=lock.notes.keys())
+        fixes = add_ids(deck, files, reserved=lock_ids(lock))
         if not dry_run:
             for fix in fixes:
                 with atomic_file(fix.path) as fh:

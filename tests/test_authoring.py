@@ -19,6 +19,8 @@ from deckgen.sources.ids import assign_ids, slugify
 from deckgen.sources.model import DeckConfig
 from deckgen.sources.parse import parse_deck
 
+UUID_LINE = 'uuid = "3f0b7c2e-1d4a-4c55-9a7e-0b8f6c2d9e11"'
+
 
 def run(*args: str) -> Result:
     result = CliRunner().invoke(main, list(args))
@@ -143,7 +145,7 @@ def test_new_appends_in_the_file_s_own_line_ends(sample: Path) -> None:
 
 
 def test_new_in_an_empty_deck_needs_a_subdeck_name(tmp_path: Path) -> None:
-    (tmp_path / "deckgen.toml").write_text('name = "Empty"\nuuid = "3f0b7c2e-1d4a-4c55-9a7e-0b8f6c2d9e11"\n', encoding="utf-8")
+    (tmp_path / "deckgen.toml").write_text(f'name = "Empty"\n{UUID_LINE}\n', encoding="utf-8")
     refused = run("new", "First?", str(tmp_path))
     assert refused.exit_code == 1 and "--deck NAME" in refused.output
     assert run("new", "First?", str(tmp_path), "--deck", "Basics").exit_code == 0

@@ -16,6 +16,8 @@ from conftest import REPO, Anki
 from deckgen.build.locate import DeckNotFound, default_out_dir, find_deck
 from deckgen.cli import main
 
+UUID_LINE = 'uuid = "3f0b7c2e-1d4a-4c55-9a7e-0b8f6c2d9e11"'
+
 
 def run(*args: str) -> Result:
     result = CliRunner().invoke(main, list(args))
@@ -34,7 +36,7 @@ def deckgen(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _deck(folder: Path) -> Path:
     folder.mkdir(parents=True)
-    (folder / "deckgen.toml").write_text('name = "Found"\nuuid = "3f0b7c2e-1d4a-4c55-9a7e-0b8f6c2d9e11"\n', encoding="utf-8")
+    (folder / "deckgen.toml").write_text(f'name = "Found"\n{UUID_LINE}\n', encoding="utf-8")
     return folder
 
 

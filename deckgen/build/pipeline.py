@@ -16,9 +16,11 @@ from pathlib import Path
 
 from deckgen.anki import notetypes
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
-from deckgen.build.cache import CACHE_DIR, Caches, open_caches
+from deckgen.build import timings
+from deckgen.build.cache import CACHE_DIR, Cache, open_cache
+from deckgen.build.hazards import hazard_diagnostics
 from deckgen.build.incremental import Progress, RenderStage, warm_up_worker
-from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, read_lock, update_lock, write_lock
+from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, lock_findings, read_lock, update_lock, write_lock
 from deckgen.build.parallel import WorkPool, available_cores
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.render.markdown import MediaError, RenderedNote, Renderer
@@ -95,6 +97,7 @@ class Compiled:
     new_lock: Lock
     diff: LockDiff
     diagnostics: tuple[Diagnostic, ...] = ()
+    notices: tuple[str, ...] = ()  # what the user should know that is not about the sources (the cache)
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
@@ -167,18 +170,15 @@ def _markdown_files(source: Path) -> list[Path]:
     return sorted(found)
 
 
-def render_deck(
-    deck: Deck, media: MediaStore, stage: RenderStage | None = None
-) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
-    """Render every note (in deck order) and every category intro.
+def lock_ids(lock: Lock) -> frozenset[str]:
+    """Every id the lock has ever used (alive, removed, or a former id): a new note may take none of them."""
+    return frozenset(lock.notes) | lock.retired_ids()
 
-    With a ``stage`` (see ``compile_deck``) results come from the render cache and worker
-    processes; without one everything is rendered here. Both give identical results.
-    """
-    if stage is None:
-        with RenderStage(deck, media, MediaStore, open_caches(None, deck.config.lint), jobs=1) as own:
-            return own.rendered()
-    return stage.rendered()
+
+def render_deck(deck: Deck, media: MediaStore) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
+    """Render every note (in deck order) and every category intro, here, with no cache."""
+    with open_cache(None) as cache, WorkPool(1) as pool:
+        return RenderStage(deck, media, MediaStore, cache, pool=pool).rendered()
 
 
 # Sources at least this large with nothing cached mean seconds of work: start the worker processes
@@ -186,11 +186,51 @@ def render_deck(
 EAGER_POOL_BYTES = 256 * 1024
 
 
-def _early_pool(jobs: int | None, files: Mapping[Path, bytes], caches: Caches) -> WorkPool:
+def _early_pool(jobs: int | None, files: Mapping[Path, bytes], cache: Cache) -> WorkPool:
     pool = WorkPool(available_cores() if jobs is None else max(1, jobs), warm_up_worker)
-    if pool.jobs > 1 and sum(len(data) for data in files.values()) >= EAGER_POOL_BYTES and not caches.warm():
+    warm = cache.path is not None and cache.path.is_file()
+    if pool.jobs > 1 and sum(len(data) for data in files.values()) >= EAGER_POOL_BYTES and not warm:
         pool.start()
     return pool
+
+
+@dataclass(frozen=True, slots=True)
+class _Stages:
+    deck: Deck
+    media: MediaStore
+    rendered: list[RenderedNote]
+    intros: dict[str, str]
+    problems: list[Diagnostic]
+    notices: tuple[str, ...]
+    lock: Lock
+
+
+def _run_stages(
+    source: Path, cache_dir: Path | None, *, save: bool, jobs: int | None, progress: Progress | None, check: bool
+) -> _Stages:
+    """Read, parse, lint and render (from the cache where it can); ``check``: only what can report problems."""
+    timings.lap("startup")
+    config, files, problems = read_sources(source)
+    lock = read_lock(source / LOCK_NAME)
+    timings.lap("read")
+    with open_cache(cache_dir, writable=save) as cache, _early_pool(jobs, files, cache) as pool:
+        deck, found = parse_deck(config, source, files, reserved=lock_ids(lock))  # id suggestions avoid them
+        problems += found
+        media = MediaStore(source)
+        timings.lap("parse")
+        stage = RenderStage(deck, media, MediaStore, cache, pool=pool, progress=progress, problems_only=check)
+        timings.lap("render")
+        problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
+        timings.lap("checks")
+        rendered, intros, found = stage.rendered()
+        intros = {**_folder_intros(deck), **intros}
+        problems += found
+        timings.lap("render")
+        if save:
+            stage.save()
+        timings.lap("cache")
+        notices = (cache.warning,) if cache.warning else ()
+    return _Stages(deck, media, rendered, intros, problems, notices, lock)
 
 
 def compile_deck(
@@ -201,35 +241,29 @@ def compile_deck(
     save_cache: bool = True,
     jobs: int | None = None,
     progress: Progress | None = None,
+    accept_notetype_changes: bool = False,
+    wall_clock: int = 0,
 ) -> Compiled:
     """Parse, check and render the deck and compute the lock update, writing nothing but the cache.
 
     Every diagnostic of every stage is collected in ``Compiled.diagnostics``; callers decide
     whether errors are fatal (build) or just reported (check). ``cache_dir`` (e.g. ``build/.cache``)
-    holds rendered Markdown and lint results from earlier runs; ``jobs`` caps worker processes
-    (default: one per core). Neither changes the result.
+    holds rendered notes and lint results from earlier runs; ``jobs`` caps worker processes
+    (default: one per core). Neither changes the result. ``accept_notetype_changes`` is for a caller
+    that applies notetype changes itself (``deckgen sync``): they stay in ``diff.hazards``, not errors.
+    ``wall_clock`` is the real time of the build: changed notes get a ``mod`` no earlier (see lock.py).
     """
-    config, files, problems = read_sources(source)
-    lock = read_lock(source / LOCK_NAME)
-    caches = open_caches(cache_dir, config.lint, writable=save_cache)
-    try:
-        with _early_pool(jobs, files, caches) as pool:
-            deck, found = parse_deck(config, source, files, caches.parse_file(), reserved=lock.notes.keys())
-            problems += found
-            media = MediaStore(source)
-            with RenderStage(deck, media, MediaStore, caches, files=files, pool=pool, progress=progress) as stage:
-                del files  # only the stage's keys of them are needed from here on
-                problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
-                rendered, intros, found = render_deck(deck, media, stage)
-                problems += found
-                stage.save()
-    finally:
-        caches.discard()
-    intros = {**_folder_intros(deck), **intros}
-    new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now)
+    run = _run_stages(source, cache_dir, save=save_cache, jobs=jobs, progress=progress, check=False)
+    lock = run.lock
+    new_lock, diff = update_lock(lock, run.rendered, notetypes.all_notetypes(), now, run.deck.config.uuid, wall_clock)
+    timings.lap("lock")
+    problems = run.problems + list(diff.problems)
+    problems += hazard_diagnostics(diff.hazards, accept_notetype_changes=accept_notetype_changes)
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
-    media_files = dict(sorted(media.files.items()))
-    return Compiled(deck, tuple(rendered), intros, media_files, lock, new_lock, diff, diagnostics)
+    media_files = dict(sorted(run.media.files.items()))
+    return Compiled(
+        run.deck, tuple(run.rendered), run.intros, media_files, lock, new_lock, diff, diagnostics, run.notices
+    )
 
 
 def check_sources(
@@ -239,18 +273,11 @@ def check_sources(
 
     Reads ``cache_dir`` when given but writes nothing.
     """
-    config, files, problems = read_sources(source)
-    lock = read_lock(source / LOCK_NAME)  # a damaged lock is reported by check as by build
-    caches = open_caches(cache_dir, config.lint, writable=False)
-    with _early_pool(jobs, files, caches) as pool:
-        deck, found = parse_deck(config, source, files, caches.parse_file(), reserved=lock.notes.keys())
-        problems += found
-        media = MediaStore(source)
-        with RenderStage(
-            deck, media, MediaStore, caches, files=files, pool=pool, progress=progress, problems_only=True
-        ) as stage:
-            problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
-            problems += stage.rendered()[2]
+    run = _run_stages(source, cache_dir, save=False, jobs=jobs, progress=progress, check=True)
+    deck = run.deck
+    placed = [(note, deck.subdeck_name(c)) for c in deck.categories for note in c.notes]
+    found, hazards = lock_findings(run.lock, placed, deck.config.uuid)
+    problems = run.problems + found + hazard_diagnostics(hazards)
     return tuple(sorted(problems, key=Diagnostic.sort_key))
 
 
@@ -265,8 +292,10 @@ def package_inputs(
     names += [deck.subdeck_name(c) for c in deck.categories if c.notes]
     decks = [PackageDeck(deck.name, compiled.intros.get(deck.name, ""))]
     decks += [PackageDeck(name, compiled.intros.get(name, "")) for name in names]
+    entries = compiled.new_lock.notes
     notes = [
-        PackagedNote(rn, compiled.new_lock.notes[rn.note.id].mod, due) for due, rn in enumerate(compiled.notes, start=1)
+        PackagedNote(rn, entries[rn.note.id].guid, entries[rn.note.id].mod, due)
+        for due, rn in enumerate(compiled.notes, start=1)
     ]
     nt_mods = {nt.id: (nt, compiled.new_lock.notetypes[nt.name].mod) for nt in notetypes.all_notetypes()}
     return decks, notes, nt_mods
@@ -276,7 +305,7 @@ def load_deck(source: Path) -> tuple[Deck, list[Diagnostic], Lock]:
     """Read and parse the sources and the lock only (for authoring commands that need no rendering)."""
     config, files, problems = read_sources(source)
     lock = read_lock(source / LOCK_NAME)
-    deck, found = parse_deck(config, source, files, reserved=lock.notes.keys())
+    deck, found = parse_deck(config, source, files, reserved=lock_ids(lock))
     return deck, problems + found, lock
 
 
@@ -300,6 +329,8 @@ def build(
     cache: bool = True,
     jobs: int | None = None,
     progress: Progress | None = None,
+    accept_notetype_changes: bool = False,
+    wall_clock: int = 0,
 ) -> BuildResult:
     """Build the package. On any error nothing is written and the previous package stays intact.
 
@@ -307,7 +338,16 @@ def build(
     the next build (a dry run only reads it); the package is the same bytes with or without it.
     """
     cache_dir = out_dir / CACHE_DIR if cache else None
-    compiled = compile_deck(source, now, cache_dir=cache_dir, save_cache=not dry_run, jobs=jobs, progress=progress)
+    compiled = compile_deck(
+        source,
+        now,
+        cache_dir=cache_dir,
+        save_cache=not dry_run,
+        jobs=jobs,
+        progress=progress,
+        accept_notetype_changes=accept_notetype_changes,
+        wall_clock=wall_clock,
+    )
     fatal = compiled.diagnostics if strict else compiled.errors
     if fatal:
         raise SourceError(fatal)
@@ -323,12 +363,14 @@ def build(
     if not dry_run:
         decks, notes, nt_mods = package_inputs(compiled)
         try:
-            write_package(output, compiled.deck.name, decks, notes, nt_mods, compiled.media)
+            write_package(output, compiled.deck.config.uuid, decks, notes, nt_mods, compiled.media)
+            timings.lap("package")
         except OSError as exc:
             raise DeckgenError(f"cannot write {output}: {exc.strerror or exc}") from exc
         if lock_changes:
             try:
                 write_lock(lock_path, compiled.new_lock)
+                timings.lap("lock")
             except OSError as exc:
                 raise DeckgenError(f"wrote {output} but cannot update {lock_path}: {exc.strerror or exc}") from exc
     cards: Counter[str] = Counter()

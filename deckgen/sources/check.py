@@ -7,7 +7,6 @@ deck-wide with ``[lint] disable = [...]`` in ``deckgen.toml``. Errors cannot be 
 from __future__ import annotations
 
 import bisect
-import difflib
 import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deckgen.errors import Diagnostic, Severity
+from deckgen.sources.duplicates import duplicate_pairs
 from deckgen.sources.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
 from deckgen.sources.parse import find_fences
 
@@ -23,6 +23,8 @@ PLACEHOLDER = "Write the answer here."
 CODE_SPAN_RE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
 LIST_ITEM_RE = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+\S")
 CLOZE_RE = re.compile(r"\{\{c(\d+)::")
+# A paragraph that is only a bold question: how public Q&A lists mark their questions.
+BOLD_QUESTION_RE = re.compile(r"(?:^|\n[ \t]*\n)[ \t]*((\*\*|__)[^\n*_]+\?[ \t]*\2)[ \t]*(?=\n[ \t]*\n|\n?$)")
 UNSAFE_HTML = (
     (
         re.compile(r"<\s*(script|iframe|object|embed|frame|frameset|applet|base|meta|link|form)\b", re.I),
@@ -51,6 +53,7 @@ RULES: dict[str, Rule] = {
         Rule("config-missing", _E, "deckgen.toml is missing from the source folder"),
         Rule("config-invalid", _E, "deckgen.toml is not valid TOML or a value has the wrong type"),
         Rule("config-unknown-key", _E, "deckgen.toml has a key deckgen does not know (with a 'did you mean')"),
+        Rule("uuid-missing", _E, "deckgen.toml has no deck uuid (the hint prints a fresh line to paste)"),
         Rule("unreadable", _E, "a category file cannot be read"),
         Rule("encoding", _E, "a file is not valid UTF-8"),
         Rule("binary-content", _E, "a file contains NUL bytes"),
@@ -63,10 +66,22 @@ RULES: dict[str, Rule] = {
         Rule("deck-duplicate", _E, "two files define the same subdeck"),
         # notes
         Rule("heading-level", _E, "a '#', '###' … heading where only '## ' starts a note (it would not be a card)"),
+        Rule(
+            "heading-malformed", _E, "'##What', '##' + no-break space, an indented heading: would vanish into an answer"
+        ),
+        Rule("comment-unclosed", _E, "an HTML comment never closed (it would hide the notes after it)"),
+        Rule("extra-with-text", _E, "<!-- extra: text --> is a comment: its text would not be on the card"),
         Rule("prompt-empty", _E, "a '## ' heading without prompt text"),
         Rule("id-missing", _E, "a note without <!-- id: ... --> right after its heading"),
         Rule("id-invalid", _E, "an id with characters other than lowercase letters, digits, '-' and '_'"),
         Rule("id-duplicate", _E, "an id (or rename alias) used twice in the deck; both places are named"),
+        Rule("id-retired", _E, "an id the lock retired (a removed note, a former id) reused without '; restore'"),
+        Rule("id-rename-conflict", _E, "an id and its was: ids (or guid) name different notes of the lock"),
+        Rule("guid-changed", _E, "a <!-- guid: --> differing from the GUID the lock records for the note"),
+        Rule("guid-duplicate", _E, "two notes with the same <!-- guid: -->"),
+        Rule("notetype-changed", _E, "a note changed between basic and cloze: Anki's importer cannot apply that"),
+        Rule("deck-moved", _W, "notes moved to another subdeck: Anki leaves their cards in the old one"),
+        Rule("cards-removed", _W, "a note lost a card (reverse, a cloze number): Anki keeps it, blank"),
         Rule("note-option-unknown", _E, "an unknown <!-- option: ... --> under a heading (with a 'did you mean')"),
         Rule("note-option-duplicate", _E, "the same note option given twice"),
         Rule("note-option-invalid", _E, "a note option with a bad value (e.g. reverse: maybe, an unknown rule id)"),
@@ -77,6 +92,9 @@ RULES: dict[str, Rule] = {
         Rule("cloze-not-enabled", _E, "{{c1::...}} in a note that is not marked <!-- cloze -->"),
         Rule("cloze-without-deletions", _E, "a <!-- cloze --> note without any {{c1::...}} deletion"),
         Rule("cloze-misplaced", _E, "cloze deletions outside a cloze note's answer, or numbered c0"),
+        Rule("cloze-number", _E, "a cloze number above c500 (Anki refuses a package with one above c65536)"),
+        Rule("cloze-unclosed", _E, "a {{c1:: deletion never closed with }}"),
+        Rule("cloze-malformed", _E, "{{c1:x}}, {{C1::…}}, an empty deletion, or '}}' inside math ending a deletion"),
         # images
         Rule("image-missing", _E, "an image file that does not exist"),
         Rule("image-outside-source", _E, "an image path leaving the source folder (../, absolute, symlink out)"),
@@ -91,6 +109,7 @@ RULES: dict[str, Rule] = {
         Rule("category-empty", _W, "a category file without any note"),
         Rule("placeholder", _W, "an answer still holding the skeleton text 'deckgen new' wrote"),
         Rule("image-remote", _W, "an image loaded from the web: missing offline and on phones"),
+        Rule("bold-question", _W, "a paragraph that is only a bold question: probably a note without a heading"),
     )
 }
 
@@ -186,7 +205,59 @@ def source_errors(note: Note) -> list[Diagnostic]:
                             "renumber the deletion as {{c1::...}}",
                         )
                     )
+            if part == "answer":
+                found += [
+                    Diagnostic(body.location(path, offset), rule, message, hint)
+                    for offset, rule, message, hint in cloze_problems(masked)
+                ]
     return found
+
+
+# Real Anki (26.x) imports cloze numbers up to c65536 (card ords are 16-bit); one deletion above makes it
+# refuse the whole package ("IntegralValueOutOfRange"). deckgen's limit is far below, and documented.
+CLOZE_MAX = 500
+_CLOZE_TOKEN_RE = re.compile(r"\{\{c(\d+)::|\}\}|\{\{[ \t]*[cC][ \t]*-?\d*[ \t]*::?")
+
+
+def cloze_problems(text: str) -> Iterator[tuple[int, str, str, str]]:
+    """(offset, rule, message, hint) for each broken deletion of a cloze note's code-masked answer:
+    above ``CLOZE_MAX``, malformed, empty, never closed, or closed by a ``}}`` that belongs to math."""
+    open_at: list[re.Match[str]] = []
+    for m in _CLOZE_TOKEN_RE.finditer(text):
+        if m.group(1) is not None:
+            if int(m.group(1)) > CLOZE_MAX:
+                yield (
+                    m.start(),
+                    "cloze-number",
+                    f"cloze number c{int(m.group(1)) if len(m.group(1)) < 12 else m.group(1)[:12] + '...'} "
+                    f"is above c{CLOZE_MAX}",
+                    f"number deletions c1, c2 ...; deckgen allows up to c{CLOZE_MAX} (a number above c65536 "
+                    "makes Anki refuse the whole package)",
+                )
+            open_at.append(m)
+        elif m.group(0) == "}}":
+            if not open_at:
+                continue  # a stray '}}' is text (shown as typed)
+            opener = open_at.pop()
+            content = text[opener.end() : m.start()]
+            if not content.split("::")[0].strip():
+                yield opener.start(), "cloze-malformed", "empty cloze deletion", "put the hidden text after '::'"
+            elif any(True for _ in _math_problems(content)):
+                yield (
+                    m.start(),
+                    "cloze-malformed",
+                    "'}}' inside math ends the cloze deletion early",
+                    "inside a deletion write '} }' (with a space) in LaTeX, e.g. {{c1::$x^{2} }$}}",
+                )
+        else:
+            yield (
+                m.start(),
+                "cloze-malformed",
+                f"malformed cloze deletion {m.group(0)!r}",
+                "write {{c1::hidden text}}: a lowercase 'c', the number, two colons",
+            )
+    for opener in open_at:
+        yield opener.start(), "cloze-unclosed", "cloze deletion is never closed", "close it with '}}'"
 
 
 def answer_words(text: str) -> int:
@@ -239,10 +310,6 @@ def _code_blocks(text: str) -> Iterator[tuple[int, int]]:
             yield offsets[fence.start], fence.end - fence.start - 1
 
 
-def _normal_prompt(prompt: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", prompt.casefold()).split())
-
-
 def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
     """Spaced-repetition warnings for one note (minimum-information principle)."""
     path = note.location.path
@@ -278,7 +345,19 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
                 Severity.WARNING,
             )
         )
-    for _, body in _parts(note):
+    for part, body in _parts(note):
+        if part != "prompt":
+            for m in BOLD_QUESTION_RE.finditer(_mask_code(body.text)):
+                found.append(
+                    Diagnostic(
+                        body.location(path, m.start(1)),
+                        "bold-question",
+                        f"a bold question alone in a paragraph of the {part}: {m.group(1).strip()[:50]!r}",
+                        "if it is the next question, make it a note ('## ' + the question, then its own id); "
+                        "otherwise silence this with <!-- ignore: bold-question -->",
+                        Severity.WARNING,
+                    )
+                )
         for offset, count in _long_lists(body.text, config.max_list_items):
             found.append(
                 Diagnostic(
@@ -310,100 +389,6 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
                     Severity.WARNING,
                 )
             )
-    return found
-
-
-def _near_duplicate(earlier: str, key: str) -> bool:
-    """The rule's definition of "near-identical" for two normalised prompts (``earlier`` came first)."""
-    return abs(len(earlier) - len(key)) <= 8 and difflib.SequenceMatcher(None, earlier, key).ratio() >= 0.92
-
-
-def _one_deletions(word: str) -> set[str]:
-    """The word and every variant with one character dropped: two words one typo apart share one."""
-    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
-
-
-_BUCKET_SCAN = 16  # beyond this many prompts sharing all words but one, compare only words one typo apart
-_POSITIONS = 64  # words beyond this position of a prompt are not bucketed (a prompt is rarely that long)
-
-
-def _around(words: list[str], i: int) -> str:
-    """The prompt's text with word ``i`` cut out (``i == len(words)``: nothing cut, the end)."""
-    return " ".join(words[:i]) + "\x00" + " ".join(words[i + 1 :])
-
-
-def duplicate_pairs(prompts: Sequence[str]) -> list[tuple[int, int]]:
-    """(i, j) for each prompt i identical or near-identical to an earlier prompt j (the first such).
-
-    Found without comparing every pair. Identical (after normalising case, punctuation and spaces)
-    is a dictionary hit. Near-identical candidates are earlier prompts that share all words but one
-    (a word changed, added or dropped), found through buckets keyed by the text around that word;
-    when many prompts share a bucket (templates like "What is X?") only words one typo apart are
-    compared. Each candidate is confirmed with the rule's similarity test and the first earlier
-    confirmed prompt is reported. Cost grows with prompts × words per prompt, not with the number
-    of pairs. Buckets are keyed by the hash of their text (a large deck has millions of them); a
-    member is always checked against the text itself, so a hash collision never changes a result.
-    """
-    found: list[tuple[int, int]] = []
-    exact: dict[str, int] = {}
-    keys: list[str] = []
-    # hash of the text around a word -> members, each packed as prompt * _POSITIONS + word position
-    swapped: dict[int, list[int]] = {}
-    typos: dict[int, dict[str, list[int]]] = {}  # crowded buckets, by one-deletion variants of the word
-
-    def genuine(packed: int, split: str) -> bool:
-        words = keys[packed // _POSITIONS].split(" ")
-        return _around(words, packed % _POSITIONS) == split
-
-    for index, prompt in enumerate(prompts):
-        key = _normal_prompt(prompt)
-        keys.append(key)
-        words = key.split(" ") if key else []
-        starts = [0]
-        for word in words:
-            starts.append(starts[-1] + len(word) + 1)
-        cut = [max(start - 1, 0) for start in starts]  # end of the text before each word
-        around = [key[: cut[i]] + "\x00" + key[starts[i + 1] :] for i in range(min(len(words), _POSITIONS))]
-        hashes = [hash(split) for split in around]
-        first = exact.get(key)
-        if first is None and words:
-            candidates: list[int] = []
-            longest_added = min(8, 0.148 * len(key)) - 1  # a longer word cannot be the only difference
-            for i, split in enumerate(around):
-                word, h = words[i], hashes[i]
-                if h in typos:  # one word replaced (crowded bucket: by typo variants)
-                    packed = [m for v in _one_deletions(word) for m in typos[h].get(v, ())]
-                else:  # one word replaced
-                    packed = swapped.get(h, [])
-                candidates += [m // _POSITIONS for m in packed if genuine(m, split)]
-                if len(word) <= longest_added:  # one word added to an earlier prompt
-                    shorter = key[: starts[i]] + key[starts[i + 1] :] if i < len(words) - 1 else key[: cut[i]]
-                    if shorter in exact:
-                        candidates.append(exact[shorter])
-            for j in range(min(len(words) + 1, _POSITIONS)):  # one word of an earlier prompt dropped
-                gap = key[: cut[j]] + "\x00" + key[starts[j] :] if j < len(words) else key + "\x00"
-                members = swapped.get(hash(gap), [])
-                candidates += [m // _POSITIONS for m in members if m % _POSITIONS == j and genuine(m, gap)]
-            if candidates:
-                first = next((i for i in sorted(set(candidates)) if _near_duplicate(keys[i], key)), None)
-        if first is not None:
-            found.append((index, first))
-        if key in exact:
-            continue
-        exact[key] = index
-        for i, h in enumerate(hashes):
-            packed_index = index * _POSITIONS + i
-            members = swapped.setdefault(h, [])
-            members.append(packed_index)
-            if h in typos:
-                for v in _one_deletions(words[i]):
-                    typos[h].setdefault(v, []).append(packed_index)
-            elif len(members) > _BUCKET_SCAN:
-                crowded = typos[h] = {}
-                for m in members:
-                    word = keys[m // _POSITIONS].split(" ")[m % _POSITIONS]
-                    for v in _one_deletions(word):
-                        crowded.setdefault(v, []).append(m)
     return found
 
 

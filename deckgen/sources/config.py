@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-import uuid as uuid_module
+import uuid
 from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,17 +133,6 @@ def load_config(
             )
         )
         return None, problems
-    deck_uuid = data.get("uuid")
-    if deck_uuid is not None and not _is_uuid(deck_uuid):
-        problems.append(
-            Diagnostic(
-                at.value("uuid"),
-                "config-invalid",
-                "'uuid' must be a UUID string like \"0b6c…-…\"",
-                "deckgen init writes one; or: python -c 'import uuid; print(uuid.uuid4())'",
-            )
-        )
-        deck_uuid = None
     output = data.get("output", default_output(name))
     if not isinstance(output, str) or not output.endswith(".apkg") or "/" in output or "\\" in output:
         problems.append(
@@ -152,17 +141,49 @@ def load_config(
         output = default_output(name)
     lint, lint_problems = _load_lint(data.get("lint", {}), at, known_rules)
     problems.extend(lint_problems)
-    return DeckConfig(name=name.strip(), output=output, lint=lint, uuid=deck_uuid), problems
+    deck_uuid = _load_uuid(data.get("uuid"), at, problems)
+    if deck_uuid is None:
+        return None, problems
+    return DeckConfig(name=name.strip(), output=output, uuid=deck_uuid, lint=lint), problems
 
 
-def _is_uuid(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
+def fresh_uuid_line() -> str:
+    """A ``uuid = "..."`` line with a new random UUID, for a deck that has none yet."""
+    return f'uuid = "{uuid.uuid4()}"'
+
+
+def _load_uuid(value: Any, at: ConfigLocator, problems: list[Diagnostic]) -> str | None:
+    """The deck uuid in its canonical form (lowercase, hyphenated), or None with a diagnostic.
+
+    Note GUIDs and deck ids derive from it, so it is required: without it two decks using the same
+    note ids would overwrite each other's notes in Anki.
+    """
+    paste = f"add this line to deckgen.toml once and never change it: {fresh_uuid_line()}"
+    if value is None:
+        problems.append(
+            Diagnostic(
+                SourceLocation(at.path, 1),
+                "uuid-missing",
+                "deckgen.toml has no 'uuid': the deck's identity, from which every note's GUID derives",
+                paste,
+            )
+        )
+        return None
     try:
-        uuid_module.UUID(value)
+        if not isinstance(value, str):
+            raise ValueError(value)
+        canonical = str(uuid.UUID(value.strip()))
     except ValueError:
-        return False
-    return True
+        problems.append(
+            Diagnostic(
+                at.value("uuid"),
+                "config-invalid",
+                f"'uuid' must be a UUID string like \"{uuid.UUID(int=0)}\", not {value!r}",
+                "if this deck was never shipped, " + paste + "; if it was, restore the old value",
+            )
+        )
+        return None
+    return canonical
 
 
 def _load_lint(data: Any, at: ConfigLocator, known_rules: Set[str] | None) -> tuple[LintConfig, list[Diagnostic]]:
