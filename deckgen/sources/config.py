@@ -20,7 +20,7 @@ CONFIG_NAME = "deckgen.toml"
 FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse")
 FOLDER_KEYS = ("deck", "order")  # the front matter of a folder's _deck.md
 CONFIG_KEYS = ("name", "uuid", "output", "lint")
-LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "disable")
+LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "max_cloze_deletions", "disable")
 TAG_RE = re.compile(r"^[^\s\"]+$")
 
 
@@ -195,7 +195,7 @@ def _load_lint(data: Any, at: ConfigLocator, known_rules: Set[str] | None) -> tu
         if key not in LINT_KEYS
     ]
     values: dict[str, Any] = {}
-    for key in ("max_answer_words", "max_list_items", "max_code_lines"):
+    for key in LINT_KEYS[:-1]:
         if key in data:
             if isinstance(data[key], int) and not isinstance(data[key], bool) and data[key] > 0:
                 values[key] = data[key]
