@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import uuid
@@ -21,7 +22,15 @@ from deckgen.build.hazards import HazardKind, card_names, notetype_label
 from deckgen.build.locate import DISCOVERY_HELP, default_out_dir, find_deck
 from deckgen.build.lock import LockDiff, atomic_file
 from deckgen.build.parallel import batch_gc
-from deckgen.build.pipeline import BuildResult, build, check_sources, load_deck, lock_ids, read_sources
+from deckgen.build.pipeline import (
+    BuildResult,
+    build,
+    category_files,
+    check_sources,
+    load_deck,
+    lock_ids,
+    read_sources,
+)
 from deckgen.build.progress import ProgressBar, progress_bar
 from deckgen.errors import DeckgenError, Diagnostic, Severity, SourceError
 from deckgen.reports import check_json, diff_json, diff_line, failure_line, plural, stats_json
@@ -60,15 +69,37 @@ def _help(text: str) -> str:
     return f"{text}\n\n{DISCOVERY_HELP}"
 
 
+VERBOSE_OPTION = click.option("-v", "--verbose", is_flag=True, help="Also list the files of SOURCE that are skipped.")
+
+
+def _report_skipped(source: Path, verbose: bool) -> None:
+    if not verbose or not source.is_dir():
+        return
+    try:
+        skipped = category_files(source).skipped
+    except DeckgenError:
+        return
+    for path, why in skipped:
+        click.echo(f"skipped {path.as_posix()} ({why})", err=True)
+
+
 def _close(bar: ProgressBar | None) -> None:
     if bar is not None:
         bar.close()
 
 
+# Anki stores times as signed 64-bit milliseconds; beyond the year 9999 nothing reads them back.
+MAX_EPOCH = 253_402_300_799
+
+
 def _now() -> int:
     """Build time in seconds; SOURCE_DATE_EPOCH (reproducible-builds convention) overrides the clock."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return int(epoch) if epoch.isdigit() else int(time.time())
+    if not epoch:
+        return int(time.time())
+    if not epoch.isascii() or not epoch.isdigit() or int(epoch) > MAX_EPOCH:
+        raise click.UsageError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, 0 to {MAX_EPOCH}; got {epoch!r}")
+    return int(epoch)
 
 
 def _report_failure(exc: DeckgenError, strict: bool = False) -> None:
@@ -83,6 +114,14 @@ def _report_failure(exc: DeckgenError, strict: bool = False) -> None:
 def _fail(exc: DeckgenError, strict: bool = False) -> NoReturn:
     _report_failure(exc, strict)
     sys.exit(1)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Rewrite a source file atomically, but never one its owner made read-only (a rename would)."""
+    if not os.access(path, os.W_OK):
+        raise PermissionError(13, "Permission denied", str(path))
+    with atomic_file(path) as fh:
+        fh.write(data)
 
 
 def _deck(source: Path | None) -> Path:
@@ -166,6 +205,12 @@ def main(ctx: click.Context) -> None:
     """
     batch_gc()
     ctx.call_on_close(timings.write)
+    # SIGTERM (kill, a CI timeout) stops a build like Ctrl-C: temp files are removed on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 # --- init ------------------------------------------------------------------------------------------
@@ -207,6 +252,7 @@ def init_cmd(directory: Path, name: str | None) -> None:
 @click.option("--watch", is_flag=True, help="Rebuild on every save; print what changed and the problems. Ctrl-C stops.")
 @QUIET_OPTION
 @NO_CACHE_OPTION
+@VERBOSE_OPTION
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Rendering processes [default: one per core].")
 def build_cmd(
     source: Path | None,
@@ -217,10 +263,12 @@ def build_cmd(
     watch: bool,
     quiet: bool,
     no_cache: bool,
+    verbose: bool,
     jobs: int | None,
 ) -> None:
     deck = _deck(source)
     out = out_dir or default_out_dir(deck)
+    _report_skipped(deck, verbose)
     if watch and (dry_run or locked):
         raise click.UsageError("--watch cannot be combined with --dry-run or --locked")
 
@@ -293,8 +341,12 @@ def _shown(path: Path, deck: Path) -> str:
 @_out_option("", "Build folder whose cache (OUT/.cache) the check reuses; it writes nothing there.")
 @QUIET_OPTION
 @NO_CACHE_OPTION
-def check_cmd(source: Path | None, strict: bool, fmt: str, out_dir: Path | None, quiet: bool, no_cache: bool) -> None:
+@VERBOSE_OPTION
+def check_cmd(
+    source: Path | None, strict: bool, fmt: str, out_dir: Path | None, quiet: bool, no_cache: bool, verbose: bool
+) -> None:
     deck = _deck(source)
+    _report_skipped(deck, verbose)
     cache_dir = None if no_cache else (out_dir or default_out_dir(deck)) / CACHE_DIR
     bar = progress_bar(sys.stderr, "checking", quiet=quiet)
     diagnostics: Sequence[Diagnostic]
@@ -362,18 +414,21 @@ def new_cmd(prompt: str, source: Path | None, deck_name: str | None, source_opti
     try:
         deck, _, lock = load_deck(deck_path)
         note = new_note(deck, prompt, deck_name, reserved=lock_ids(lock))
-        for path, text in note.create:
+    except DeckgenError as exc:
+        _fail(exc)
+    for path, text in note.create:
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("x", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
-            click.echo(f"created {path}")
+        except OSError as exc:
+            _fail(DeckgenError(f"cannot create {path}: {exc.strerror or exc}"))
+        click.echo(f"created {path}")
+    try:
         data = appended(note.path.read_bytes(), note.text)
-        with atomic_file(note.path) as fh:
-            fh.write(data)
-    except DeckgenError as exc:
-        _fail(exc)
+        _replace(note.path, data)
     except OSError as exc:
-        _fail(DeckgenError(f"cannot write {exc.filename}: {exc.strerror or exc}"))
+        _fail(DeckgenError(f"cannot add the note to {note.path}: {exc.strerror or exc}"))
     click.echo(f"added '{note.id}' to {note.path}")
 
 
@@ -393,8 +448,7 @@ def fix_cmd(source: Path | None, add_ids_flag: bool, dry_run: bool) -> None:
         fixes = add_ids(deck, files, reserved=lock_ids(lock))
         if not dry_run:
             for fix in fixes:
-                with atomic_file(fix.path) as fh:
-                    fh.write(fix.new)
+                _replace(fix.path, fix.new)
     except DeckgenError as exc:
         _fail(exc)
     except OSError as exc:

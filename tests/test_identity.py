@@ -34,7 +34,7 @@ def test_uuid_is_validated_and_normalised(tmp_path: Path) -> None:
     assert config is not None and config.uuid == "f28934b4-a71f-4547-ac1c-6c903ff36b61" and problems == []
     config, problems = load_config('name = "D"\n\nuuid = "not-a-uuid"\n', path)
     assert config is None and [(str(p.location), p.rule) for p in problems] == [
-        (f"{path.as_posix()}:3:8", "config-invalid")  # at the value
+        (f"{path.as_posix()}:3:1", "config-invalid")
     ]
     assert 'uuid = "' in problems[0].hint
 

@@ -98,12 +98,12 @@ def test_strict_build_says_warnings_were_treated_as_errors(sample: Path) -> None
     ("config", "where", "rule"),
     [
         ('name = "D"\n\noutptu = "x.apkg"\n', "3:1", "config-unknown-key"),
-        ('name = "D"\noutput = "x.zip"\n', "2:10", "config-invalid"),
-        ('name = "D"\n[lint]\nmax_answer_words = -1\n', "3:20", "config-invalid"),
+        ('name = "D"\noutput = "x.zip"\n', "2:1", "config-invalid"),
+        ('name = "D"\n[lint]\nmax_answer_words = -1\n', "3:1", "config-invalid"),
         ('name = "D"\n[lint]\n  max_list_itms = 3\n', "3:3", "config-unknown-key"),
-        ('name = "D"\nuuid = "not-a-uuid"\n', "2:8", "config-invalid"),
+        ('name = "D"\nuuid = "not-a-uuid"\n', "2:1", "config-invalid"),
         ('name = "D"\nfoo = = 3\n', "2:7", "config-invalid"),
-        ('name = ""\n', "1:8", "config-invalid"),
+        ('name = ""\n', "1:1", "config-invalid"),
         (
             'name = "D"\n\n[lint]\ndisable = [\n  "list-too-long",\n  "prompt-not-a-question",\n]\n',
             "6:3",
@@ -111,6 +111,7 @@ def test_strict_build_says_warnings_were_treated_as_errors(sample: Path) -> None
         ),
     ],
 )
+# at the key (or the rule inside a list); TOML syntax errors where the parser stopped
 def test_config_errors_carry_their_real_line_and_column(tmp_path: Path, config: str, where: str, rule: str) -> None:
     (tmp_path / "deckgen.toml").write_text(config, encoding="utf-8")
     result = run("check", str(tmp_path))

@@ -21,7 +21,11 @@ FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse")
 FOLDER_KEYS = ("deck", "order")  # the front matter of a folder's _deck.md
 CONFIG_KEYS = ("name", "uuid", "output", "lint")
 LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "max_cloze_deletions", "disable")
-TAG_RE = re.compile(r"^[^\s\"]+$")
+TAG_RE = re.compile(r"^[^\s\"<>\x00-\x1f\x7f]+$")
+# Characters Anki strips or reads as markup in deck names, and the name of the deck everything
+# lands in when a deck is missing: a root deck called "Default" merges into every user's own.
+_NAME_BAD_RE = re.compile(r"[<>\x00-\x1f\x7f]")
+_MAX_LINT_VALUE = 1_000_000
 
 
 def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -32,62 +36,6 @@ def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
 def default_output(name: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
     return f"{slug or 'deck'}.apkg"
-
-
-_TOML_TABLE_RE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
-_TOML_KEY_RE = re.compile(r"^(\s*)([A-Za-z0-9_-]+|\"[^\"]*\")\s*=\s*(\S?)")
-
-
-class ConfigLocator:
-    """Where each key (and its value) of a ``deckgen.toml`` stands, for located diagnostics.
-
-    tomllib reports values, not positions; this scans the lines for ``key =`` under each
-    ``[table]`` header (the plain subset of TOML a deck config uses). Unknown places fall back to 1:1.
-    """
-
-    def __init__(self, text: str, path: Path) -> None:
-        self.path = path
-        self.keys: dict[tuple[str, str], tuple[int, int, int]] = {}
-        self.tables: dict[str, int] = {}
-        self.lines = text.split("\n")
-        table = ""
-        for number, line in enumerate(self.lines, start=1):
-            header = _TOML_TABLE_RE.match(line)
-            if header:
-                table = header.group(1)
-                self.tables.setdefault(table, number)
-                continue
-            key = _TOML_KEY_RE.match(line)
-            if key:
-                name = key.group(2).strip('"')
-                value_col = key.start(3) + 1 if key.group(3) else key.end(2) + 1
-                self.keys.setdefault((table, name), (number, key.start(2) + 1, value_col))
-
-    def key(self, name: str, table: str = "") -> SourceLocation:
-        """The place of ``name =`` (or of the ``[name]`` header), else 1:1."""
-        if (table, name) in self.keys:
-            line, col, _ = self.keys[(table, name)]
-            return SourceLocation(self.path, line, col)
-        dotted = f"{table}.{name}" if table else name
-        if dotted in self.tables:
-            return SourceLocation(self.path, self.tables[dotted], 1)
-        return SourceLocation(self.path, 1)
-
-    def text(self, snippet: str, start: SourceLocation) -> SourceLocation:
-        """Where ``snippet`` first occurs at or after ``start`` (e.g. a rule inside a list), else ``start``."""
-        offset = sum(len(line) + 1 for line in self.lines[: start.line - 1]) + start.col - 1
-        found = "\n".join(self.lines).find(snippet, offset)
-        if found < 0:
-            return start
-        before = "\n".join(self.lines)[:found]
-        return SourceLocation(self.path, before.count("\n") + 1, found - (before.rfind("\n") + 1) + 1)
-
-    def value(self, name: str, table: str = "") -> SourceLocation:
-        """The place of the value after ``name =``, else that of the key."""
-        if (table, name) in self.keys:
-            line, _, col = self.keys[(table, name)]
-            return SourceLocation(self.path, line, col)
-        return self.key(name, table)
 
 
 def _toml_error_location(exc: tomllib.TOMLDecodeError, path: Path) -> SourceLocation:
@@ -116,32 +64,43 @@ def load_config(
     except tomllib.TOMLDecodeError as exc:
         where = _toml_error_location(exc, path)
         return None, [Diagnostic(where, "config-invalid", f"invalid TOML: {_toml_message(exc)}")]
-    at = ConfigLocator(text, path)
     problems = [
-        Diagnostic(at.key(key), "config-unknown-key", f"unknown key '{key}'", did_you_mean(key, CONFIG_KEYS))
+        Diagnostic(
+            toml_key_location(text, key, path, table=isinstance(data[key], dict)),
+            "config-unknown-key",
+            f"unknown key '{key}'",
+            did_you_mean(key, CONFIG_KEYS),
+        )
         for key in data
         if key not in CONFIG_KEYS
     ]
     name = data.get("name")
-    if not isinstance(name, str) or not name.strip() or "::" in name:
+    name_problem = deck_name_problem(name)
+    if name_problem is not None:
         problems.append(
             Diagnostic(
-                at.value("name"),
+                toml_key_location(text, "name", path),
                 "config-invalid",
-                "'name' must be a non-empty deck name without '::'",
+                f"'name' {name_problem}",
                 'e.g. name = "ML Interview Prep"',
             )
         )
         return None, problems
+    assert isinstance(name, str)
     output = data.get("output", default_output(name))
-    if not isinstance(output, str) or not output.endswith(".apkg") or "/" in output or "\\" in output:
+    if not isinstance(output, str) or not _OUTPUT_RE.match(output):
         problems.append(
-            Diagnostic(at.value("output"), "config-invalid", "'output' must be a file name ending in .apkg")
+            Diagnostic(
+                toml_key_location(text, "output", path),
+                "config-invalid",
+                "'output' must be a plain file name ending in .apkg (no folders, control characters or leading dot)",
+            )
         )
         output = default_output(name)
-    lint, lint_problems = _load_lint(data.get("lint", {}), at, known_rules)
+    here = toml_key_location(text, "lint", path, table=True)
+    lint, lint_problems = _load_lint(data.get("lint", {}), here, text, known_rules)
     problems.extend(lint_problems)
-    deck_uuid = _load_uuid(data.get("uuid"), at, problems)
+    deck_uuid = _load_uuid(data.get("uuid"), text, path, problems)
     if deck_uuid is None:
         return None, problems
     return DeckConfig(name=name.strip(), output=output, uuid=deck_uuid, lint=lint), problems
@@ -152,7 +111,7 @@ def fresh_uuid_line() -> str:
     return f'uuid = "{uuid.uuid4()}"'
 
 
-def _load_uuid(value: Any, at: ConfigLocator, problems: list[Diagnostic]) -> str | None:
+def _load_uuid(value: Any, text: str, path: Path, problems: list[Diagnostic]) -> str | None:
     """The deck uuid in its canonical form (lowercase, hyphenated), or None with a diagnostic.
 
     Note GUIDs and deck ids derive from it, so it is required: without it two decks using the same
@@ -162,7 +121,7 @@ def _load_uuid(value: Any, at: ConfigLocator, problems: list[Diagnostic]) -> str
     if value is None:
         problems.append(
             Diagnostic(
-                SourceLocation(at.path, 1),
+                SourceLocation(path, 1),
                 "uuid-missing",
                 "deckgen.toml has no 'uuid': the deck's identity, from which every note's GUID derives",
                 paste,
@@ -176,7 +135,7 @@ def _load_uuid(value: Any, at: ConfigLocator, problems: list[Diagnostic]) -> str
     except ValueError:
         problems.append(
             Diagnostic(
-                at.value("uuid"),
+                toml_key_location(text, "uuid", path),
                 "config-invalid",
                 f"'uuid' must be a UUID string like \"{uuid.UUID(int=0)}\", not {value!r}",
                 "if this deck was never shipped, " + paste + "; if it was, restore the old value",
@@ -186,22 +145,78 @@ def _load_uuid(value: Any, at: ConfigLocator, problems: list[Diagnostic]) -> str
     return canonical
 
 
-def _load_lint(data: Any, at: ConfigLocator, known_rules: Set[str] | None) -> tuple[LintConfig, list[Diagnostic]]:
+_OUTPUT_RE = re.compile(r"^[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*\.apkg$")
+
+
+def deck_name_problem(name: object, *, root: bool = True) -> str | None:
+    """Why ``name`` cannot be a (root) deck name (None: it can)."""
+    if not isinstance(name, str) or not name.strip():
+        return "must be a non-empty string"
+    if "::" in name:
+        return "cannot contain '::' (Anki's subdeck separator)"
+    if _NAME_BAD_RE.search(name):
+        return "cannot contain '<', '>' or control characters (Anki strips or misreads them)"
+    if root and name.strip().casefold() == "default":
+        return "cannot be 'Default': Anki would merge the deck into every user's Default deck"
+    return None
+
+
+def toml_key_location(text: str, key: str, path: Path, *, table: bool = False) -> SourceLocation:
+    """Where ``key = ...`` (or ``[key]`` for a table) stands in a TOML text; tomllib does not say."""
+    pattern = rf"^[ \t]*\[[ \t]*{re.escape(key)}[ \t]*\]" if table else rf"^[ \t]*\"?{re.escape(key)}\"?[ \t]*="
+    m = re.search(pattern, text, re.M)
+    if m is None:
+        return SourceLocation(path, 1)
+    line = text.count("\n", 0, m.start()) + 1
+    col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1 + (len(m.group(0)) - len(m.group(0).lstrip()))
+    return SourceLocation(path, line, col)
+
+
+def _within(text: str, table: SourceLocation, key: str) -> SourceLocation:
+    """The line of ``key = `` inside the table at ``table`` (the table's own line if not found)."""
+    lines = text.split("\n")
+    for i in range(table.line, len(lines)):
+        if lines[i].lstrip().startswith("["):
+            break
+        if re.match(rf"^[ \t]*{re.escape(key)}[ \t]*=", lines[i]):
+            return SourceLocation(table.path, i + 1, len(lines[i]) - len(lines[i].lstrip()) + 1)
+    return table
+
+
+def _text_after(text: str, start: SourceLocation, snippet: str) -> SourceLocation:
+    """Where ``snippet`` first stands at or after ``start`` (e.g. one rule id in a list), else ``start``."""
+    lines = text.split("\n")
+    offset = sum(len(line) + 1 for line in lines[: start.line - 1]) + start.col - 1
+    found = text.find(snippet, offset)
+    if found < 0:
+        return start
+    line = text.count("\n", 0, found) + 1
+    return SourceLocation(start.path, line, found - (text.rfind("\n", 0, found) + 1) + 1)
+
+
+def _load_lint(
+    data: Any, here: SourceLocation, text: str, known_rules: Set[str] | None = None
+) -> tuple[LintConfig, list[Diagnostic]]:
+    """The ``[lint]`` table (at ``here``); ``known_rules`` (check.RULES) are the ids ``disable`` may name."""
     if not isinstance(data, dict):
-        return LintConfig(), [Diagnostic(at.key("lint"), "config-invalid", "[lint] must be a table")]
+        return LintConfig(), [Diagnostic(here, "config-invalid", "[lint] must be a table")]
     problems = [
-        Diagnostic(at.key(key, "lint"), "config-unknown-key", f"unknown key 'lint.{key}'", did_you_mean(key, LINT_KEYS))
+        Diagnostic(
+            _within(text, here, key), "config-unknown-key", f"unknown key 'lint.{key}'", did_you_mean(key, LINT_KEYS)
+        )
         for key in data
         if key not in LINT_KEYS
     ]
     values: dict[str, Any] = {}
     for key in LINT_KEYS[:-1]:
         if key in data:
-            if isinstance(data[key], int) and not isinstance(data[key], bool) and data[key] > 0:
-                values[key] = data[key]
+            value = data[key]
+            if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_LINT_VALUE:
+                values[key] = value
             else:
+                where = _within(text, here, key)
                 problems.append(
-                    Diagnostic(at.value(key, "lint"), "config-invalid", f"'lint.{key}' must be a positive integer")
+                    Diagnostic(where, "config-invalid", f"'lint.{key}' must be an integer from 1 to {_MAX_LINT_VALUE}")
                 )
     disable = data.get("disable", [])
     if isinstance(disable, list) and all(isinstance(r, str) for r in disable):
@@ -209,16 +224,15 @@ def _load_lint(data: Any, at: ConfigLocator, known_rules: Set[str] | None) -> tu
         for rule in sorted(set(disable) - known_rules if known_rules is not None else ()):
             problems.append(
                 Diagnostic(
-                    at.text(f'"{rule}"', at.value("disable", "lint")),
+                    _text_after(text, _within(text, here, "disable"), f'"{rule}"'),
                     "config-invalid",
                     f"lint.disable names unknown rule {rule!r}",
                     did_you_mean(rule, sorted(known_rules or ())),
                 )
             )
     else:
-        problems.append(
-            Diagnostic(at.value("disable", "lint"), "config-invalid", "'lint.disable' must be a list of rule ids")
-        )
+        where = _within(text, here, "disable")
+        problems.append(Diagnostic(where, "config-invalid", "'lint.disable' must be a list of rule ids"))
     return LintConfig(**values), problems
 
 
@@ -236,7 +250,7 @@ class FrontMatter:
 def deck_name_from_path(path: Path) -> str:
     """``algorithms-and-models.md`` → ``Algorithms and Models`` (a folder ``deep-learning`` → ``Deep Learning``)."""
     small = {"and", "or", "of", "the", "in", "on", "for", "to", "a", "an", "vs"}
-    words = re.split(r"[-_\s]+", path.stem if path.suffix == ".md" else path.name)
+    words = re.split(r"[-_\s]+", path.stem if path.suffix.lower() in (".md", ".markdown") else path.name)
     out = [w if (i and w.lower() in small) else w[:1].upper() + w[1:] for i, w in enumerate(words) if w]
     return " ".join(out) or path.stem
 
@@ -246,7 +260,7 @@ def check_tag(tag: str, location: SourceLocation) -> Diagnostic | None:
         return Diagnostic(
             location,
             "tag-invalid",
-            f"invalid tag {tag!r}: tags cannot contain spaces or quotes",
+            f"invalid tag {tag!r}: tags cannot contain spaces, quotes, '<', '>' or control characters",
             "use '-' or '_' instead of spaces, '::' for hierarchy",
         )
     return None
@@ -301,8 +315,9 @@ def parse_front_matter(
             )
     fallback = default_deck or deck_name_from_path(path)
     deck = data.get("deck", fallback)
-    if not isinstance(deck, str) or not deck.strip() or "::" in deck:
-        problems.append(Diagnostic(at("deck"), "front-matter-invalid", "'deck' must be a non-empty name without '::'"))
+    deck_problem = deck_name_problem(deck, root=False)
+    if deck_problem is not None:
+        problems.append(Diagnostic(at("deck"), "front-matter-invalid", f"'deck' {deck_problem}"))
         deck = fallback
     kind = Kind.QUESTION
     raw_kind = data.get("kind", "question")
