@@ -116,3 +116,15 @@ def test_same_file_name_in_two_folders_is_two_subdecks_and_ids_stay_deck_wide(tr
     result = CliRunner().invoke(main, ["check", str(tree)])
     assert result.exit_code == 1
     assert "[deck-duplicate]" not in result.output and "duplicate id 'attention'" in result.output
+
+
+def test_verbose_lists_readme_and_underscore_files_as_skipped(tree: Path) -> None:
+    (tree / ".hidden").mkdir()
+    _write(tree / ".hidden" / "secret.md", NOTE.format(q="Hidden?", id="hidden"))
+    _write(tree / "other-deck" / "deckgen.toml", 'name = "Other"\n')
+    _write(tree / "other-deck" / "notes.md", NOTE.format(q="Other?", id="other"))
+    result = CliRunner().invoke(main, ["check", str(tree), "-v"])
+    assert result.exit_code == 0, result.output
+    assert f"skipped {(tree / 'README.md').as_posix()} (README and _* files are not categories)" in result.output
+    assert f"skipped {(tree / '_drafts.md').as_posix()}" in result.output
+    assert [c.name for c in compile_deck(tree, T0).deck.categories] == EXPECTED  # no hidden or nested deck
