@@ -280,6 +280,7 @@ def build_cmd(
                 out,
                 now=_now(),
                 wall_clock=int(time.time()),
+                on_wait=lambda folder: click.echo(f"waiting for another build using {folder} to finish ...", err=True),
                 locked=locked,
                 dry_run=dry_run,
                 strict=strict,
