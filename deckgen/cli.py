@@ -19,7 +19,7 @@ from deckgen.authoring import add_ids, appended, init_files, new_note, stats
 from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR
 from deckgen.build.hazards import HazardKind, card_names, notetype_label
-from deckgen.build.locate import DISCOVERY_HELP, default_out_dir, find_deck
+from deckgen.build.locate import DISCOVERY_HELP, SOURCE_FOLDER, DeckNotFound, default_out_dir, find_deck
 from deckgen.build.lock import LockDiff, atomic_file
 from deckgen.build.parallel import batch_gc
 from deckgen.build.pipeline import (
@@ -530,9 +530,8 @@ def preview_cmd(source: Path | None, out_dir: Path | None, open_page: bool, math
     "--to",
     "source",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path("source"),
-    show_default=True,
-    help="Source folder to write the category files into (created, with a deckgen.toml, if missing).",
+    help="Deck folder to write the category files into (created, with a deckgen.toml, if missing). "
+    "Default: the deck found as every command finds it, else ./source.",
 )
 @click.option(
     "--collection",
@@ -542,7 +541,7 @@ def preview_cmd(source: Path | None, out_dir: Path | None, open_page: bool, math
 @click.option("--deck", "deck_name", help="With --collection: the Anki deck to import, with its subdecks.")
 @click.option("--dry-run", is_flag=True, help="Show the files and notes it would write; write nothing.")
 def import_cmd(
-    files: tuple[Path, ...], source: Path, collection: Path | None, deck_name: str | None, dry_run: bool
+    files: tuple[Path, ...], source: Path | None, collection: Path | None, deck_name: str | None, dry_run: bool
 ) -> None:
     """Turn Markdown Q&A lists (FILE.md) or Anki decks (FILE.apkg, --collection) into category files.
 
@@ -550,6 +549,12 @@ def import_cmd(
     (<!-- guid: ... -->) so their reviews continue. Existing files are never overwritten.
     """
     from deckgen.importing import plan_sources_import, write_plan
+
+    if source is None:
+        try:
+            source = find_deck(None)
+        except DeckNotFound:
+            source = Path(SOURCE_FOLDER)  # no deck yet: this import starts one
 
     if not files and collection is None:
         raise click.UsageError("give at least one FILE (.md or .apkg) or --collection PATH --deck NAME")

@@ -23,6 +23,7 @@ BASIC = [  # (subdeck, front, back, tags)
     ),
     ("Mechanics", "Unit of force?", "<div>The newton:</div><div>\\[ 1\\,N = 1\\,kg\\,m/s^2 \\]</div>", ["units", "si"]),
     ("Optics", "What does a converging lens do?", 'Focuses parallel rays:<br><img src="lens diagram.png">', ["optics"]),
+    ("Mechanics::Dynamics", "What is momentum?", 'Mass times velocity: <img src="lens diagram.png">', ["dynamics"]),
     ("", "Speed of light in vacuum?", "About 3 &times; 10<sup>8</sup> m/s, costs $0 to remember [sound:c.mp3]", []),
 ]
 REVERSED = [  # (subdeck, front, back, tags): "Basic (and reversed card)"

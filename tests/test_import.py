@@ -209,6 +209,17 @@ def test_a_file_without_questions_is_reported_and_nothing_written(tmp_path: Path
     assert "nothing to import" in output and not (tmp_path / "source").exists()
 
 
+def test_without_to_it_imports_into_the_deck_found_else_starts_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _import(str(INPUTS[0]))[0] == 0 and (tmp_path / "source" / "fundamentals.md").is_file()
+    (tmp_path / "source" / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "source" / "sub")  # found like git finds a repository: the nearest parent
+    code, output = _import(str(INPUTS[1]))
+    assert code == 0 and (tmp_path / "source" / "python-faq.md").is_file(), output
+
+
 def test_import_then_build_in_real_subprocesses(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     run = [sys.executable, "-m", "deckgen"]
@@ -247,7 +258,7 @@ def test_bad_arguments_and_unreadable_inputs_are_messages_not_tracebacks(
 
 def test_a_deck_not_in_the_collection_lists_the_ones_that_are(physics: Physics, tmp_path: Path) -> None:
     code, output = _import("--collection", str(physics.collection), "--deck", "Chemistry", "--to", str(tmp_path / "s"))
-    assert code == 1 and "no deck named 'Chemistry'; decks: Default, Physics, Physics::Mechanics" in output
+    assert code == 1 and "no deck named 'Chemistry'; decks: Default, Physics, Physics::Mechanics," in output
 
 
 # --- Anki field HTML → Markdown ------------------------------------------------------------
@@ -316,7 +327,7 @@ def physics(tmp_path_factory: pytest.TempPathFactory) -> Physics:
     (tmp / "user").mkdir()
     anki = Anki(tmp / "user" / "collection.anki2")
     add_user_deck(anki.col)
-    assert anki.review_all(ROOT) == 9  # 4 basic cards, 2 of a reversed note, 1 typed, 2 cloze cards
+    assert anki.review_all(ROOT) == 10  # 5 basic cards, 2 of a reversed note, 1 typed, 2 cloze cards
     schedule, revlog = _schedule(anki), anki.col.db.scalar("select count() from revlog")
     apkg = export_deck(anki.col, tmp / "physics.apkg")
     anki.close()
@@ -327,7 +338,14 @@ def physics(tmp_path_factory: pytest.TempPathFactory) -> Physics:
 
 def test_apkg_import_writes_readable_sources_with_guids_media_and_tags(physics: Physics) -> None:
     source = physics.source
-    assert sorted(p.name for p in source.glob("*.md")) == ["general.md", "mechanics.md", "optics.md"]
+    assert sorted(p.relative_to(source).as_posix() for p in source.rglob("*.md")) == [
+        "general.md",
+        "mechanics.md",
+        "mechanics/dynamics.md",  # Physics::Mechanics::Dynamics: a subdeck in a folder
+        "optics.md",
+    ]
+    dynamics = (source / "mechanics" / "dynamics.md").read_text()
+    assert dynamics.startswith("---\ndeck: Dynamics\n---\n") and "![](../images/lens%20diagram.png)" in dynamics
     mechanics = (source / "mechanics.md").read_text()
     assert "## What does Newton's second law state?\n<!-- id: newtons-second-law-state -->\n<!-- guid: " in mechanics
     assert "\\(F = m a\\), with **net** force \\(F\\)" in mechanics
@@ -376,18 +394,18 @@ def test_apkg_round_trip_through_anki_keeps_every_review(physics: Physics, tmp_p
     try:
         # 1. the first import finds every note by its original GUID, but under another notetype:
         #    Anki leaves them alone ("conflicting") and adds deckgen's notetypes.
-        assert _import_with(anki, apkg, "IF_NEWER") == ImportLog(0, 0, 0, 7, 0, 0)
+        assert _import_with(anki, apkg, "IF_NEWER") == ImportLog(0, 0, 0, 8, 0, 0)
         # 2. README step: Change Note Type in Anki's browser.
-        assert change_notetype_by_hand(anki.col, "Basic", "deckgen Basic", {"Prompt": "Front", "Answer": "Back"}) == 4
+        assert change_notetype_by_hand(anki.col, "Basic", "deckgen Basic", {"Prompt": "Front", "Answer": "Back"}) == 5
         assert change_notetype_by_hand(anki.col, "Cloze", "deckgen Cloze", {"Text": "Text", "Extra": "Back Extra"}) == 1
         fields = {"Prompt": "Front", "Answer": "Back"}
         assert change_notetype_by_hand(anki.col, "Basic (and reversed card)", "deckgen Basic", fields, (0, 1)) == 1
         assert change_notetype_by_hand(anki.col, "Basic (type in the answer)", "deckgen Basic", fields) == 1
         # 3. README step: import again with "Update notes: Always", once.
-        assert _import_with(anki, apkg, "ALWAYS") == ImportLog(0, 7, 0, 0, 0, 0)
+        assert _import_with(anki, apkg, "ALWAYS") == ImportLog(0, 8, 0, 0, 0, 0)
         assert _schedule(anki) == physics.schedule
         assert anki.col.db.scalar("select count() from revlog") == physics.revlog
-        assert anki.col.note_count() == 7 and anki.col.card_count() == 9
+        assert anki.col.note_count() == 8 and anki.col.card_count() == 10
         (typed,) = anki.cards_of("si-unit-energy")
         assert 'id="typeans"' in typed.question() and anki.note_by_id_field("si-unit-energy")["TypeIn"] == "joule"
         assert [c.ord for c in anki.cards_of("refraction")] == [0, 1]
@@ -404,12 +422,13 @@ def test_apkg_round_trip_through_anki_keeps_every_review(physics: Physics, tmp_p
         # cards stay where the user keeps them; only new notes land in deckgen's subdecks
         assert anki.col.decks.name(light.cards()[0].did) == "Physics"
         names = sorted(d.name for d in anki.col.decks.all_names_and_ids())
-        assert names == ["Default", "Physics", "Physics::General", "Physics::Mechanics", "Physics::Optics"]
+        subdecks = ["General", "Mechanics", "Mechanics::Dynamics", "Optics"]
+        assert names == ["Default", "Physics", *(f"Physics::{s}" for s in subdecks)]
         # 4. from now on, the ordinary loop: edit, rebuild, import with default options.
         path = source / "optics.md"
         path.write_text(path.read_text().replace("Focuses parallel rays", "Brings parallel rays to a focus"))
         apkg = build_at(source, tmp_path / "out", now=T0 + 100).output
-        assert anki.import_package(apkg) == ImportLog(0, 1, 6, 0, 0, 0)
+        assert anki.import_package(apkg) == ImportLog(0, 1, 7, 0, 0, 0)
         assert "Brings parallel rays" in anki.note_by_id_field("converging-lens")["Answer"]
         assert _schedule(anki) == physics.schedule
         assert anki.col.db.scalar("select count() from revlog") == physics.revlog
@@ -424,8 +443,8 @@ def test_an_imported_note_keeps_its_guid_and_the_others_derive_theirs(physics: P
     compiled = build_at(source, tmp_path / "out").compiled
     guids = {key: entry.guid for key, entry in compiled.new_lock.notes.items()}
     assert "<!-- guid: " + guids["converging-lens"] + " -->" in (source / "optics.md").read_text()
-    pinned = {m for path in source.glob("*.md") for m in re.findall(r"<!-- guid: (\S+) -->", path.read_text())}
-    assert len(pinned) == 7 and pinned <= set(guids.values())
+    pinned = {m for path in source.rglob("*.md") for m in re.findall(r"<!-- guid: (\S+) -->", path.read_text())}
+    assert len(pinned) == 8 and pinned <= set(guids.values())
     assert guids["brand-new"].startswith("dg") and guids["brand-new"] not in pinned  # derived, as for any new note
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deckgen.authoring import slugify
+from deckgen.authoring import file_slug
 from deckgen.errors import DeckgenError, Diagnostic, Severity
 from deckgen.importing.html import field_to_markdown, one_line
 from deckgen.importing.model import ImportedCategory, ImportedNote
@@ -139,13 +139,13 @@ def _read_deck(
             first_card = min(note.cards(), key=lambda c: c.ord)
             deck = col.decks.name(first_card.did)
             rel = deck[len(root) + 2 :] if deck.startswith(root + "::") else ""
-            # Nested subdecks are flattened into one subdeck name (deckgen subdecks are one level deep).
-            bucket = buckets.setdefault(rel, _Bucket(rel.replace("::", " - ") or ROOT_CATEGORY))
+            # A nested subdeck keeps its place: A::B becomes the file b.md in the folder a/.
+            bucket = buckets.setdefault(rel, _Bucket(rel or ROOT_CATEGORY))
             bucket.notes.append(_convert(col, note, media_dir, bucket.media, here, problems))
     categories = [
         ImportedCategory(
             deck=b.deck,
-            stem=slugify(b.deck, max_words=5),
+            stem=file_slug(b.deck.split("::")[-1]),
             notes=tuple(b.notes),
             location=here,
             root=root,

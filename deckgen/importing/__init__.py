@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from deckgen.build.lock import LOCK_NAME, read_lock
-from deckgen.build.pipeline import load_deck
+from deckgen.authoring import taken_ids
+from deckgen.build.pipeline import load_deck, lock_ids
 from deckgen.errors import DeckgenError, Diagnostic, Severity, SourceError
 from deckgen.sources.config import CONFIG_NAME, fresh_uuid_line
 from deckgen.sources.model import SourceLocation
@@ -76,10 +76,9 @@ def plan_sources_import(
     taken: set[str] = set()
     decks: list[str] = []
     if config_exists:
-        existing, _ = load_deck(source)  # ids of notes with errors are skipped by the parser; the lock has them
-        taken |= {key for n in existing.notes() for key in (n.id, *n.aliases)}
+        existing, _, lock = load_deck(source)  # notes with errors are left out by the parser; the lock has their ids
+        taken = taken_ids(existing, lock_ids(lock))
         decks = [c.name for c in existing.categories]
-        taken |= set(read_lock(source / LOCK_NAME).notes)
     plan = plan_import(
         categories,
         source,

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deckgen.authoring import slugify
+from deckgen.authoring import file_slug
 from deckgen.errors import Diagnostic, Severity
 from deckgen.sources.check import math_problems
 from deckgen.sources.config import deck_name_from_path
@@ -354,4 +354,4 @@ def _categories(sections: list[_Section], root: str, path: Path, problems: list[
 
 
 def _stem(title: str) -> str:
-    return slugify(title, max_words=5) if title else "imported"
+    return file_slug(title) if title else "imported"

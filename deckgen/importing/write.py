@@ -14,25 +14,21 @@ from pathlib import Path
 
 import yaml
 
-from deckgen.authoring import slugify
+from deckgen.authoring import file_slug
 from deckgen.build.lock import atomic_file
 from deckgen.errors import DeckgenError
-from deckgen.sources.config import CONFIG_NAME
+from deckgen.sources.config import CONFIG_NAME, deck_name_from_path
+from deckgen.sources.ids import free_id
+from deckgen.sources.parse import FOLDER_FILE
 
 from .model import ImportedCategory, ImportedNote
 
 
-def free_id(prompt: str, taken: set[str], wanted: str = "") -> str:
-    """``wanted`` if free, else a readable id from the prompt alone that is not in ``taken`` (which it then joins)."""
-    if wanted and wanted not in taken:
-        taken.add(wanted)
-        return wanted
-    base = slugify(re.sub(r"[^\w]+", " ", prompt.replace("'", "")))  # "bias–variance" → bias-variance, not biasvariance
-    candidate, n = base, 2
-    while candidate in taken:
-        candidate, n = f"{base}-{n}", n + 1
-    taken.add(candidate)
-    return candidate
+def _fresh_id(note: ImportedNote, taken: set[str]) -> str:
+    """The note's own id if it has one that is free (a deckgen deck's), else one from its prompt."""
+    new = note.id if note.id and note.id not in taken else free_id(note.prompt, taken)
+    taken.add(new)
+    return new
 
 
 def note_text(note: ImportedNote, note_id: str, file_tts: str = "") -> str:
@@ -119,7 +115,7 @@ def plan_import(
     """
     taken = set(taken_ids)
     decks = {d.casefold() for d in existing_decks}
-    stems: set[str] = set()
+    paths: set[Path] = set()
     planned: list[PlannedCategory] = []
     files: list[tuple[Path, bytes]] = []
     renamed: list[tuple[str, str]] = []
@@ -128,10 +124,14 @@ def plan_import(
         deck = _unique(category.deck, decks)
         if deck != category.deck:
             renamed.append((category.deck, deck))
-        stem = slugify(deck, max_words=5) if deck != category.deck else category.stem
-        path = source / f"{_unique_stem(stem, source, stems)}.md"
-        ids = tuple(free_id(note.prompt, taken, note.id) for note in category.notes)
-        files.append((path, category_text(replace(category, deck=deck), ids).encode("utf-8")))
+        *parents, leaf = deck.split("::")
+        folder, folder_files = _folders(source, parents)
+        files += [f for f in folder_files if f not in files]
+        stem = category.stem if deck == category.deck and not parents else file_slug(leaf)
+        path = _unique_path(folder, stem, paths)
+        ids = tuple(_fresh_id(note, taken) for note in category.notes)
+        named = replace(category, deck=leaf, notes=tuple(_relocated(n, len(parents)) for n in category.notes))
+        files.append((path, category_text(named, ids).encode("utf-8")))
         planned.append(PlannedCategory(path, deck, ids, tuple(note.prompt for note in category.notes)))
         for rel, data in category.media.items():
             target = source / rel
@@ -145,12 +145,38 @@ def plan_import(
     return ImportPlan(source, tuple(planned), tuple(media_files + files), tuple(renamed))
 
 
-def _unique_stem(stem: str, source: Path, used: set[str]) -> str:
-    candidate, n = stem, 2
-    while candidate in used or (source / f"{candidate}.md").exists():
-        candidate, n = f"{stem}-{n}", n + 1
+def _unique_path(folder: Path, stem: str, used: set[Path]) -> Path:
+    candidate, n = folder / f"{stem}.md", 2
+    while candidate in used or candidate.exists():
+        candidate, n = folder / f"{stem}-{n}.md", n + 1
     used.add(candidate)
     return candidate
+
+
+def _folders(source: Path, names: list[str]) -> tuple[Path, list[tuple[Path, bytes]]]:
+    """The folder of a nested subdeck (``A::B`` → ``a/``) and the ``_deck.md`` files that name its
+    folders when the folder name alone would not give the subdeck's name."""
+    folder, files = source, []
+    for name in names:
+        folder = folder / file_slug(name)
+        if deck_name_from_path(folder) != name and not (folder / FOLDER_FILE).exists():
+            front = yaml.safe_dump({"deck": name}, allow_unicode=True, width=1000)
+            files.append((folder / FOLDER_FILE, f"---\n{front}---\n".encode()))
+    return folder, files
+
+
+_MEDIA_REF_RE = re.compile(r"(\]\(|\[sound:|src=[\"'])((?:images|sounds)/)")
+
+
+def _relocated(note: ImportedNote, depth: int) -> ImportedNote:
+    """The note's ``images/`` and ``sounds/`` references (top of the source folder), from ``depth`` folders down."""
+    if not depth:
+        return note
+
+    def move(text: str) -> str:
+        return _MEDIA_REF_RE.sub(lambda m: m.group(1) + "../" * depth + m.group(2), text)
+
+    return replace(note, prompt=move(note.prompt), answer=move(note.answer), extra=move(note.extra))
 
 
 def write_plan(plan: ImportPlan) -> None:
