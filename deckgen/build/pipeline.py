@@ -254,6 +254,20 @@ def load_deck(source: Path) -> tuple[Deck, list[Diagnostic]]:
     return deck, problems + found
 
 
+def write_outputs(compiled: Compiled, output: Path, lock_path: Path) -> None:
+    """Write the package, then the lock if it changed (each atomically)."""
+    decks, notes, nt_mods = package_inputs(compiled)
+    try:
+        write_package(output, compiled.deck.name, decks, notes, nt_mods, compiled.media)
+    except OSError as exc:
+        raise DeckgenError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    if compiled.new_lock != compiled.lock:
+        try:
+            write_lock(lock_path, compiled.new_lock)
+        except OSError as exc:
+            raise DeckgenError(f"wrote {output} but cannot update {lock_path}: {exc.strerror or exc}") from exc
+
+
 def build(
     source: Path,
     out_dir: Path,
@@ -286,16 +300,7 @@ def build(
             f"{len(d.removed)} removed); run 'deckgen build' without --locked and commit the lock"
         )
     if not dry_run:
-        decks, notes, nt_mods = package_inputs(compiled)
-        try:
-            write_package(output, compiled.deck.name, decks, notes, nt_mods, compiled.media)
-        except OSError as exc:
-            raise DeckgenError(f"cannot write {output}: {exc.strerror or exc}") from exc
-        if lock_changes:
-            try:
-                write_lock(lock_path, compiled.new_lock)
-            except OSError as exc:
-                raise DeckgenError(f"wrote {output} but cannot update {lock_path}: {exc.strerror or exc}") from exc
+        write_outputs(compiled, output, lock_path)
     cards: Counter[str] = Counter()
     for rn in compiled.notes:
         cards[rn.deck] += len(rn.card_ords)

@@ -1,0 +1,808 @@
+"""Apply a build to a real Anki collection: read what it holds, plan the difference, apply it in one transaction.
+
+``read_held`` is the only reader, ``plan_sync`` is pure (the build and the held state in, a
+``SyncPlan`` out, which ``--dry-run`` prints), and ``apply_plan`` makes exactly the planned
+changes inside one SQLite transaction (``col.db.transact``): every Anki operation inside it
+only sets a savepoint, so an exception or Ctrl-C anywhere rolls the whole sync back.
+
+Which notes are deckgen's: those with one of deckgen's notetype ids whose GUID this deck's lock
+(or this deck's sync record) knows. Nothing else in the collection is read for changing.
+
+Edits made inside Anki: the collection keeps, under the config key ``deckgen:<deck>``, a hash
+of every field and the tags sync last wrote to each note (the "record"). A field whose value
+differs from the record *and* from the build is an edit made in Anki: the note is a conflict and
+is left untouched unless ``--force``. A note with no record (it came by a plain .apkg import)
+is compared with the lock instead: a field matching neither the lock of the previous build nor
+this build counts as an edit (it may also be a stale import from a build in between; ``--force``
+then overwrites it).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deckgen.anki import notetypes
+from deckgen.anki.collection import CollectionError, backup_folder, open_collection
+from deckgen.anki.notetypes import NoteType
+from deckgen.build.lock import Lock, _digest
+from deckgen.build.pipeline import BuildResult, Compiled, build, package_inputs, write_outputs
+from deckgen.errors import DeckgenError
+from deckgen.render.markdown import RenderedNote
+
+if TYPE_CHECKING:
+    from anki.collection import Collection
+    from anki.dbproxy import DBProxy
+
+ORPHAN_TAG = "deckgen::orphan"
+ORPHAN_SUBDECK = "Orphans"
+# Tags Anki itself gives notes; a note synced for the first time keeps them.
+ANKI_TAGS = frozenset({"leech", "marked"})
+# A prune touching more than this share of the deck's notes needs --yes, even for archive.
+PRUNE_SHARE = 0.10
+RECORD_VERSION = 1
+
+
+class Prune(Enum):
+    REPORT = "report"
+    ARCHIVE = "archive"
+    DELETE = "delete"
+
+
+# --- what the collection holds ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCard:
+    id: int
+    ord: int
+    deck: str  # home deck (the original deck of a card in a filtered deck)
+    suspended: bool
+    reps: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeldNote:
+    id: int
+    guid: str
+    notetype_id: int
+    fields: Mapping[str, str]
+    tags: tuple[str, ...]
+    cards: tuple[HeldCard, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldNotetype:
+    id: int
+    name: str
+    fields: tuple[str, ...]
+    templates: tuple[tuple[str, str, str], ...]  # name, front, back
+    css: str
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What sync last wrote to one note: each field's hash, and the tags."""
+
+    fields: Mapping[str, str]
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    notetypes: Mapping[int, HeldNotetype]
+    notes: Mapping[str, HeldNote]  # this deck's notes, by GUID
+    foreign: Mapping[str, str]  # GUIDs of this deck held by a notetype that is not deckgen's -> its name
+    records: Mapping[str, Record]
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FieldConflict:
+    field: str
+    held: str
+    built: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A note edited inside Anki (or otherwise not safe to change): left untouched."""
+
+    id: str
+    reason: str
+    fields: tuple[FieldConflict, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NoteUpdate:
+    """One built note that the collection holds and that needs some change."""
+
+    rendered: RenderedNote
+    guid: str
+    held: HeldNote
+    fields: tuple[str, ...]  # names of fields whose value changes
+    tags: tuple[str, ...] | None  # the new tags, when they change
+    notetype_from: int | None  # the held notetype id, when the notetype changes
+    move: bool  # some card is not in the note's subdeck
+    remove_cards: tuple[HeldCard, ...]  # cards whose template or cloze number is gone
+    restore: bool  # an archived orphan back in the sources: unsuspend its cards
+    forced: bool = False  # overwrites edits made inside Anki (--force)
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    id: str
+    guid: str
+    held: HeldNote
+    archived: bool  # already archived by an earlier sync
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPlan:
+    root: str
+    add: tuple[tuple[RenderedNote, str], ...]  # (note, GUID)
+    update: tuple[NoteUpdate, ...]
+    conflicts: tuple[Conflict, ...]
+    orphans: tuple[Orphan, ...]
+    prune: Prune
+    create_notetypes: tuple[NoteType, ...]
+    update_notetypes: tuple[NoteType, ...]
+    notetype_problems: tuple[str, ...]
+    media: tuple[str, ...]  # media names the collection lacks
+    deck_notes: int  # this deck's notes in the collection
+    records: Mapping[str, Record]  # the records to keep for notes not written by this sync
+    ids: Mapping[str, str] = field(default_factory=dict)  # GUID -> note id, for messages
+
+    @property
+    def updated(self) -> tuple[NoteUpdate, ...]:
+        return tuple(u for u in self.update if u.fields or u.tags is not None)
+
+    @property
+    def moved(self) -> tuple[NoteUpdate, ...]:
+        return tuple(u for u in self.update if u.move)
+
+    @property
+    def notetype_changed(self) -> tuple[NoteUpdate, ...]:
+        return tuple(u for u in self.update if u.notetype_from is not None)
+
+    @property
+    def removed_cards(self) -> tuple[tuple[NoteUpdate, HeldCard], ...]:
+        return tuple((u, c) for u in self.update for c in u.remove_cards)
+
+    @property
+    def pruned(self) -> tuple[Orphan, ...]:
+        """The orphans this sync changes (already archived ones stay as they are under archive)."""
+        if self.prune is Prune.ARCHIVE:
+            return tuple(o for o in self.orphans if not o.archived)
+        return self.orphans if self.prune is Prune.DELETE else ()
+
+    @property
+    def needs_yes(self) -> str:
+        """Why this plan needs --yes (or a confirmation), or ""."""
+        if self.prune is Prune.DELETE and self.pruned:
+            return f"deletes {len(self.pruned)} note(s) and their review history"
+        if self.pruned and len(self.pruned) > PRUNE_SHARE * max(self.deck_notes, 1):
+            share = f"{len(self.pruned)} of {self.deck_notes}"
+            return f"the prune touches {share} notes of the deck (more than {PRUNE_SHARE:.0%})"
+        return ""
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.add or self.update or self.pruned or self.create_notetypes or self.update_notetypes)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.conflicts or self.notetype_problems)
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    """SQLite takes at most 999 bound parameters per statement in older builds."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _db(col: Collection) -> DBProxy:
+    if col.db is None:
+        raise CollectionError(f"{col.path} is closed")
+    return col.db
+
+
+def _marks(chunk: Sequence[str]) -> str:
+    return ",".join("?" * len(chunk))
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def record_key(deck_key: str) -> str:
+    return f"deckgen:{deck_key}"
+
+
+def _held_notetype(nt: Mapping[str, Any]) -> HeldNotetype:
+    return HeldNotetype(
+        int(nt["id"]),
+        str(nt["name"]),
+        tuple(str(f["name"]) for f in nt["flds"]),
+        tuple((str(t["name"]), str(t["qfmt"]), str(t["afmt"])) for t in nt["tmpls"]),
+        str(nt["css"]),
+    )
+
+
+def _parse_records(raw: object) -> dict[str, Record]:
+    if not isinstance(raw, dict) or raw.get("version") != RECORD_VERSION:
+        return {}
+    notes = raw.get("notes", {})
+    return {
+        guid: Record(dict(value.get("f", {})), tuple(value.get("t", ())))
+        for guid, value in notes.items()
+        if isinstance(value, dict)
+    }
+
+
+def read_held(col: Collection, guids: Iterable[str], deck_key: str) -> Held:
+    """This deck's notes, cards and notetypes as the collection holds them (reads only)."""
+    nt_ids = tuple(nt.id for nt in notetypes.all_notetypes())
+    held_nts = {i: _held_notetype(nt) for i in nt_ids if (nt := col.models.get(i)) is not None}  # type: ignore[arg-type]
+    records = _parse_records(col.get_config(record_key(deck_key), None))
+    wanted = set(guids) | set(records)
+    names = {int(d.id): str(d.name) for d in col.decks.all_names_and_ids()}
+    notes: dict[str, HeldNote] = {}
+    foreign: dict[str, str] = {}
+    for chunk in _chunks(sorted(wanted)):
+        rows = _db(col).all(f"select id, guid, mid, tags, flds from notes where guid in ({_marks(chunk)})", *chunk)
+        cards_of: dict[int, list[HeldCard]] = {}
+        if rows:
+            nids = ",".join(str(int(r[0])) for r in rows)
+            for cid, nid, did, odid, ord_, queue, reps in _db(col).all(
+                f"select id, nid, did, odid, ord, queue, reps from cards where nid in ({nids}) order by ord"
+            ):
+                home = names.get(int(odid or did), "")
+                cards_of.setdefault(int(nid), []).append(HeldCard(int(cid), int(ord_), home, queue == -1, int(reps)))
+        for nid, guid, mid, tags, flds in rows:
+            held_nt = held_nts.get(int(mid))
+            if held_nt is None:
+                foreign[guid] = str((col.models.get(mid) or {}).get("name", mid))
+                continue
+            notes[guid] = HeldNote(
+                int(nid),
+                guid,
+                int(mid),
+                dict(zip(held_nt.fields, str(flds).split("\x1f"), strict=False)),
+                tuple(str(tags).split()),
+                tuple(cards_of.get(int(nid), ())),
+            )
+    return Held(held_nts, notes, foreign, records)
+
+
+# --- planning (pure) ------------------------------------------------------------------------
+
+
+def _norm(value: str) -> str:
+    return unicodedata.normalize("NFC", value)
+
+
+def _hashes(names: Sequence[str], values: Sequence[str]) -> dict[str, str]:
+    """A record's field hashes: empty fields are left out, as in the lock."""
+    return {n: _digest(_norm(v)) for n, v in zip(names, values, strict=False) if v}
+
+
+def _excerpt(value: str, width: int = 60) -> str:
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", value)).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _schema_problem(held: HeldNotetype, nt: NoteType) -> str:
+    if (held.fields, tuple(t[0] for t in held.templates)) == nt.schema:
+        return ""
+    added = [f for f in held.fields if f not in nt.fields]
+    missing = [f for f in nt.fields if f not in held.fields]
+    what = []
+    if added:
+        what.append("added field(s) " + ", ".join(repr(f) for f in added))
+    if missing:
+        what.append("removed or renamed field(s) " + ", ".join(repr(f) for f in missing))
+    if not what:
+        what.append("its fields or card types were reordered, added or removed")
+    return (
+        f"notetype {nt.name!r} was changed inside Anki ({'; '.join(what)}): deckgen neither updates it nor its "
+        f"notes, and never copies it. In Anki: Tools → Manage Note Types → {nt.name} → Fields/Cards, undo the "
+        "change (copy what you need out of an added field first), then run deckgen sync again"
+    )
+
+
+def _notetype_plan(held: Held) -> tuple[list[NoteType], list[NoteType], dict[int, str]]:
+    create, update, problems = [], [], {}
+    for nt in notetypes.all_notetypes():
+        have = held.notetypes.get(nt.id)
+        if have is None:
+            create.append(nt)
+        elif problem := _schema_problem(have, nt):
+            problems[nt.id] = problem
+        elif (
+            have.name != nt.name
+            or have.css != nt.css
+            or have.templates != tuple((t.name, t.front, t.back) for t in nt.templates)
+        ):
+            update.append(nt)
+    return create, update, problems
+
+
+def _lock_hashes(lock: Lock) -> dict[str, Mapping[str, str]]:
+    return {entry.guid: entry.parts for entry in lock.notes.values()}
+
+
+def _baseline(
+    guid: str, name: str, records: Mapping[str, Record], previous: Sequence[Mapping[str, Mapping[str, str]]]
+) -> set[str] | None:
+    """Hashes a field's value may have if deckgen wrote it last; None when there is nothing to compare."""
+    record = records.get(guid)
+    if record is not None:
+        return {record.fields.get(name, _digest(""))}
+    found: set[str] = set()
+    for hashes in previous:
+        parts = hashes.get(guid)
+        if parts is not None:
+            found.add(parts.get(name, _digest("")))  # the lock leaves empty fields out
+    return found or None
+
+
+def _edits(
+    guid: str,
+    held: HeldNote,
+    built: Mapping[str, str],
+    records: Mapping[str, Record],
+    previous: Sequence[Mapping[str, Mapping[str, str]]],
+    same_notetype: bool,
+) -> tuple[FieldConflict, ...]:
+    """Fields edited inside Anki since deckgen last wrote them (and that the build would overwrite)."""
+    out = []
+    for name, value in held.fields.items():
+        value = _norm(value)
+        expected = _baseline(guid, name, records, previous)
+        if expected is None:
+            expected = {_digest("")}  # unknown note: anything but an empty field is someone's edit
+        if _digest(value) in expected:
+            continue
+        new = _norm(built.get(name, ""))
+        if same_notetype and value == new:
+            continue  # edited to exactly what the build now has
+        out.append(FieldConflict(name, _excerpt(value), _excerpt(new)))
+    return tuple(out)
+
+
+def _tags(held: HeldNote, built: Sequence[str], record: Record | None) -> tuple[str, ...]:
+    """The build's tags plus those added inside Anki (not written by deckgen)."""
+    ours = {t.casefold() for t in (*built, ORPHAN_TAG)}
+    if record is not None:
+        written = {t.casefold() for t in record.tags} | {ORPHAN_TAG}
+        kept = [t for t in held.tags if t.casefold() not in written and t.casefold() not in ours]
+    else:
+        kept = [t for t in held.tags if t.casefold() in ANKI_TAGS and t.casefold() not in ours]
+    return tuple(sorted([*built, *kept], key=str.casefold))
+
+
+def _note_update(
+    rn: RenderedNote,
+    guid: str,
+    held: HeldNote,
+    record: Record | None,
+    force: bool,
+    conflict: bool,
+) -> NoteUpdate | None:
+    built = dict(zip(rn.notetype.fields, rn.fields, strict=True))
+    same_notetype = held.notetype_id == rn.notetype.id
+    changed = tuple(
+        n for n in rn.notetype.fields if not same_notetype or _norm(held.fields.get(n, "")) != _norm(built[n])
+    )
+    tags = _tags(held, rn.tags, record)
+    new_tags = None if sorted(tags, key=str.casefold) == sorted(held.tags, key=str.casefold) else tags
+    move = any(c.deck != rn.deck for c in held.cards)
+    wanted = set(rn.card_ords)
+    remove = tuple(c for c in held.cards if c.ord not in wanted)
+    restore = ORPHAN_TAG in {t.casefold() for t in held.tags} or False
+    if not (changed or new_tags is not None or move or remove or restore or not same_notetype):
+        return None
+    notetype_from = None if same_notetype else held.notetype_id
+    return NoteUpdate(rn, guid, held, changed, new_tags, notetype_from, move, remove, restore, force and conflict)
+
+
+def plan_sync(
+    root: str,
+    notes: Sequence[tuple[RenderedNote, str]],
+    lock: Lock,
+    new_lock: Lock,
+    held: Held,
+    media: Iterable[str],
+    *,
+    prune: Prune = Prune.REPORT,
+    force: bool = False,
+) -> SyncPlan:
+    """The difference between the build (``notes`` with their GUIDs) and what the collection holds."""
+    create, update_nts, nt_problems = _notetype_plan(held)
+    previous = (_lock_hashes(lock), _lock_hashes(new_lock))
+    adds: list[tuple[RenderedNote, str]] = []
+    updates: list[NoteUpdate] = []
+    conflicts: list[Conflict] = []
+    built_guids = set()
+    ids = {}
+    unchanged: dict[str, Record] = {}
+    for rn, guid in notes:
+        built_guids.add(guid)
+        ids[guid] = rn.note.id
+        have = held.notes.get(guid)
+        if guid in held.foreign:
+            conflicts.append(
+                Conflict(
+                    rn.note.id,
+                    f"the collection holds this note with notetype {held.foreign[guid]!r} (changed inside Anki); "
+                    f"change it back to {rn.notetype.name!r} in Anki's browser (Notes → Change Note Type) or delete it",
+                )
+            )
+            continue
+        blocked = nt_problems.get(rn.notetype.id) or (nt_problems.get(have.notetype_id) if have else None)
+        if blocked:
+            conflicts.append(Conflict(rn.note.id, "its notetype was changed inside Anki (see above)"))
+            continue
+        if have is None:
+            adds.append((rn, guid))
+            continue
+        built = dict(zip(rn.notetype.fields, rn.fields, strict=True))
+        same = have.notetype_id == rn.notetype.id
+        edits = _edits(guid, have, built, held.records, previous, same)
+        if edits and not force:
+            conflicts.append(Conflict(rn.note.id, "edited inside Anki", edits))
+            continue
+        upd = _note_update(rn, guid, have, held.records.get(guid), force, bool(edits))
+        if upd is not None:
+            updates.append(upd)
+        elif guid not in held.records:  # in step with the build: remember it, so later edits are exact
+            unchanged[guid] = Record(_hashes(rn.notetype.fields, rn.fields), rn.tags)
+    lock_ids = {e.guid: k for k, e in new_lock.notes.items()}
+    orphans = []
+    for guid, have in sorted(held.notes.items(), key=lambda kv: lock_ids.get(kv[0], kv[0])):
+        if guid in built_guids:
+            continue
+        note_id = lock_ids.get(guid, have.fields.get("Id", guid))
+        ids[guid] = note_id
+        archived = ORPHAN_TAG in {t.casefold() for t in have.tags} and all(c.suspended for c in have.cards)
+        orphans.append(Orphan(note_id, guid, have, archived))
+    written = {u.guid for u in updates} | {g for _, g in adds}
+    if prune is Prune.DELETE:
+        written |= {o.guid for o in orphans}
+    records = {g: r for g, r in held.records.items() if g not in written} | unchanged
+    return SyncPlan(
+        root=root,
+        add=tuple(adds),
+        update=tuple(updates),
+        conflicts=tuple(conflicts),
+        orphans=tuple(orphans),
+        prune=prune,
+        create_notetypes=tuple(create),
+        update_notetypes=tuple(update_nts),
+        notetype_problems=tuple(nt_problems.values()),
+        media=tuple(sorted(media)),
+        deck_notes=len(held.notes),
+        records=records,
+        ids=ids,
+    )
+
+
+# --- applying -------------------------------------------------------------------------------
+
+
+def _notetype_dict(col: Collection, nt: NoteType, mod: int) -> dict[str, Any]:
+    """Anki's own notetype dict with deckgen's fixed id, fields, templates and CSS (as the .apkg has them)."""
+    models = col.models
+    d = models.new(nt.name)
+    for name in nt.fields:
+        models.add_field(d, models.new_field(name))
+    for t in nt.templates:
+        template = models.new_template(t.name)
+        template["qfmt"], template["afmt"] = t.front, t.back
+        models.add_template(d, template)
+    d.update(id=nt.id, css=nt.css, type=1 if nt.is_cloze else 0, mod=mod, usn=-1, sortf=0)
+    return d
+
+
+def _write_notetypes(col: Collection, plan: SyncPlan, mods: Mapping[int, int]) -> None:
+    for nt in plan.create_notetypes:
+        col.models.update(_notetype_dict(col, nt, mods.get(nt.id, 0)), preserve_usn=True)  # keeps the fixed id
+    for nt in plan.update_notetypes:
+        d = col.models.get(nt.id)  # type: ignore[arg-type]
+        assert d is not None
+        d = dict(d)
+        d["name"], d["css"] = nt.name, nt.css
+        d["tmpls"] = [dict(t, qfmt=src.front, afmt=src.back) for t, src in zip(d["tmpls"], nt.templates, strict=True)]
+        col.models.update_dict(d)
+
+
+def _change_notetypes(col: Collection, plan: SyncPlan) -> None:
+    """Anki's own change-notetype operation: cards keep their ordinal (Forward ↔ c1), so reviews survive."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for u in plan.notetype_changed:
+        assert u.notetype_from is not None
+        groups.setdefault((u.notetype_from, u.rendered.notetype.id), []).append(u.held.id)
+    for (old, new), nids in sorted(groups.items()):
+        info = col.models.change_notetype_info(old_notetype_id=old, new_notetype_id=new)  # type: ignore[arg-type]
+        request = info.input
+        request.note_ids.extend(nids)
+        col.models.change_notetype_of_notes(request)
+
+
+def _deck_ids(col: Collection, names: Iterable[str]) -> dict[str, int]:
+    return {name: int(col.decks.id(name, create=True) or 0) for name in sorted(set(names))}
+
+
+def _update_notes(col: Collection, plan: SyncPlan) -> None:
+    notes = []
+    for u in plan.update:
+        if not (u.fields or u.tags is not None or u.notetype_from is not None):
+            continue
+        note = col.get_note(u.held.id)  # type: ignore[arg-type]
+        for name, value in zip(u.rendered.notetype.fields, u.rendered.fields, strict=True):
+            note[name] = value
+        if u.tags is not None:
+            note.tags = list(u.tags)
+        notes.append(note)
+    if notes:
+        col.update_notes(notes)
+
+
+def _add_notes(col: Collection, plan: SyncPlan) -> None:
+    from anki.collection import AddNoteRequest
+
+    decks = _deck_ids(col, (rn.deck for rn, _ in plan.add))
+    requests = []
+    for rn, guid in plan.add:
+        note = col.new_note(col.models.get(rn.notetype.id))  # type: ignore[arg-type]
+        note.guid = guid
+        for name, value in zip(rn.notetype.fields, rn.fields, strict=True):
+            note[name] = value
+        note.tags = list(rn.tags)
+        requests.append(AddNoteRequest(note, decks[rn.deck]))  # type: ignore[arg-type]
+    if requests:
+        col.add_notes(requests)
+
+
+def _remove_cards(col: Collection, plan: SyncPlan) -> None:
+    planned = {c.id for _, c in plan.removed_cards}
+    if not planned:
+        return
+    # cloze -> basic already removed the cards above the last template
+    existing = _cards_by_guid(col, {u.guid for u, _ in plan.removed_cards})
+    cids = sorted(cid for cards in existing.values() for cid, _, _, _ in cards if cid in planned)
+    if cids:
+        col.remove_cards_and_orphaned_notes(cids)  # type: ignore[arg-type]
+
+
+def _cards_by_guid(col: Collection, guids: Iterable[str]) -> dict[str, list[tuple[int, int, int, int]]]:
+    """(card id, ord, home deck id, queue) of each note, as the collection holds them now."""
+    wanted = sorted(set(guids))
+    out: dict[str, list[tuple[int, int, int, int]]] = {g: [] for g in wanted}
+    for chunk in _chunks(wanted):
+        for guid, cid, ord_, did, odid, queue in _db(col).all(
+            f"select n.guid, c.id, c.ord, c.did, c.odid, c.queue from cards c join notes n on c.nid = n.id "
+            f"where n.guid in ({_marks(chunk)})",
+            *chunk,
+        ):
+            out[guid].append((int(cid), int(ord_), int(odid or did), int(queue)))
+    return out
+
+
+def _move_cards(col: Collection, plan: SyncPlan) -> None:
+    """Every card of every written note into its note's subdeck (new cards Anki generated included)."""
+    targets = {u.guid: u.rendered.deck for u in plan.update} | {g: rn.deck for rn, g in plan.add}
+    decks = _deck_ids(col, targets.values())
+    moves: dict[int, list[int]] = {}
+    for guid, cards in _cards_by_guid(col, targets).items():
+        did = decks[targets[guid]]
+        moves.setdefault(did, []).extend(cid for cid, _, home, _ in cards if home != did)
+    for did, cids in sorted(moves.items()):
+        if cids:
+            col.set_deck(cids, did)  # type: ignore[arg-type]
+
+
+def _restore(col: Collection, plan: SyncPlan) -> None:
+    guids = [u.guid for u in plan.update if u.restore]
+    cids = [cid for cards in _cards_by_guid(col, guids).values() for cid, _, _, queue in cards if queue == -1]
+    if cids:
+        col.sched.unsuspend_cards(cids)  # type: ignore[arg-type]
+
+
+def _prune(col: Collection, plan: SyncPlan) -> None:
+    nids = [o.held.id for o in plan.pruned]
+    if not nids:
+        return
+    if plan.prune is Prune.DELETE:
+        col.remove_notes(nids)  # type: ignore[arg-type]
+        return
+    cids = [c.id for o in plan.pruned for c in o.held.cards]
+    col.sched.suspend_cards(cids)  # type: ignore[arg-type]
+    col.tags.bulk_add(nids, ORPHAN_TAG)  # type: ignore[arg-type]
+    col.set_deck(cids, _deck_ids(col, [f"{plan.root}::{ORPHAN_SUBDECK}"])[f"{plan.root}::{ORPHAN_SUBDECK}"])  # type: ignore[arg-type]
+
+
+def _verify(col: Collection, plan: SyncPlan) -> None:
+    """Every written note has exactly the build's cards in its subdeck; otherwise roll everything back."""
+    targets = {u.guid: u.rendered for u in plan.update} | {g: rn for rn, g in plan.add}
+    decks = _deck_ids(col, (rn.deck for rn in targets.values()))
+    for guid, cards in _cards_by_guid(col, targets).items():
+        rn = targets[guid]
+        ords = sorted(o for _, o, _, _ in cards)
+        if ords != sorted(rn.card_ords) or any(home != decks[rn.deck] for _, _, home, _ in cards):
+            raise DeckgenError(
+                f"internal error: after sync, note {rn.note.id} has cards {ords} "
+                f"(expected {sorted(rn.card_ords)} in {rn.deck}); nothing was changed"
+            )
+
+
+def _write_records(col: Collection, plan: SyncPlan, deck_key: str) -> None:
+    """Remember what this sync wrote to each note, to tell edits made inside Anki from deckgen's own."""
+    records = dict(plan.records)
+    written = {u.guid for u in plan.update} | {g for _, g in plan.add}
+    fields_of = {nt.id: nt.fields for nt in notetypes.all_notetypes()}
+    built_tags = {u.guid: u.rendered.tags for u in plan.update} | {g: rn.tags for rn, g in plan.add}
+    for chunk in _chunks(sorted(written)):
+        # hashes of the values as Anki stored them (it may normalise text)
+        sql = f"select guid, mid, flds from notes where guid in ({_marks(chunk)})"
+        for guid, mid, flds in _db(col).all(sql, *chunk):
+            records[guid] = Record(_hashes(fields_of[int(mid)], str(flds).split("\x1f")), tuple(built_tags[guid]))
+    if plan.prune is Prune.DELETE:
+        for o in plan.pruned:
+            records.pop(o.guid, None)
+    payload = {
+        "version": RECORD_VERSION,
+        "notes": {g: {"f": dict(sorted(r.fields.items())), "t": list(r.tags)} for g, r in sorted(records.items())},
+    }
+    col.set_config(record_key(deck_key), payload)
+
+
+# The steps of a sync, in order; each runs inside the one transaction (tests inject a failure here).
+Step = Callable[[Any, SyncPlan], None]
+
+
+def _steps(mods: Mapping[int, int], deck_key: str) -> tuple[Step, ...]:
+    return (
+        lambda col, plan: _write_notetypes(col, plan, mods),
+        _change_notetypes,
+        _update_notes,
+        _add_notes,
+        _remove_cards,
+        _move_cards,
+        _restore,
+        _prune,
+        _verify,
+        lambda col, plan: _write_records(col, plan, deck_key),
+    )
+
+
+def apply_plan(
+    col: Collection, plan: SyncPlan, media: Mapping[str, bytes], mods: Mapping[int, int], deck_key: str
+) -> None:
+    """Make the planned changes in one transaction: all of them, or (on any exception) none."""
+    for name in plan.media:
+        col.media.write_data(name, media[name])  # content-named files: an unused one is harmless
+
+    def run() -> None:
+        for step in _steps(mods, deck_key):
+            step(col, plan)
+
+    _db(col).transact(run)
+
+
+# --- the whole sync --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOptions:
+    dry_run: bool = False
+    prune: Prune = Prune.REPORT
+    force: bool = False
+    yes: bool = False
+    backup: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    plan: SyncPlan
+    applied: bool
+    backup: bool = False
+    refused: str = ""  # why nothing was applied (a prune that needed --yes)
+
+
+def sync_collection(
+    path: Path,
+    root: str,
+    deck_key: str,
+    notes: Sequence[tuple[RenderedNote, str]],
+    lock: Lock,
+    new_lock: Lock,
+    media: Mapping[str, bytes],
+    notetype_mods: Mapping[int, int],
+    options: SyncOptions,
+    confirm: Callable[[SyncPlan], bool] = lambda plan: False,
+) -> SyncResult:
+    """Plan and (unless a dry run) apply the build to the collection at ``path``.
+
+    ``confirm`` is asked when the plan needs it (a delete, or a prune of over 10 % of the deck)
+    and ``options.yes`` is not set.
+    """
+    col = open_collection(path)
+    try:
+        held = read_held(col, [g for _, g in notes] + [e.guid for e in new_lock.notes.values()], deck_key)
+        missing = [name for name in media if not col.media.have(name)]
+        plan = plan_sync(root, notes, lock, new_lock, held, missing, prune=options.prune, force=options.force)
+        if options.dry_run:
+            return SyncResult(plan, applied=False)
+        if plan.needs_yes and not options.yes and not confirm(plan):
+            return SyncResult(plan, applied=False, refused=plan.needs_yes)
+        if not plan.changes and dict(plan.records) == dict(held.records):
+            return SyncResult(plan, applied=False)
+        backed_up = False
+        if options.backup:
+            folder = backup_folder(path)
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                backed_up = col.create_backup(backup_folder=str(folder), force=True, wait_for_completion=True)
+            except Exception as exc:  # Anki raises its own BackendError family
+                raise CollectionError(f"cannot back up {path} into {folder} ({exc}); nothing was changed") from exc
+        apply_plan(col, plan, media, notetype_mods, deck_key)
+        return SyncResult(plan, applied=True, backup=backed_up)
+    finally:
+        col.close()
+
+
+@dataclass(frozen=True, slots=True)
+class DeckSync:
+    """A build applied (or planned, for a dry run) to a collection."""
+
+    build: BuildResult
+    collection: Path
+    result: SyncResult
+    wrote: bool  # the package and lock were written
+
+
+def deck_key(compiled: Compiled) -> str:
+    """The name of this deck's sync record in a collection."""
+    return compiled.deck.name
+
+
+def sync_deck(
+    source: Path,
+    out_dir: Path,
+    collection: Path,
+    *,
+    now: int,
+    options: SyncOptions,
+    confirm: Callable[[SyncPlan], bool] = lambda plan: False,
+) -> DeckSync:
+    """Build ``source`` (refusing on errors, writing nothing yet), apply it to ``collection``, then write
+    the package and lock as ``build`` does. A refused or failed sync writes nothing anywhere."""
+    built = build(source, out_dir, now=now, dry_run=True)
+    compiled = built.compiled
+    notes = [(rn, compiled.new_lock.notes[rn.note.id].guid) for rn in compiled.notes]
+    _, _, nt_mods = package_inputs(compiled)
+    result = sync_collection(
+        collection,
+        compiled.deck.name,
+        deck_key(compiled),
+        notes,
+        compiled.lock,
+        compiled.new_lock,
+        compiled.media,
+        {nt_id: mod for nt_id, (_, mod) in nt_mods.items()},
+        options,
+        confirm,
+    )
+    wrote = not options.dry_run and not result.refused
+    if wrote:
+        write_outputs(compiled, built.output, built.lock_path)
+    return DeckSync(built, collection, result, wrote)
