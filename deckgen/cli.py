@@ -236,7 +236,7 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
         what = []
         if u.notetype_from is not None:
             what.append(f"notetype → {u.rendered.notetype.name}")
-        if u.fields:
+        elif u.fields:
             what.append("fields: " + ", ".join(u.fields))
         if u.tags is not None:
             what.append("tags")

@@ -1,0 +1,595 @@
+"""deckgen sync on real Anki collections: one scenario (build, sync, review, edit every way, sync again)
+whose snapshots the tests below read note by note."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from anki.collection import Collection, ImportAnkiPackageOptions, ImportAnkiPackageRequest
+from click.testing import CliRunner, Result
+
+from deckgen.anki import sync
+from deckgen.anki.collection import CollectionError, anki_base, locate_collection
+from deckgen.anki.notetypes import BASIC_MODEL_ID, CLOZE_MODEL_ID
+from deckgen.cli import main
+
+ROOT = "Sync Deck"
+OTHER_DECKGEN_GUID = "another-deckgen-deck-note"  # a note of another deckgen deck, with the same id "q-edit"
+
+SOURCES_1 = {
+    "deckgen.toml": 'name = "Sync Deck"\n',
+    "basics.md": """\
+        ---
+        deck: Basics
+        order: 1
+        ---
+
+        ## What is edited?
+        <!-- id: q-edit -->
+
+        Old answer.
+
+        ## What moves?
+        <!-- id: q-move -->
+
+        It moves to the tools.
+
+        ## What becomes a cloze?
+        <!-- id: q-b2c -->
+
+        A basic note.
+
+        ## What has a reverse?
+        <!-- id: q-rev -->
+        <!-- reverse -->
+
+        A reverse card.
+
+        ## What is deleted?
+        <!-- id: q-del -->
+
+        Soon gone.
+
+        ## What is renamed?
+        <!-- id: q-rename -->
+
+        Same note, new id.
+
+        ## What is edited in Anki?
+        <!-- id: q-anki -->
+
+        The source text.
+
+        ## What stays?
+        <!-- id: q-keep -->
+
+        Nothing changes.
+        """,
+    "clozes.md": """\
+        ---
+        deck: Clozes
+        order: 2
+        ---
+
+        ## What becomes basic?
+        <!-- id: c-c2b -->
+        <!-- cloze -->
+
+        The {{c1::first}} and the {{c2::second}}.
+
+        ## Loses a deletion
+        <!-- id: c-drop -->
+        <!-- cloze -->
+
+        One {{c1::a}}, two {{c2::b}}, three {{c3::c}}.
+        """,
+    "tools.md": """\
+        ---
+        deck: Tools
+        order: 3
+        ---
+
+        ## What is a hammer?
+        <!-- id: t-keep -->
+
+        A tool.
+        """,
+}
+
+# Every edit kind at once: text, move to another file, subdeck rename, basic -> cloze, cloze -> basic,
+# a reverse and a cloze deletion removed, a note deleted, an id renamed with was:.
+EDITS = {
+    "basics.md": (
+        ("Old answer.", "New answer."),
+        ("## What moves?\n<!-- id: q-move -->\n\nIt moves to the tools.\n\n", ""),
+        ("<!-- id: q-b2c -->\n\nA basic note.", "<!-- id: q-b2c -->\n<!-- cloze -->\n\nA {{c1::cloze}} with {{c2::two}}."),
+        ("<!-- id: q-rev -->\n<!-- reverse -->", "<!-- id: q-rev -->"),
+        ("## What is deleted?\n<!-- id: q-del -->\n\nSoon gone.\n\n", ""),
+        ("<!-- id: q-rename -->", "<!-- id: q-renamed; was: q-rename -->"),
+    ),
+    "clozes.md": (
+        ("<!-- id: c-c2b -->\n<!-- cloze -->\n\nThe {{c1::first}} and the {{c2::second}}.", "<!-- id: c-c2b -->\n\nThe first and the second."),
+        ("three {{c3::c}}.", "three c."),
+    ),
+    "tools.md": (
+        ("deck: Tools", "deck: Toolbox"),
+        ("A tool.\n", "A tool.\n\n## What moves?\n<!-- id: q-move -->\n\nIt moves to the tools.\n"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CardSnap:
+    id: int
+    ord: int
+    deck: str
+    ivl: int
+    due: int
+    queue: int
+    reps: int
+    revlog: int
+
+
+@dataclass(frozen=True)
+class NoteSnap:
+    nid: int
+    guid: str
+    notetype: str
+    fields: dict[str, str]
+    tags: tuple[str, ...]
+    mod: int
+    cards: tuple[CardSnap, ...]
+
+    def card(self, ord_: int) -> CardSnap:
+        (found,) = [c for c in self.cards if c.ord == ord_]
+        return found
+
+
+def snapshot(path: Path) -> dict[str, NoteSnap]:
+    """Every note of the collection by GUID (deckgen's and the others), with cards and review counts."""
+    col = Collection(str(path))
+    try:
+        out = {}
+        for nid in col.find_notes(""):
+            note = col.get_note(nid)
+            cards = []
+            for card in note.cards():
+                revlog = col.db.scalar("select count() from revlog where cid = ?", card.id)
+                home = card.odid or card.did
+                name = col.decks.name(home)
+                cards.append(CardSnap(card.id, card.ord, name, card.ivl, card.due, card.queue, card.reps, revlog))
+            out[note.guid] = NoteSnap(
+                note.id,
+                note.guid,
+                note.note_type()["name"],  # type: ignore[index]
+                dict(note.items()),
+                tuple(sorted(note.tags)),
+                note.mod,
+                tuple(sorted(cards, key=lambda c: c.ord)),
+            )
+        return out
+    finally:
+        col.close()
+
+
+def by_id(snap: dict[str, NoteSnap], note_id: str) -> NoteSnap:
+    (found,) = [n for n in snap.values() if n.fields.get("Id") == note_id and n.guid != OTHER_DECKGEN_GUID]
+    return found
+
+
+def write_sources(source: Path, files: dict[str, str]) -> None:
+    source.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (source / name).write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def apply_edits(source: Path) -> None:
+    for name, edits in EDITS.items():
+        path = source / name
+        text = path.read_text(encoding="utf-8")
+        for old, new in edits:
+            assert old in text, (name, old)
+            text = text.replace(old, new)
+        path.write_text(text, encoding="utf-8")
+
+
+def review_everything(path: Path) -> int:
+    """Answer every card once, cycling through Again, Hard, Good and Easy."""
+    col = Collection(str(path))
+    try:
+        cids = col.find_cards(f'"deck:{ROOT}"')
+        for i, cid in enumerate(sorted(cids)):
+            card = col.get_card(cid)
+            card.start_timer()
+            col.sched.answerCard(card, (i % 4) + 1)  # type: ignore[arg-type]
+        return len(cids)
+    finally:
+        col.close()
+
+
+def run(*args: str) -> Result:
+    result = CliRunner().invoke(main, list(args))
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class Scenario:
+    source: Path
+    out: Path
+    col: Path
+    first: Result
+    reviewed: dict[str, NoteSnap]  # after the first sync and the reviews
+    edited: dict[str, NoteSnap]  # after the edits made inside Anki
+    dry: Result
+    dry_same_bytes: bool
+    archive: Result
+    archived: dict[str, NoteSnap]
+    delete: Result
+    deleted: dict[str, NoteSnap]
+    forced: Result
+    final: dict[str, NoteSnap]
+    other_guids: tuple[str, ...]
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _add_other_decks(path: Path) -> tuple[str, ...]:
+    """Notes that are not this deck's: a stock Basic note, and one of deckgen's notetype from another deck."""
+    col = Collection(str(path))
+    try:
+        stock = col.new_note(col.models.by_name("Basic"))  # type: ignore[arg-type]
+        stock["Front"], stock["Back"] = "Other front", "Other back"
+        col.add_note(stock, col.decks.id("Other"))  # type: ignore[arg-type]
+        foreign = col.new_note(col.models.get(BASIC_MODEL_ID))  # type: ignore[arg-type]
+        foreign.guid = OTHER_DECKGEN_GUID
+        foreign["Prompt"], foreign["Answer"], foreign["Id"] = "Another deck", "Its answer", "q-edit"
+        col.add_note(foreign, col.decks.id("Another Deck"))  # type: ignore[arg-type]
+        return (stock.guid, foreign.guid)
+    finally:
+        col.close()
+
+
+def _edit_inside_anki(path: Path) -> None:
+    col = Collection(str(path))
+    try:
+        (nid,) = col.find_notes('"Id:q-anki"')
+        note = col.get_note(nid)
+        note["Answer"] = "My own words"
+        col.update_note(note)
+        (nid,) = col.find_notes('"Id:q-keep"')
+        note = col.get_note(nid)
+        note.tags.append("mytag")
+        col.update_note(note)
+    finally:
+        col.close()
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    tmp = tmp_path_factory.mktemp("sync")
+    source, out, col = tmp / "source", tmp / "build", tmp / "collection.anki2"
+    write_sources(source, SOURCES_1)
+    Collection(str(col)).close()
+    first = run("sync", str(source), "--collection", str(col), "-o", str(out))
+    other = _add_other_decks(col)  # after the first sync, which created deckgen's notetypes
+    review_everything(col)
+    reviewed = snapshot(col)
+    apply_edits(source)
+    _edit_inside_anki(col)
+    edited = snapshot(col)
+    before = file_hash(col)
+    dry = run("sync", str(source), "--collection", str(col), "-o", str(out), "--dry-run")
+    dry_same = file_hash(col) == before
+    archive = run("sync", str(source), "--collection", str(col), "-o", str(out), "--prune", "archive")
+    archived = snapshot(col)
+    delete = run("sync", str(source), "--collection", str(col), "-o", str(out), "--prune", "delete", "--yes")
+    deleted = snapshot(col)
+    forced = run("sync", str(source), "--collection", str(col), "-o", str(out), "--force")
+    final = snapshot(col)
+    yield Scenario(
+        source, out, col, first, reviewed, edited, dry, dry_same, archive, archived, delete, deleted, forced, final, other
+    )
+
+
+def cards_unchanged(before: NoteSnap, after: NoteSnap, ords: tuple[int, ...]) -> None:
+    for o in ords:
+        b, a = before.card(o), after.card(o)
+        assert (a.id, a.ivl, a.due, a.reps, a.revlog) == (b.id, b.ivl, b.due, b.reps, b.revlog), (before.fields["Id"], o)
+        assert b.revlog == 1  # every card was reviewed once before the edits
+
+
+# --- first sync -------------------------------------------------------------------------------
+
+
+def test_first_sync_adds_every_note_in_its_subdeck(scenario: Scenario) -> None:
+    assert scenario.first.exit_code == 0, scenario.first.output
+    assert "11 added, 0 updated" in scenario.first.output
+    ours = {n.fields["Id"]: n for n in scenario.reviewed.values() if n.guid not in scenario.other_guids}
+    assert len(ours) == 11
+    assert by_id(scenario.reviewed, "q-rev").notetype == "deckgen Basic"
+    assert [c.ord for c in by_id(scenario.reviewed, "q-rev").cards] == [0, 1]
+    assert [c.ord for c in by_id(scenario.reviewed, "c-drop").cards] == [0, 1, 2]
+    assert {c.deck for c in by_id(scenario.reviewed, "t-keep").cards} == {f"{ROOT}::Tools"}
+    assert (scenario.out / "sync-deck.apkg").is_file() and (scenario.source / "deckgen.lock").is_file()
+
+
+# --- dry run ----------------------------------------------------------------------------------
+
+
+def test_dry_run_shows_the_whole_plan_and_leaves_the_collection_byte_identical(scenario: Scenario) -> None:
+    out = scenario.dry.output
+    assert scenario.dry_same_bytes
+    assert scenario.dry.exit_code == 1  # the edit made inside Anki is a conflict
+    assert "dry run: nothing changed" in out
+    assert "q-edit  fields: Answer" in out
+    assert "q-b2c  notetype → deckgen Cloze" in out and "c-c2b  notetype → deckgen Basic" in out
+    assert "q-move  tags; moved to Sync Deck::Toolbox" in out and "t-keep  tags; moved to Sync Deck::Toolbox" in out
+    assert "q-renamed  fields: Id" in out
+    assert "q-rev  card 2 removed" in out and "c-drop  card 3 removed" in out and "c-c2b  card 2 removed" in out
+    assert "    q-del" in out  # the orphan, reported only
+    assert "q-anki: edited inside Anki; left untouched" in out
+    assert "Answer: in Anki 'My own words', in the sources 'The source text.'" in out
+    assert "0 added, 8 updated, 2 moved, 2 notetype changed, 3 cards removed, 1 orphans, 1 conflicts" in out
+
+
+# --- the sync that applies every edit (--prune archive) ---------------------------------------
+
+
+def test_edited_text_updates_in_place_and_keeps_reviews(scenario: Scenario) -> None:
+    before, after = by_id(scenario.edited, "q-edit"), by_id(scenario.archived, "q-edit")
+    assert after.nid == before.nid and "New answer." in after.fields["Answer"]
+    cards_unchanged(before, after, (0,))
+
+
+def test_moved_note_and_renamed_subdeck_move_their_cards_with_history(scenario: Scenario) -> None:
+    for note_id in ("q-move", "t-keep"):
+        before, after = by_id(scenario.edited, note_id), by_id(scenario.archived, note_id)
+        assert [c.deck for c in after.cards] == [f"{ROOT}::Toolbox"]
+        cards_unchanged(before, after, (0,))
+    assert "category::toolbox" in by_id(scenario.archived, "t-keep").tags
+
+
+def test_basic_to_cloze_keeps_the_reviewed_card_and_adds_the_new_deletion(scenario: Scenario) -> None:
+    before, after = by_id(scenario.edited, "q-b2c"), by_id(scenario.archived, "q-b2c")
+    assert after.nid == before.nid and after.notetype == "deckgen Cloze"
+    assert "{{c1::cloze}}" in after.fields["Text"]
+    assert [c.ord for c in after.cards] == [0, 1]
+    cards_unchanged(before, after, (0,))
+    assert after.card(1).revlog == 0
+
+
+def test_cloze_to_basic_keeps_c1_as_the_forward_card_and_removes_c2(scenario: Scenario) -> None:
+    before, after = by_id(scenario.edited, "c-c2b"), by_id(scenario.archived, "c-c2b")
+    assert after.nid == before.nid and after.notetype == "deckgen Basic"
+    assert "The first and the second." in after.fields["Answer"]
+    assert [c.ord for c in after.cards] == [0]
+    cards_unchanged(before, after, (0,))
+
+
+def test_removed_reverse_and_cloze_deletion_remove_only_those_cards(scenario: Scenario) -> None:
+    rev_before, rev_after = by_id(scenario.edited, "q-rev"), by_id(scenario.archived, "q-rev")
+    assert [c.ord for c in rev_after.cards] == [0]
+    cards_unchanged(rev_before, rev_after, (0,))
+    drop_before, drop_after = by_id(scenario.edited, "c-drop"), by_id(scenario.archived, "c-drop")
+    assert [c.ord for c in drop_after.cards] == [0, 1]
+    cards_unchanged(drop_before, drop_after, (0, 1))
+
+
+def test_renamed_id_keeps_its_note_and_history(scenario: Scenario) -> None:
+    before = by_id(scenario.edited, "q-rename")
+    after = scenario.archived[before.guid]
+    assert after.fields["Id"] == "q-renamed" and after.nid == before.nid
+    cards_unchanged(before, after, (0,))
+
+
+def test_archive_suspends_tags_and_moves_the_orphan_with_history(scenario: Scenario) -> None:
+    before, after = by_id(scenario.edited, "q-del"), by_id(scenario.archived, "q-del")
+    assert "deckgen::orphan" in after.tags
+    assert [(c.deck, c.queue) for c in after.cards] == [(f"{ROOT}::Orphans", -1)]
+    assert after.card(0).revlog == 1 and after.card(0).ivl == before.card(0).ivl
+    assert "1 orphans archived" in scenario.archive.output
+
+
+def test_edit_inside_anki_is_reported_field_by_field_and_kept(scenario: Scenario) -> None:
+    assert scenario.archive.exit_code == 1
+    assert "q-anki: edited inside Anki; left untouched" in scenario.archive.output
+    before, after = by_id(scenario.edited, "q-anki"), by_id(scenario.archived, "q-anki")
+    assert after == before
+    assert by_id(scenario.deleted, "q-anki") == before  # and again at the next sync
+
+
+def test_tags_added_inside_anki_are_kept(scenario: Scenario) -> None:
+    keep = by_id(scenario.archived, "q-keep")
+    assert "mytag" in keep.tags and "category::basics" in keep.tags
+    assert keep == by_id(scenario.edited, "q-keep")  # nothing else to change
+
+
+def test_no_duplicates_and_other_decks_untouched(scenario: Scenario) -> None:
+    for snap in (scenario.archived, scenario.deleted, scenario.final):
+        ids = [n.fields["Id"] for n in snap.values() if "Id" in n.fields and n.guid not in scenario.other_guids]
+        assert len(ids) == len(set(ids))
+        for guid in scenario.other_guids:
+            assert snap[guid] == scenario.reviewed[guid]
+    assert len(scenario.archived) == 2 + 11
+
+
+def test_every_surviving_card_keeps_its_schedule_through_all_syncs(scenario: Scenario) -> None:
+    before = {c.id: c for n in scenario.edited.values() for c in n.cards}
+    survived = 0
+    for note in scenario.final.values():
+        for card in note.cards:
+            if card.id in before:
+                b = before[card.id]
+                assert (card.ivl, card.due, card.reps, card.revlog) == (b.ivl, b.due, b.reps, b.revlog)
+                survived += 1
+    assert survived == 15 - 3 - 1 + 2  # this deck's cards - removed ones - the deleted orphan's + other decks' cards
+
+
+# --- --prune delete --yes, then --force --------------------------------------------------------
+
+
+def test_prune_delete_removes_the_orphan_only(scenario: Scenario) -> None:
+    assert "1 orphans deleted" in scenario.delete.output
+    orphan = by_id(scenario.archived, "q-del")
+    assert orphan.guid not in scenario.deleted
+    assert set(scenario.deleted) == set(scenario.archived) - {orphan.guid}
+
+
+def test_force_overwrites_the_edit_made_inside_anki(scenario: Scenario) -> None:
+    assert scenario.forced.exit_code == 0, scenario.forced.output
+    assert "overwrote edits made in Anki (--force)" in scenario.forced.output
+    before, after = by_id(scenario.deleted, "q-anki"), by_id(scenario.final, "q-anki")
+    assert "The source text." in after.fields["Answer"]
+    cards_unchanged(before, after, (0,))
+
+
+def test_plain_import_after_sync_creates_no_copies_or_duplicates(scenario: Scenario, tmp_path: Path) -> None:
+    copy = tmp_path / "collection.anki2"
+    copy.write_bytes(scenario.col.read_bytes())
+    col = Collection(str(copy))
+    try:
+        request = ImportAnkiPackageRequest(
+            package_path=str(scenario.out / "sync-deck.apkg"), options=ImportAnkiPackageOptions()
+        )
+        log = col.import_anki_package(request).log
+        assert (len(log.new), len(log.conflicting), len(log.missing_notetype)) == (0, 0, 0)
+        names = sorted(n.name for n in col.models.all_names_and_ids() if n.name.startswith("deckgen"))
+        assert names == ["deckgen Basic", "deckgen Cloze"]
+    finally:
+        col.close()
+
+
+# --- refusals and failures ----------------------------------------------------------------------
+
+
+def test_collection_open_in_another_process_is_refused_and_unchanged(scenario: Scenario) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from anki.collection import Collection; c = Collection({str(scenario.col)!r}); "
+         "print('open', flush=True); input()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        before = file_hash(scenario.col)
+        result = run("sync", str(scenario.source), "--collection", str(scenario.col), "-o", str(scenario.out))
+        assert result.exit_code == 1
+        assert "is in use" in result.output and "close Anki" in result.output and "nothing was changed" in result.output
+        assert file_hash(scenario.col) == before
+    finally:
+        holder.communicate("\n", timeout=30)
+
+
+def test_failure_mid_sync_rolls_everything_back(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    copy = tmp_path / "collection.anki2"
+    copy.write_bytes(scenario.col.read_bytes())
+    (scenario.source / "basics.md").write_text(
+        (scenario.source / "basics.md").read_text(encoding="utf-8").replace("New answer.", "Newer answer."),
+        encoding="utf-8",
+    )
+    before = snapshot(copy)
+    lock = (scenario.source / "deckgen.lock").read_bytes()
+    steps_run = []
+
+    def broken(col: Collection, plan: sync.SyncPlan) -> None:
+        steps_run.append(len(plan.updated))
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(sync, "_move_cards", broken)  # after notes were updated and cards removed
+    with pytest.raises(RuntimeError, match="injected"):
+        sync.sync_deck(scenario.source, scenario.out, copy, now=2_000_000_000, options=sync.SyncOptions())
+    assert steps_run == [1]
+    assert snapshot(copy) == before
+    assert (scenario.source / "deckgen.lock").read_bytes() == lock
+    monkeypatch.undo()
+    sync.sync_deck(scenario.source, scenario.out, copy, now=2_000_000_000, options=sync.SyncOptions())
+    assert "Newer answer." in by_id(snapshot(copy), "q-edit").fields["Answer"]
+
+
+def test_notetype_changed_inside_anki_is_reported_never_copied(scenario: Scenario, tmp_path: Path) -> None:
+    copy = tmp_path / "collection.anki2"
+    copy.write_bytes(scenario.col.read_bytes())
+    col = Collection(str(copy))
+    try:
+        nt = col.models.get(CLOZE_MODEL_ID)  # type: ignore[arg-type]
+        assert nt is not None
+        col.models.add_field(nt, col.models.new_field("Mnemonic"))
+        col.models.update_dict(nt)
+    finally:
+        col.close()
+    clozes = scenario.source / "clozes.md"
+    clozes.write_text(clozes.read_text(encoding="utf-8").replace("two {{c2::b}}", "two {{c2::bee}}"), encoding="utf-8")
+    before = snapshot(copy)
+    result = run("sync", str(scenario.source), "--collection", str(copy), "-o", str(scenario.out), "--force")
+    assert result.exit_code == 1
+    assert "notetype 'deckgen Cloze' was changed inside Anki (added field(s) 'Mnemonic')" in result.output
+    assert "c-drop: its notetype was changed inside Anki" in result.output
+    after = snapshot(copy)
+    assert by_id(after, "c-drop") == by_id(before, "c-drop")
+    col = Collection(str(copy))
+    try:
+        assert sorted(n.name for n in col.models.all_names_and_ids() if "deckgen" in n.name) == [
+            "deckgen Basic",
+            "deckgen Cloze",
+        ]
+    finally:
+        col.close()
+
+
+def test_large_prune_needs_yes_even_for_archive(tmp_path: Path) -> None:
+    source, col = tmp_path / "source", tmp_path / "collection.anki2"
+    write_sources(source, SOURCES_1)
+    Collection(str(col)).close()
+    assert run("sync", str(source), "--collection", str(col), "-o", str(tmp_path / "b")).exit_code == 0
+    (source / "tools.md").unlink()
+    (source / "clozes.md").unlink()  # 3 of 11 notes become orphans
+    before = file_hash(col)
+    refused = run("sync", str(source), "--collection", str(col), "-o", str(tmp_path / "b"), "--prune", "archive")
+    assert refused.exit_code == 1 and "run again with --yes" in refused.output
+    assert file_hash(col) == before
+    done = run("sync", str(source), "--collection", str(col), "-o", str(tmp_path / "b"), "--prune", "archive", "--yes")
+    assert done.exit_code == 0 and "3 orphans archived" in done.output
+
+
+# --- finding the collection -----------------------------------------------------------------------
+
+
+def test_collection_found_by_path_folder_or_profile_name(tmp_path: Path) -> None:
+    profile = tmp_path / "Anki2" / "User 1"
+    profile.mkdir(parents=True)
+    (profile / "collection.anki2").write_bytes(b"")
+    expected = profile / "collection.anki2"
+    assert locate_collection(str(expected)) == expected
+    assert locate_collection(str(profile)) == expected
+    assert locate_collection("User 1", base=tmp_path / "Anki2") == expected
+    with pytest.raises(CollectionError, match="profiles in .*: User 1"):
+        locate_collection("User 2", base=tmp_path / "Anki2")
+
+
+@pytest.mark.parametrize(
+    ("platform", "env", "expected"),
+    [
+        ("linux", {"XDG_DATA_HOME": "/x"}, Path("/x/Anki2")),
+        ("linux", {}, Path.home() / ".local/share/Anki2"),
+        ("darwin", {}, Path.home() / "Library/Application Support/Anki2"),
+        ("win32", {"APPDATA": "C:/Users/u/AppData/Roaming"}, Path("C:/Users/u/AppData/Roaming/Anki2")),
+        ("linux", {"ANKI_BASE": "/base"}, Path("/base")),
+    ],
+)
+def test_anki_base_follows_ankis_own_rules(platform: str, env: dict[str, str], expected: Path) -> None:
+    assert anki_base(env, platform) == expected
