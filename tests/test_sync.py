@@ -4,6 +4,7 @@ whose snapshots the tests below read note by note."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,9 +16,11 @@ import pytest
 from anki.collection import Collection, ImportAnkiPackageOptions, ImportAnkiPackageRequest
 from click.testing import CliRunner, Result
 
+from conftest import T0, Anki
 from deckgen.anki import sync
 from deckgen.anki.collection import CollectionError, anki_base, locate_collection
 from deckgen.anki.notetypes import BASIC_MODEL_ID, CLOZE_MODEL_ID
+from deckgen.build.pipeline import build
 from deckgen.cli import main
 
 ROOT = "Sync Deck"
@@ -109,13 +112,19 @@ EDITS = {
     "basics.md": (
         ("Old answer.", "New answer."),
         ("## What moves?\n<!-- id: q-move -->\n\nIt moves to the tools.\n\n", ""),
-        ("<!-- id: q-b2c -->\n\nA basic note.", "<!-- id: q-b2c -->\n<!-- cloze -->\n\nA {{c1::cloze}} with {{c2::two}}."),
+        (
+            "<!-- id: q-b2c -->\n\nA basic note.",
+            "<!-- id: q-b2c -->\n<!-- cloze -->\n\nA {{c1::cloze}} with {{c2::two}}.",
+        ),
         ("<!-- id: q-rev -->\n<!-- reverse -->", "<!-- id: q-rev -->"),
         ("## What is deleted?\n<!-- id: q-del -->\n\nSoon gone.\n\n", ""),
         ("<!-- id: q-rename -->", "<!-- id: q-renamed; was: q-rename -->"),
     ),
     "clozes.md": (
-        ("<!-- id: c-c2b -->\n<!-- cloze -->\n\nThe {{c1::first}} and the {{c2::second}}.", "<!-- id: c-c2b -->\n\nThe first and the second."),
+        (
+            "<!-- id: c-c2b -->\n<!-- cloze -->\n\nThe {{c1::first}} and the {{c2::second}}.",
+            "<!-- id: c-c2b -->\n\nThe first and the second.",
+        ),
         ("three {{c3::c}}.", "three c."),
     ),
     "tools.md": (
@@ -299,14 +308,31 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     forced = run("sync", str(source), "--collection", str(col), "-o", str(out), "--force")
     final = snapshot(col)
     yield Scenario(
-        source, out, col, first, reviewed, edited, dry, dry_same, archive, archived, delete, deleted, forced, final, other
+        source,
+        out,
+        col,
+        first,
+        reviewed,
+        edited,
+        dry,
+        dry_same,
+        archive,
+        archived,
+        delete,
+        deleted,
+        forced,
+        final,
+        other,
     )
 
 
 def cards_unchanged(before: NoteSnap, after: NoteSnap, ords: tuple[int, ...]) -> None:
     for o in ords:
         b, a = before.card(o), after.card(o)
-        assert (a.id, a.ivl, a.due, a.reps, a.revlog) == (b.id, b.ivl, b.due, b.reps, b.revlog), (before.fields["Id"], o)
+        assert (a.id, a.ivl, a.due, a.reps, a.revlog) == (b.id, b.ivl, b.due, b.reps, b.revlog), (
+            before.fields["Id"],
+            o,
+        )
         assert b.revlog == 1  # every card was reviewed once before the edits
 
 
@@ -476,8 +502,12 @@ def test_plain_import_after_sync_creates_no_copies_or_duplicates(scenario: Scena
 
 def test_collection_open_in_another_process_is_refused_and_unchanged(scenario: Scenario) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from anki.collection import Collection; c = Collection({str(scenario.col)!r}); "
-         "print('open', flush=True); input()"],
+        [
+            sys.executable,
+            "-c",
+            f"from anki.collection import Collection; c = Collection({str(scenario.col)!r}); "
+            "print('open', flush=True); input()",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -493,37 +523,42 @@ def test_collection_open_in_another_process_is_refused_and_unchanged(scenario: S
         holder.communicate("\n", timeout=30)
 
 
-def test_failure_mid_sync_rolls_everything_back(
-    scenario: Scenario, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def private_copy(scenario: Scenario, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the scenario's sources and collection for a test that changes them."""
+    source, col = tmp_path / "source", tmp_path / "collection.anki2"
+    shutil.copytree(scenario.source, source)
+    col.write_bytes(scenario.col.read_bytes())
+    return source, col
+
+
+@pytest.mark.parametrize("failure", [RuntimeError, KeyboardInterrupt])
+def test_failure_or_ctrl_c_mid_sync_rolls_everything_back(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failure: type[BaseException]
 ) -> None:
-    copy = tmp_path / "collection.anki2"
-    copy.write_bytes(scenario.col.read_bytes())
-    (scenario.source / "basics.md").write_text(
-        (scenario.source / "basics.md").read_text(encoding="utf-8").replace("New answer.", "Newer answer."),
-        encoding="utf-8",
-    )
+    source, copy = private_copy(scenario, tmp_path)
+    basics = source / "basics.md"
+    basics.write_text(basics.read_text(encoding="utf-8").replace("New answer.", "Newer answer."), encoding="utf-8")
     before = snapshot(copy)
-    lock = (scenario.source / "deckgen.lock").read_bytes()
+    lock = (source / "deckgen.lock").read_bytes()
     steps_run = []
 
     def broken(col: Collection, plan: sync.SyncPlan) -> None:
         steps_run.append(len(plan.updated))
-        raise RuntimeError("injected failure")
+        raise failure("injected failure")
 
-    monkeypatch.setattr(sync, "_move_cards", broken)  # after notes were updated and cards removed
-    with pytest.raises(RuntimeError, match="injected"):
-        sync.sync_deck(scenario.source, scenario.out, copy, now=2_000_000_000, options=sync.SyncOptions())
+    monkeypatch.setattr(sync, "_move_cards", broken)  # runs after notes were updated and cards removed
+    with pytest.raises(failure, match="injected"):
+        sync.sync_deck(source, tmp_path / "out", copy, now=2_000_000_000, options=sync.SyncOptions())
     assert steps_run == [1]
     assert snapshot(copy) == before
-    assert (scenario.source / "deckgen.lock").read_bytes() == lock
+    assert (source / "deckgen.lock").read_bytes() == lock and not (tmp_path / "out").exists()
     monkeypatch.undo()
-    sync.sync_deck(scenario.source, scenario.out, copy, now=2_000_000_000, options=sync.SyncOptions())
+    sync.sync_deck(source, tmp_path / "out", copy, now=2_000_000_000, options=sync.SyncOptions())
     assert "Newer answer." in by_id(snapshot(copy), "q-edit").fields["Answer"]
 
 
 def test_notetype_changed_inside_anki_is_reported_never_copied(scenario: Scenario, tmp_path: Path) -> None:
-    copy = tmp_path / "collection.anki2"
-    copy.write_bytes(scenario.col.read_bytes())
+    source, copy = private_copy(scenario, tmp_path)
     col = Collection(str(copy))
     try:
         nt = col.models.get(CLOZE_MODEL_ID)  # type: ignore[arg-type]
@@ -532,10 +567,10 @@ def test_notetype_changed_inside_anki_is_reported_never_copied(scenario: Scenari
         col.models.update_dict(nt)
     finally:
         col.close()
-    clozes = scenario.source / "clozes.md"
+    clozes = source / "clozes.md"
     clozes.write_text(clozes.read_text(encoding="utf-8").replace("two {{c2::b}}", "two {{c2::bee}}"), encoding="utf-8")
     before = snapshot(copy)
-    result = run("sync", str(scenario.source), "--collection", str(copy), "-o", str(scenario.out), "--force")
+    result = run("sync", str(source), "--collection", str(copy), "-o", str(tmp_path / "out"), "--force")
     assert result.exit_code == 1
     assert "notetype 'deckgen Cloze' was changed inside Anki (added field(s) 'Mnemonic')" in result.output
     assert "c-drop: its notetype was changed inside Anki" in result.output
@@ -564,6 +599,43 @@ def test_large_prune_needs_yes_even_for_archive(tmp_path: Path) -> None:
     assert file_hash(col) == before
     done = run("sync", str(source), "--collection", str(col), "-o", str(tmp_path / "b"), "--prune", "archive", "--yes")
     assert done.exit_code == 0 and "3 orphans archived" in done.output
+    archived = by_id(snapshot(col), "t-keep")
+    assert archived.cards[0].queue == -1 and "deckgen::orphan" in archived.tags
+    write_sources(source, {"tools.md": SOURCES_1["tools.md"]})  # the note comes back
+    restored = run("sync", str(source), "--collection", str(col), "-o", str(tmp_path / "b"))
+    assert "t-keep  tags; moved to Sync Deck::Tools; restored from the orphans" in restored.output
+    back = by_id(snapshot(col), "t-keep")
+    assert back.nid == archived.nid and "deckgen::orphan" not in back.tags
+    assert [(c.deck, c.queue) for c in back.cards] == [(f"{ROOT}::Tools", 0)]
+
+
+def test_first_sync_onto_an_imported_deck_tells_anki_edits_from_deckgen_builds(tmp_path: Path) -> None:
+    source, col_path = tmp_path / "source", tmp_path / "collection.anki2"
+    write_sources(source, SOURCES_1)
+    built = build(source, tmp_path / "b", now=T0)
+    anki = Anki(col_path)
+    try:
+        assert anki.import_package(built.output).new == 11
+        note = anki.note_by_id_field("q-anki")
+        note["Answer"] = "Edited on my phone"
+        anki.col.update_note(note)
+    finally:
+        anki.close()
+    review_everything(col_path)
+    before = snapshot(col_path)
+    basics = source / "basics.md"
+    basics.write_text(basics.read_text(encoding="utf-8").replace("Old answer.", "New answer."), encoding="utf-8")
+    result = run("sync", str(source), "--collection", str(col_path), "-o", str(tmp_path / "b"))
+    assert result.exit_code == 1
+    assert "0 added, 1 updated, 0 moved, 0 notetype changed, 0 cards removed, 0 orphans, 1 conflicts" in result.output
+    assert "q-anki: edited inside Anki" in result.output and "'Edited on my phone'" in result.output
+    after = snapshot(col_path)
+    assert set(after) == set(before)
+    assert "New answer." in by_id(after, "q-edit").fields["Answer"]
+    cards_unchanged(by_id(before, "q-edit"), by_id(after, "q-edit"), (0,))
+    assert by_id(after, "q-anki") == by_id(before, "q-anki")
+    again = run("sync", str(source), "--collection", str(col_path), "-o", str(tmp_path / "b"))
+    assert "0 updated" in again.output and "1 conflicts" in again.output  # every other note is now recorded
 
 
 # --- finding the collection -----------------------------------------------------------------------
@@ -577,7 +649,7 @@ def test_collection_found_by_path_folder_or_profile_name(tmp_path: Path) -> None
     assert locate_collection(str(expected)) == expected
     assert locate_collection(str(profile)) == expected
     assert locate_collection("User 1", base=tmp_path / "Anki2") == expected
-    with pytest.raises(CollectionError, match="profiles in .*: User 1"):
+    with pytest.raises(CollectionError, match=r"profiles in .*: User 1"):
         locate_collection("User 2", base=tmp_path / "Anki2")
 
 
