@@ -254,6 +254,8 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
         for orphan in plan.orphans:
             state = "  (archived)" if orphan.archived else ""
             click.echo(f"    {orphan.id}{state}")
+    for name in plan.empty_decks:
+        click.echo(f"  - {name}  (subdeck no longer in the sources, left empty: removed)")
     for conflict in plan.conflicts:
         click.echo(f"  ! {conflict.id}: {conflict.reason}; left untouched", err=True)
         for fc in conflict.fields:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -303,6 +304,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     dry_same = file_hash(col) == before
     archive = run("sync", str(source), "--collection", str(col), "-o", str(out), "--prune", "archive")
     archived = snapshot(col)
+    with closing(Collection(str(col))) as opened:
+        decks = sorted(d.name for d in opened.decks.all_names_and_ids())
     delete = run("sync", str(source), "--collection", str(col), "-o", str(out), "--prune", "delete", "--yes")
     deleted = snapshot(col)
     forced = run("sync", str(source), "--collection", str(col), "-o", str(out), "--force")
@@ -323,6 +326,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         forced,
         final,
         other,
+        {"decks": decks},
     )
 
 
@@ -385,6 +389,11 @@ def test_moved_note_and_renamed_subdeck_move_their_cards_with_history(scenario: 
         assert [c.deck for c in after.cards] == [f"{ROOT}::Toolbox"]
         cards_unchanged(before, after, (0,))
     assert "category::toolbox" in by_id(scenario.archived, "t-keep").tags
+    assert "- Sync Deck::Tools  (subdeck no longer in the sources, left empty: removed)" in scenario.archive.output
+    assert scenario.extra["decks"] == sorted(
+        ["Default", "Other", "Another Deck", ROOT]
+        + [f"{ROOT}::{d}" for d in ("Basics", "Clozes", "Toolbox", "Orphans")]
+    )
 
 
 def test_basic_to_cloze_keeps_the_reviewed_card_and_adds_the_new_deletion(scenario: Scenario) -> None:

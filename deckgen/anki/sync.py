@@ -100,6 +100,7 @@ class Held:
     notes: Mapping[str, HeldNote]  # this deck's notes, by GUID
     foreign: Mapping[str, str]  # GUIDs of this deck held by a notetype that is not deckgen's -> its name
     records: Mapping[str, Record]
+    deck_cards: Mapping[str, int] = field(default_factory=dict)  # cards (of any note) per deck name
 
 
 # --- the plan -------------------------------------------------------------------------------
@@ -160,6 +161,7 @@ class SyncPlan:
     deck_notes: int  # this deck's notes in the collection
     records: Mapping[str, Record]  # the records to keep for notes not written by this sync
     ids: Mapping[str, str] = field(default_factory=dict)  # GUID -> note id, for messages
+    empty_decks: tuple[str, ...] = ()  # former subdecks this sync leaves without cards: removed
 
     @property
     def updated(self) -> tuple[NoteUpdate, ...]:
@@ -279,7 +281,10 @@ def read_held(col: Collection, guids: Iterable[str], deck_key: str) -> Held:
                 tuple(str(tags).split()),
                 tuple(cards_of.get(int(nid), ())),
             )
-    return Held(held_nts, notes, foreign, records)
+    deck_cards: dict[str, int] = {}
+    for did, count in _db(col).all("select case when odid then odid else did end, count() from cards group by 1"):
+        deck_cards[names.get(int(did), "")] = int(count)
+    return Held(held_nts, notes, foreign, records, deck_cards)
 
 
 # --- planning (pure) ------------------------------------------------------------------------
@@ -492,6 +497,41 @@ def plan_sync(
         deck_notes=len(held.notes),
         records=records,
         ids=ids,
+        empty_decks=_emptied_decks(root, held, notes, updates, orphans, prune),
+    )
+
+
+def _emptied_decks(
+    root: str,
+    held: Held,
+    notes: Sequence[tuple[RenderedNote, str]],
+    updates: Sequence[NoteUpdate],
+    orphans: Sequence[Orphan],
+    prune: Prune,
+) -> tuple[str, ...]:
+    """Subdecks of the root that the build no longer names and that this sync leaves with no card at all
+    (e.g. the old name of a renamed subdeck)."""
+    kept = {rn.deck for rn, _ in notes} | {f"{root}::{ORPHAN_SUBDECK}"}
+    kept |= {"::".join(name.split("::")[:i]) for name in kept for i in range(1, name.count("::") + 1)}
+    leaving: dict[str, int] = {}
+    for u in updates:
+        for card in u.held.cards:
+            if card in u.remove_cards or (u.move and card.deck != u.rendered.deck):
+                leaving[card.deck] = leaving.get(card.deck, 0) + 1
+    if prune is not Prune.REPORT:
+        for o in orphans:
+            for card in o.held.cards:
+                leaving[card.deck] = leaving.get(card.deck, 0) + 1
+    nested = {name.rpartition("::")[0] for name in held.deck_cards}
+    return tuple(
+        sorted(
+            name
+            for name, count in held.deck_cards.items()
+            if name.startswith(f"{root}::")
+            and name not in kept
+            and name not in nested
+            and leaving.get(name, 0) == count
+        )
     )
 
 
@@ -630,6 +670,16 @@ def _prune(col: Collection, plan: SyncPlan) -> None:
     col.set_deck(cids, _deck_ids(col, [f"{plan.root}::{ORPHAN_SUBDECK}"])[f"{plan.root}::{ORPHAN_SUBDECK}"])  # type: ignore[arg-type]
 
 
+def _remove_empty_decks(col: Collection, plan: SyncPlan) -> None:
+    """Remove the planned former subdecks, each only if it really holds no card and no child deck."""
+    for name in plan.empty_decks:
+        did = col.decks.id_for_name(name)
+        if did is None or col.decks.children(did):
+            continue
+        if _db(col).scalar("select count() from cards where did = ? or odid = ?", did, did) == 0:
+            col.decks.remove([did])
+
+
 def _verify(col: Collection, plan: SyncPlan) -> None:
     """Every written note has exactly the build's cards in its subdeck; otherwise roll everything back."""
     targets = {u.guid: u.rendered for u in plan.update} | {g: rn for rn, g in plan.add}
@@ -679,6 +729,7 @@ def _steps(mods: Mapping[int, int], deck_key: str) -> tuple[Step, ...]:
         _move_cards,
         _restore,
         _prune,
+        _remove_empty_decks,
         _verify,
         lambda col, plan: _write_records(col, plan, deck_key),
     )
