@@ -28,8 +28,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from deckgen.render import markdown as render
 from deckgen.errors import Diagnostic, Severity
+from deckgen.render import markdown as render
 from deckgen.sources.model import NOTE_CLASSES, Body, Category, Kind, LintConfig, Note, SourceLocation
 from deckgen.sources.parse import FileParser, parse_category
 

@@ -25,11 +25,11 @@ from typing import Any, Protocol, TypeVar
 
 from deckgen.anki import notetypes
 from deckgen.build.cache import Caches, Conversion, config_text
-from deckgen.sources.check import duplicate_pairs, note_findings
-from deckgen.errors import Diagnostic, Severity
-from deckgen.sources.model import Category, Deck, LintConfig, Note, SourceLocation
 from deckgen.build.parallel import WorkPool, available_cores
+from deckgen.errors import Diagnostic, Severity
 from deckgen.render.markdown import MediaError, RenderedNote, Renderer, render_intro, render_note
+from deckgen.sources.check import duplicate_pairs, note_findings
+from deckgen.sources.model import Category, Deck, LintConfig, Note, SourceLocation
 
 # Rough serial costs on one core; a pool is started only when the work outweighs its start-up
 # (forking the workers and building one Markdown converter in each).

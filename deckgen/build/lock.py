@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from deckgen.errors import DeckgenError
 from deckgen.anki.notetypes import NoteType
+from deckgen.errors import DeckgenError
 from deckgen.render.markdown import RenderedNote
 
 LOCK_NAME = "deckgen.lock"

@@ -14,17 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deckgen.anki import notetypes
+from deckgen.anki.package import PackageDeck, PackagedNote, write_package
 from deckgen.build.cache import CACHE_DIR, Caches, open_caches
-from deckgen.sources.check import check_deck
-from deckgen.sources.config import CONFIG_NAME, load_config
-from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.build.incremental import Progress, RenderStage, warm_up_worker
 from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, read_lock, update_lock, write_lock
-from deckgen.sources.model import Deck, DeckConfig, SourceLocation
-from deckgen.anki.package import PackageDeck, PackagedNote, write_package
 from deckgen.build.parallel import WorkPool, available_cores
-from deckgen.sources.parse import parse_deck
+from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.render.markdown import MediaError, RenderedNote
+from deckgen.sources.check import check_deck
+from deckgen.sources.config import CONFIG_NAME, load_config
+from deckgen.sources.model import Deck, DeckConfig, SourceLocation
+from deckgen.sources.parse import parse_deck
 
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 
