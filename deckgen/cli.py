@@ -226,7 +226,11 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
     plan = done.result.plan
     click.echo(f"{plan.root} → {done.collection}")
     for problem in plan.notetype_problems:
-        click.echo(f"  ! {problem}")
+        click.echo(f"  ! {problem}", err=True)
+    for nt in plan.create_notetypes:
+        click.echo(f"  + notetype {nt.name}")
+    for nt in plan.update_notetypes:
+        click.echo(f"  ~ notetype {nt.name}  (templates and CSS updated in place)")
     for rn, _ in plan.add:
         click.echo(f"  + {rn.note.id}  (new note in {rn.deck})")
     for u, card in plan.removed_cards:

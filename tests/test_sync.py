@@ -18,7 +18,7 @@ from anki.collection import Collection, ImportAnkiPackageOptions, ImportAnkiPack
 from click.testing import CliRunner, Result
 
 from conftest import T0, Anki
-from deckgen.anki import sync
+from deckgen.anki import notetypes, sync
 from deckgen.anki.collection import CollectionError, anki_base, locate_collection
 from deckgen.anki.notetypes import BASIC_MODEL_ID, CLOZE_MODEL_ID
 from deckgen.build.pipeline import build
@@ -591,6 +591,43 @@ def test_notetype_changed_inside_anki_is_reported_never_copied(scenario: Scenari
             "deckgen Basic",
             "deckgen Cloze",
         ]
+    finally:
+        col.close()
+
+
+def test_changed_templates_are_restored_in_place_and_a_foreign_notetype_is_reported(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    source, copy = private_copy(scenario, tmp_path)
+    col = Collection(str(copy))
+    try:
+        nt = col.models.get(BASIC_MODEL_ID)  # type: ignore[arg-type]
+        assert nt is not None
+        nt["css"] = ".card { color: red }"
+        nt["tmpls"][0]["qfmt"] = "{{Prompt}} (my template)"
+        col.models.update_dict(nt)
+        (nid,) = col.find_notes('"Id:q-keep"')
+        request = col.models.change_notetype_info(
+            old_notetype_id=BASIC_MODEL_ID,  # type: ignore[arg-type]
+            new_notetype_id=col.models.id_for_name("Basic"),  # type: ignore[arg-type]
+        ).input
+        request.note_ids.append(nid)
+        col.models.change_notetype_of_notes(request)
+    finally:
+        col.close()
+    before = snapshot(copy)
+    result = run("sync", str(source), "--collection", str(copy), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert "~ notetype deckgen Basic  (templates and CSS updated in place)" in result.output
+    assert "q-keep: the collection holds this note with notetype 'Basic'" in result.output
+    after = snapshot(copy)
+    assert set(after) == set(before)  # no second q-keep
+    col = Collection(str(copy))
+    try:
+        nt = col.models.get(BASIC_MODEL_ID)  # type: ignore[arg-type]
+        assert nt is not None and nt["css"] == notetypes.basic().css
+        assert nt["tmpls"][0]["qfmt"] == notetypes.basic().templates[0].front
+        assert sum("deckgen" in m.name for m in col.models.all_names_and_ids()) == 2
     finally:
         col.close()
 
