@@ -290,7 +290,7 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
     else:
         click.echo("the collection is up to date")
     if done.wrote:
-        click.echo(f"wrote {done.build.output}")
+        click.echo(f"wrote {done.output}")
 
 
 @main.command("sync")
@@ -329,7 +329,7 @@ def sync_cmd(
     except DeckgenError as exc:
         _fail(exc)
         return
-    for warning in done.build.compiled.warnings:
+    for warning in done.compiled.warnings:
         click.echo(warning.format(), err=True)
     report_sync(done, dry_run)
     plan = done.result.plan

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 from deckgen.anki import notetypes
 from deckgen.anki.collection import CollectionError, backup_folder, open_collection
 from deckgen.anki.notetypes import NoteType
-from deckgen.build.lock import Lock, _digest
-from deckgen.build.pipeline import BuildResult, Compiled, build, package_inputs, write_outputs
-from deckgen.errors import DeckgenError
+from deckgen.build.cache import CACHE_DIR
+from deckgen.build.lock import LOCK_NAME, Lock, _digest
+from deckgen.build.pipeline import Compiled, compile_deck, package_inputs, write_outputs
+from deckgen.errors import DeckgenError, SourceError
 from deckgen.render.markdown import RenderedNote
 
 if TYPE_CHECKING:
@@ -815,7 +816,8 @@ def sync_collection(
 class DeckSync:
     """A build applied (or planned, for a dry run) to a collection."""
 
-    build: BuildResult
+    compiled: Compiled
+    output: Path  # the .apkg, written as by build once the sync succeeded
     collection: Path
     result: SyncResult
     wrote: bool  # the package and lock were written
@@ -835,10 +837,12 @@ def sync_deck(
     options: SyncOptions,
     confirm: Callable[[SyncPlan], bool] = lambda plan: False,
 ) -> DeckSync:
-    """Build ``source`` (refusing on errors, writing nothing yet), apply it to ``collection``, then write
-    the package and lock as ``build`` does. A refused or failed sync writes nothing anywhere."""
-    built = build(source, out_dir, now=now, dry_run=True)
-    compiled = built.compiled
+    """Build ``source`` (refusing on errors, writing nothing but the render cache), apply it to
+    ``collection``, then write the package and lock as ``build`` does. A refused or failed sync
+    writes nothing else anywhere."""
+    compiled = compile_deck(source, now, cache_dir=out_dir / CACHE_DIR)
+    if compiled.errors:
+        raise SourceError(compiled.errors)
     notes = [(rn, compiled.new_lock.notes[rn.note.id].guid) for rn in compiled.notes]
     _, _, nt_mods = package_inputs(compiled)
     result = sync_collection(
@@ -853,7 +857,8 @@ def sync_deck(
         options,
         confirm,
     )
+    output = out_dir / compiled.deck.config.output
     wrote = not options.dry_run and not result.refused
     if wrote:
-        write_outputs(compiled, built.output, built.lock_path)
-    return DeckSync(built, collection, result, wrote)
+        write_outputs(compiled, output, source / LOCK_NAME)
+    return DeckSync(compiled, output, collection, result, wrote)
