@@ -560,7 +560,7 @@ def test_failure_or_ctrl_c_mid_sync_rolls_everything_back(
         sync.sync_deck(source, tmp_path / "out", copy, now=2_000_000_000, options=sync.SyncOptions())
     assert steps_run == [1]
     assert snapshot(copy) == before
-    assert (source / "deckgen.lock").read_bytes() == lock and not (tmp_path / "out").exists()
+    assert (source / "deckgen.lock").read_bytes() == lock and not (tmp_path / "out" / "sync-deck.apkg").exists()
     monkeypatch.undo()
     sync.sync_deck(source, tmp_path / "out", copy, now=2_000_000_000, options=sync.SyncOptions())
     assert "Newer answer." in by_id(snapshot(copy), "q-edit").fields["Answer"]
