@@ -566,6 +566,35 @@ def test_failure_or_ctrl_c_mid_sync_rolls_everything_back(
     assert "Newer answer." in by_id(snapshot(copy), "q-edit").fields["Answer"]
 
 
+KILLED_MID_SYNC = """
+import sys, time
+from pathlib import Path
+from deckgen.anki import sync
+
+def stall(col, plan):
+    print("mid-sync", flush=True)
+    time.sleep(120)
+
+sync._move_cards = stall
+sync.sync_deck(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), now=2_000_000_000, options=sync.SyncOptions())
+"""
+
+
+def test_kill_9_mid_sync_leaves_the_collection_as_it_was(scenario: Scenario, tmp_path: Path) -> None:
+    source, copy = private_copy(scenario, tmp_path)
+    basics = source / "basics.md"
+    basics.write_text(basics.read_text(encoding="utf-8").replace("New answer.", "Killed answer."), encoding="utf-8")
+    before = snapshot(copy)
+    args = [sys.executable, "-c", KILLED_MID_SYNC, str(source), str(tmp_path / "out"), str(copy)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "mid-sync\n"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert snapshot(copy) == before  # Anki recovers from the WAL without the uncommitted transaction
+
+
 def test_notetype_changed_inside_anki_is_reported_never_copied(scenario: Scenario, tmp_path: Path) -> None:
     source, copy = private_copy(scenario, tmp_path)
     col = Collection(str(copy))
@@ -645,6 +674,8 @@ def test_large_prune_needs_yes_even_for_archive(tmp_path: Path) -> None:
     assert file_hash(col) == before
     done = run("sync", str(source), "--collection", str(col), "-o", str(tmp_path / "b"), "--prune", "archive", "--yes")
     assert done.exit_code == 0 and "3 orphans archived" in done.output
+    delete = run("sync", str(source), "--collection", str(col), "-o", str(tmp_path / "b"), "--prune", "delete")
+    assert delete.exit_code == 1 and "refused: this sync deletes 3 note(s)" in delete.output
     archived = by_id(snapshot(col), "t-keep")
     assert archived.cards[0].queue == -1 and "deckgen::orphan" in archived.tags
     write_sources(source, {"tools.md": SOURCES_1["tools.md"]})  # the note comes back
