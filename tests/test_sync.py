@@ -742,3 +742,16 @@ def test_collection_found_by_path_folder_or_profile_name(tmp_path: Path) -> None
 )
 def test_anki_base_follows_ankis_own_rules(platform: str, env: dict[str, str], expected: Path) -> None:
     assert anki_base(env, platform) == expected
+
+
+def test_plain_build_never_imports_anki(tmp_path: Path) -> None:
+    write_sources(tmp_path / "source", SOURCES_1)
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('anki imported:', any(m.split('.')[0] == 'anki' for m in sys.modules)))\n"
+        "from deckgen.cli import main\n"
+        f"main(['build', {str(tmp_path / 'source')!r}, '-o', {str(tmp_path / 'out')!r}])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "anki imported: False" in result.stdout
