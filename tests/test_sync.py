@@ -25,6 +25,7 @@ from deckgen.build.pipeline import build
 from deckgen.cli import main
 
 ROOT = "Sync Deck"
+FILTERED = "Custom Study Session"
 OTHER_DECKGEN_GUID = "another-deckgen-deck-note"  # a note of another deckgen deck, with the same id "q-edit"
 
 SOURCES_1 = {
@@ -139,7 +140,8 @@ EDITS = {
 class CardSnap:
     id: int
     ord: int
-    deck: str
+    deck: str  # home deck
+    current: str  # the deck it sits in now (a filtered deck, or its home deck)
     ivl: int
     due: int
     queue: int
@@ -174,7 +176,10 @@ def snapshot(path: Path) -> dict[str, NoteSnap]:
                 revlog = col.db.scalar("select count() from revlog where cid = ?", card.id)
                 home = card.odid or card.did
                 name = col.decks.name(home)
-                cards.append(CardSnap(card.id, card.ord, name, card.ivl, card.due, card.queue, card.reps, revlog))
+                current = col.decks.name(card.did)
+                cards.append(
+                    CardSnap(card.id, card.ord, name, current, card.ivl, card.due, card.queue, card.reps, revlog)
+                )
             out[note.guid] = NoteSnap(
                 note.id,
                 note.guid,
@@ -282,6 +287,12 @@ def _edit_inside_anki(path: Path) -> None:
         note = col.get_note(nid)
         note.tags.append("mytag")
         col.update_note(note)
+        # custom study holds t-keep's card while its subdeck is renamed
+        filtered = col.decks.get(col.decks.new_filtered(FILTERED))
+        assert filtered is not None
+        filtered["terms"][0][0] = f'"deck:{ROOT}::Tools"'
+        col.decks.save(filtered)
+        col.sched.rebuild_filtered_deck(filtered["id"])
     finally:
         col.close()
 
@@ -388,12 +399,14 @@ def test_moved_note_and_renamed_subdeck_move_their_cards_with_history(scenario: 
         before, after = by_id(scenario.edited, note_id), by_id(scenario.archived, note_id)
         assert [c.deck for c in after.cards] == [f"{ROOT}::Toolbox"]
         cards_unchanged(before, after, (0,))
+    # a card in a filtered deck stays there; only the deck it returns to changes
+    assert by_id(scenario.edited, "t-keep").cards[0].current == FILTERED
+    assert by_id(scenario.archived, "t-keep").cards[0].current == FILTERED
+    assert by_id(scenario.archived, "q-move").cards[0].current == f"{ROOT}::Toolbox"
     assert "category::toolbox" in by_id(scenario.archived, "t-keep").tags
     assert "- Sync Deck::Tools  (subdeck no longer in the sources, left empty: removed)" in scenario.archive.output
-    assert scenario.extra["decks"] == sorted(
-        ["Default", "Other", "Another Deck", ROOT]
-        + [f"{ROOT}::{d}" for d in ("Basics", "Clozes", "Toolbox", "Orphans")]
-    )
+    subdecks = [f"{ROOT}::{d}" for d in ("Basics", "Clozes", "Toolbox", "Orphans")]
+    assert scenario.extra["decks"] == sorted(["Default", "Other", "Another Deck", FILTERED, ROOT, *subdecks])
 
 
 def test_basic_to_cloze_keeps_the_reviewed_card_and_adds_the_new_deletion(scenario: Scenario) -> None:

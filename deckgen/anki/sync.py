@@ -413,7 +413,7 @@ def _note_update(
     move = any(c.deck != rn.deck for c in held.cards)
     wanted = set(rn.card_ords)
     remove = tuple(c for c in held.cards if c.ord not in wanted)
-    restore = ORPHAN_TAG in {t.casefold() for t in held.tags} or False
+    restore = ORPHAN_TAG in {t.casefold() for t in held.tags}
     if not (changed or new_tags is not None or move or remove or restore or not same_notetype):
         return None
     notetype_from = None if same_notetype else held.notetype_id
@@ -619,41 +619,63 @@ def _remove_cards(col: Collection, plan: SyncPlan) -> None:
         return
     # cloze -> basic already removed the cards above the last template
     existing = _cards_by_guid(col, {u.guid for u, _ in plan.removed_cards})
-    cids = sorted(cid for cards in existing.values() for cid, _, _, _ in cards if cid in planned)
+    cids = sorted(card.id for cards in existing.values() for card in cards if card.id in planned)
     if cids:
         col.remove_cards_and_orphaned_notes(cids)  # type: ignore[arg-type]
 
 
-def _cards_by_guid(col: Collection, guids: Iterable[str]) -> dict[str, list[tuple[int, int, int, int]]]:
-    """(card id, ord, home deck id, queue) of each note, as the collection holds them now."""
+@dataclass(frozen=True, slots=True)
+class _Card:
+    id: int
+    ord: int
+    home: int  # the card's own deck (its original deck while it sits in a filtered deck)
+    filtered: bool
+    suspended: bool
+
+
+def _cards_by_guid(col: Collection, guids: Iterable[str]) -> dict[str, list[_Card]]:
+    """The cards of each note, as the collection holds them now (during the transaction)."""
     wanted = sorted(set(guids))
-    out: dict[str, list[tuple[int, int, int, int]]] = {g: [] for g in wanted}
+    out: dict[str, list[_Card]] = {g: [] for g in wanted}
     for chunk in _chunks(wanted):
         for guid, cid, ord_, did, odid, queue in _db(col).all(
             f"select n.guid, c.id, c.ord, c.did, c.odid, c.queue from cards c join notes n on c.nid = n.id "
             f"where n.guid in ({_marks(chunk)})",
             *chunk,
         ):
-            out[guid].append((int(cid), int(ord_), int(odid or did), int(queue)))
+            out[guid].append(_Card(int(cid), int(ord_), int(odid or did), bool(odid), queue == -1))
     return out
 
 
 def _move_cards(col: Collection, plan: SyncPlan) -> None:
-    """Every card of every written note into its note's subdeck (new cards Anki generated included)."""
+    """Every card of every written note into its note's subdeck (new cards Anki generated included).
+
+    A card in a filtered deck (custom study) stays there: its home deck changes, where it returns.
+    """
     targets = {u.guid: u.rendered.deck for u in plan.update} | {g: rn.deck for rn, g in plan.add}
     decks = _deck_ids(col, targets.values())
     moves: dict[int, list[int]] = {}
+    rehome = []
     for guid, cards in _cards_by_guid(col, targets).items():
         did = decks[targets[guid]]
-        moves.setdefault(did, []).extend(cid for cid, _, home, _ in cards if home != did)
+        for card in cards:
+            if card.home == did:
+                continue
+            if card.filtered:
+                held = col.get_card(card.id)  # type: ignore[arg-type]
+                held.odid = did  # type: ignore[assignment]
+                rehome.append(held)
+            else:
+                moves.setdefault(did, []).append(card.id)
     for did, cids in sorted(moves.items()):
-        if cids:
-            col.set_deck(cids, did)  # type: ignore[arg-type]
+        col.set_deck(cids, did)  # type: ignore[arg-type]
+    if rehome:
+        col.update_cards(rehome)
 
 
 def _restore(col: Collection, plan: SyncPlan) -> None:
     guids = [u.guid for u in plan.update if u.restore]
-    cids = [cid for cards in _cards_by_guid(col, guids).values() for cid, _, _, queue in cards if queue == -1]
+    cids = [card.id for cards in _cards_by_guid(col, guids).values() for card in cards if card.suspended]
     if cids:
         col.sched.unsuspend_cards(cids)  # type: ignore[arg-type]
 
@@ -687,8 +709,8 @@ def _verify(col: Collection, plan: SyncPlan) -> None:
     decks = _deck_ids(col, (rn.deck for rn in targets.values()))
     for guid, cards in _cards_by_guid(col, targets).items():
         rn = targets[guid]
-        ords = sorted(o for _, o, _, _ in cards)
-        if ords != sorted(rn.card_ords) or any(home != decks[rn.deck] for _, _, home, _ in cards):
+        ords = sorted(card.ord for card in cards)
+        if ords != sorted(rn.card_ords) or any(card.home != decks[rn.deck] for card in cards):
             raise DeckgenError(
                 f"internal error: after sync, note {rn.note.id} has cards {ords} "
                 f"(expected {sorted(rn.card_ords)} in {rn.deck}); nothing was changed"
