@@ -161,7 +161,6 @@ class SyncPlan:
     media: tuple[str, ...]  # media names the collection lacks
     deck_notes: int  # this deck's notes in the collection
     records: Mapping[str, Record]  # the records to keep for notes not written by this sync
-    ids: Mapping[str, str] = field(default_factory=dict)  # GUID -> note id, for messages
     empty_decks: tuple[str, ...] = ()  # former subdecks this sync leaves without cards: removed
 
     @property
@@ -420,6 +419,46 @@ def _note_update(
     return NoteUpdate(rn, guid, held, changed, new_tags, notetype_from, move, remove, restore, force and conflict)
 
 
+def _plan_note(
+    rn: RenderedNote,
+    guid: str,
+    held: Held,
+    previous: Sequence[Mapping[str, Mapping[str, str]]],
+    nt_problems: Mapping[int, str],
+    force: bool,
+) -> NoteUpdate | Conflict | Record | None:
+    """What one built note needs: an update, nothing (its record), or it is a conflict; None: add it."""
+    have = held.notes.get(guid)
+    if guid in held.foreign:
+        return Conflict(
+            rn.note.id,
+            f"the collection holds this note with notetype {held.foreign[guid]!r} (changed inside Anki); "
+            f"change it back to {rn.notetype.name!r} in Anki's browser (Notes → Change Note Type) or delete it",
+        )
+    if nt_problems.get(rn.notetype.id) or (have is not None and nt_problems.get(have.notetype_id)):
+        return Conflict(rn.note.id, "its notetype was changed inside Anki (see above)")
+    if have is None:
+        return None
+    built = dict(zip(rn.notetype.fields, rn.fields, strict=True))
+    edits = _edits(guid, have, built, held.records, previous, have.notetype_id == rn.notetype.id)
+    if edits and not force:
+        return Conflict(rn.note.id, "edited inside Anki", edits)
+    update = _note_update(rn, guid, have, held.records.get(guid), force, bool(edits))
+    # a note in step with the build: (re)record it, so that later edits inside Anki are told exactly
+    return update or Record(_hashes(rn.notetype.fields, rn.fields), rn.tags)
+
+
+def _orphans(held: Held, built: set[str], new_lock: Lock) -> list[Orphan]:
+    """This deck's notes in the collection that the build no longer has, in id order."""
+    lock_ids = {e.guid: k for k, e in new_lock.notes.items()}
+    found = []
+    for guid, have in held.notes.items():
+        if guid not in built:
+            archived = ORPHAN_TAG in {t.casefold() for t in have.tags} and all(c.suspended for c in have.cards)
+            found.append(Orphan(lock_ids.get(guid, have.fields.get("Id", guid)), guid, have, archived))
+    return sorted(found, key=lambda o: o.id)
+
+
 def plan_sync(
     root: str,
     notes: Sequence[tuple[RenderedNote, str]],
@@ -437,53 +476,21 @@ def plan_sync(
     adds: list[tuple[RenderedNote, str]] = []
     updates: list[NoteUpdate] = []
     conflicts: list[Conflict] = []
-    built_guids = set()
-    ids = {}
-    unchanged: dict[str, Record] = {}
+    in_step: dict[str, Record] = {}
     for rn, guid in notes:
-        built_guids.add(guid)
-        ids[guid] = rn.note.id
-        have = held.notes.get(guid)
-        if guid in held.foreign:
-            conflicts.append(
-                Conflict(
-                    rn.note.id,
-                    f"the collection holds this note with notetype {held.foreign[guid]!r} (changed inside Anki); "
-                    f"change it back to {rn.notetype.name!r} in Anki's browser (Notes → Change Note Type) or delete it",
-                )
-            )
-            continue
-        blocked = nt_problems.get(rn.notetype.id) or (nt_problems.get(have.notetype_id) if have else None)
-        if blocked:
-            conflicts.append(Conflict(rn.note.id, "its notetype was changed inside Anki (see above)"))
-            continue
-        if have is None:
+        planned = _plan_note(rn, guid, held, previous, nt_problems, force)
+        if planned is None:
             adds.append((rn, guid))
-            continue
-        built = dict(zip(rn.notetype.fields, rn.fields, strict=True))
-        same = have.notetype_id == rn.notetype.id
-        edits = _edits(guid, have, built, held.records, previous, same)
-        if edits and not force:
-            conflicts.append(Conflict(rn.note.id, "edited inside Anki", edits))
-            continue
-        upd = _note_update(rn, guid, have, held.records.get(guid), force, bool(edits))
-        if upd is not None:
-            updates.append(upd)
-        elif guid not in held.records:  # in step with the build: remember it, so later edits are exact
-            unchanged[guid] = Record(_hashes(rn.notetype.fields, rn.fields), rn.tags)
-    lock_ids = {e.guid: k for k, e in new_lock.notes.items()}
-    orphans = []
-    for guid, have in sorted(held.notes.items(), key=lambda kv: lock_ids.get(kv[0], kv[0])):
-        if guid in built_guids:
-            continue
-        note_id = lock_ids.get(guid, have.fields.get("Id", guid))
-        ids[guid] = note_id
-        archived = ORPHAN_TAG in {t.casefold() for t in have.tags} and all(c.suspended for c in have.cards)
-        orphans.append(Orphan(note_id, guid, have, archived))
+        elif isinstance(planned, NoteUpdate):
+            updates.append(planned)
+        elif isinstance(planned, Conflict):
+            conflicts.append(planned)
+        else:
+            in_step[guid] = planned
+    orphans = _orphans(held, {g for _, g in notes}, new_lock)
     written = {u.guid for u in updates} | {g for _, g in adds}
     if prune is Prune.DELETE:
         written |= {o.guid for o in orphans}
-    records = {g: r for g, r in held.records.items() if g not in written} | unchanged
     return SyncPlan(
         root=root,
         add=tuple(adds),
@@ -496,8 +503,7 @@ def plan_sync(
         notetype_problems=tuple(nt_problems.values()),
         media=tuple(sorted(media)),
         deck_notes=len(held.notes),
-        records=records,
-        ids=ids,
+        records={g: r for g, r in held.records.items() if g not in written} | in_step,
         empty_decks=_emptied_decks(root, held, notes, updates, orphans, prune),
     )
 
