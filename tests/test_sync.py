@@ -3,6 +3,7 @@ whose snapshots the tests below read note by note."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from anki.collection import Collection, ImportAnkiPackageOptions, ImportAnkiPackageRequest
@@ -21,7 +23,8 @@ from conftest import T0, Anki
 from deckgen.anki import notetypes, sync
 from deckgen.anki.collection import CollectionError, anki_base, locate_collection
 from deckgen.anki.notetypes import BASIC_MODEL_ID, CLOZE_MODEL_ID
-from deckgen.build.pipeline import build
+from deckgen.build.lock import Lock, _digest
+from deckgen.build.pipeline import Compiled, build, compile_deck
 from deckgen.cli import main
 
 ROOT = "Sync Deck"
@@ -768,3 +771,94 @@ def test_plain_build_never_imports_anki(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "anki imported: False" in result.stdout
+
+
+# --- the planning rules, without a collection -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Compiled:
+    source = tmp_path_factory.mktemp("plan") / "source"
+    write_sources(source, SOURCES_1)
+    return compile_deck(source, T0)
+
+
+def held_as_built(compiled: Compiled, note_id: str, **changes: object) -> tuple[sync.Held, str]:
+    """The collection holding ``note_id`` exactly as built (then ``changes``), and nothing else."""
+    (rn,) = [rn for rn in compiled.notes if rn.note.id == note_id]
+    guid = compiled.new_lock.notes[note_id].guid
+    cards = tuple(sync.HeldCard(100 + o, o, rn.deck, False, 1) for o in rn.card_ords)
+    note = sync.HeldNote(1, guid, rn.notetype.id, dict(zip(rn.notetype.fields, rn.fields, strict=True)), rn.tags, cards)
+    note = dataclasses.replace(note, **changes)  # type: ignore[arg-type]
+    nts = {
+        nt.id: sync.HeldNotetype(
+            nt.id, nt.name, nt.fields, tuple((t.name, t.front, t.back) for t in nt.templates), nt.css
+        )
+        for nt in notetypes.all_notetypes()
+    }
+    return sync.Held(nts, {guid: note}, {}, {}), guid
+
+
+def record_of(note: sync.HeldNote, tags: tuple[str, ...]) -> sync.Record:
+    """What sync would have recorded after writing ``note`` as it is held."""
+    return sync.Record({n: _digest(v) for n, v in note.fields.items() if v}, tags)
+
+
+def plan_for(compiled: Compiled, held: sync.Held, lock: Lock | None = None, **kwargs: Any) -> sync.SyncPlan:
+    notes = [(rn, compiled.new_lock.notes[rn.note.id].guid) for rn in compiled.notes if rn.note.id == "q-edit"]
+    return sync.plan_sync(ROOT, notes, lock or compiled.lock, compiled.new_lock, held, (), **kwargs)
+
+
+def test_unrecorded_note_matching_the_build_is_in_step_and_gets_a_record(compiled: Compiled) -> None:
+    held, guid = held_as_built(compiled, "q-edit")
+    plan = plan_for(compiled, held)
+    assert not plan.update and not plan.conflicts and not plan.changes
+    assert set(plan.records) == {guid}
+
+
+def test_unrecorded_note_differing_from_every_build_is_a_conflict(compiled: Compiled) -> None:
+    held, _ = held_as_built(compiled, "q-edit")
+    note = held.notes[next(iter(held.notes))]
+    edited = dataclasses.replace(note, fields={**note.fields, "Answer": "<p>mine</p>"})
+    plan = plan_for(compiled, dataclasses.replace(held, notes={note.guid: edited}))
+    assert [(c.id, [f.field for f in c.fields]) for c in plan.conflicts] == [("q-edit", ["Answer"])]
+    forced = plan_for(compiled, dataclasses.replace(held, notes={note.guid: edited}), force=True)
+    assert [u.fields for u in forced.update] == [("Answer",)] and forced.update[0].forced
+
+
+def test_recorded_note_edited_to_the_old_value_is_a_conflict_but_the_record_decides(compiled: Compiled) -> None:
+    held, guid = held_as_built(compiled, "q-edit")
+    note = held.notes[guid]
+    record = record_of(note, note.tags)
+    # the build changed Answer since sync last wrote it: an update, not a conflict
+    old = dataclasses.replace(note, fields={**note.fields, "Answer": "<p>Older answer.</p>"})
+    stale = {guid: sync.Record({**record.fields, "Answer": _digest("<p>Older answer.</p>")}, note.tags)}
+    plan = plan_for(compiled, dataclasses.replace(held, notes={guid: old}, records=stale))
+    assert not plan.conflicts and [u.fields for u in plan.update] == [("Answer",)]
+    # the same value, but sync last wrote something else: edited inside Anki
+    plan = plan_for(compiled, dataclasses.replace(held, notes={guid: old}, records={guid: record}))
+    assert [c.id for c in plan.conflicts] == ["q-edit"] and not plan.update
+
+
+@pytest.mark.parametrize(
+    ("held_tags", "recorded", "expected"),
+    [
+        (("leech", "mine"), None, ("leech",)),  # no record: only Anki's own tags are known not to be deckgen's
+        (("leech", "mine", "old-deckgen-tag"), ("old-deckgen-tag",), ("leech", "mine")),
+        (("deckgen::orphan",), ("x",), ()),
+    ],
+)
+def test_tags_added_inside_anki_survive(
+    compiled: Compiled, held_tags: tuple[str, ...], recorded: tuple[str, ...] | None, expected: tuple[str, ...]
+) -> None:
+    held, guid = held_as_built(compiled, "q-edit")
+    note = held.notes[guid]
+    (rn,) = [rn for rn in compiled.notes if rn.note.id == "q-edit"]
+    records = (
+        {} if recorded is None else {guid: sync.Record({n: _digest(v) for n, v in note.fields.items() if v}, recorded)}
+    )
+    plan = plan_for(
+        compiled, dataclasses.replace(held, notes={guid: dataclasses.replace(note, tags=held_tags)}, records=records)
+    )
+    (update,) = plan.update
+    assert update.tags == tuple(sorted((*rn.tags, *expected), key=str.casefold))
