@@ -734,6 +734,16 @@ def test_first_sync_onto_an_imported_deck_tells_anki_edits_from_deckgen_builds(t
 # --- finding the collection -----------------------------------------------------------------------
 
 
+def test_a_file_that_is_not_a_collection_is_refused_clearly(tmp_path: Path) -> None:
+    (tmp_path / "source").mkdir()
+    write_sources(tmp_path / "source", SOURCES_1)
+    bad = tmp_path / "notes.anki2"
+    bad.write_bytes(b"not a database, just some text that is long enough" * 100)
+    result = run("sync", str(tmp_path / "source"), "--collection", str(bad), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1 and f"cannot open {bad} as an Anki collection" in result.output
+    assert not (tmp_path / "out" / "sync-deck.apkg").exists()
+
+
 def test_collection_found_by_path_folder_or_profile_name(tmp_path: Path) -> None:
     profile = tmp_path / "Anki2" / "User 1"
     profile.mkdir(parents=True)

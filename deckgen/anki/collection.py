@@ -68,8 +68,11 @@ def open_collection(path: Path) -> Collection:
     try:
         return Collection(str(path))
     except DBError as exc:
-        # Anki opens collections with SQLite's exclusive locking mode: a second open fails at once.
-        raise CollectionError(
-            f"{path} is in use ({exc}): close Anki (or switch it to another profile via File → Switch Profile), "
-            "wait for its media sync to finish, and run deckgen sync again; nothing was changed"
-        ) from exc
+        # Anki opens collections with SQLite's exclusive locking mode: a second open fails at once
+        # with this message (rslib's "collection already open" error).
+        if "already open" in str(exc).lower() or "locked" in str(exc).lower():
+            raise CollectionError(
+                f"{path} is in use ({exc}): close Anki (or switch it to another profile via File → Switch "
+                "Profile), wait for its media sync to finish, and run deckgen sync again; nothing was changed"
+            ) from exc
+        raise CollectionError(f"cannot open {path} as an Anki collection: {exc}") from exc
