@@ -197,6 +197,12 @@ def snapshot(path: Path) -> dict[str, NoteSnap]:
         col.close()
 
 
+def schema_mod(path: Path) -> int:
+    """The collection's schema time: when it changes, AnkiWeb needs a one-way (full) sync."""
+    with closing(Collection(str(path))) as col:
+        return int(col.db.scalar("select scm from col"))
+
+
 def by_id(snap: dict[str, NoteSnap], note_id: str) -> NoteSnap:
     (found,) = [n for n in snap.values() if n.fields.get("Id") == note_id and n.guid != OTHER_DECKGEN_GUID]
     return found
@@ -313,15 +319,18 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     apply_edits(source)
     _edit_inside_anki(col)
     edited = snapshot(col)
+    scm = [schema_mod(col)]
     before = file_hash(col)
     dry = run("sync", str(source), "--collection", str(col), "-o", str(out), "--dry-run")
     dry_same = file_hash(col) == before
     archive = run("sync", str(source), "--collection", str(col), "-o", str(out), "--prune", "archive")
     archived = snapshot(col)
+    scm.append(schema_mod(col))
     with closing(Collection(str(col))) as opened:
         decks = sorted(d.name for d in opened.decks.all_names_and_ids())
     delete = run("sync", str(source), "--collection", str(col), "-o", str(out), "--prune", "delete", "--yes")
     deleted = snapshot(col)
+    scm.append(schema_mod(col))
     forced = run("sync", str(source), "--collection", str(col), "-o", str(out), "--force")
     final = snapshot(col)
     yield Scenario(
@@ -340,7 +349,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         forced,
         final,
         other,
-        {"decks": decks},
+        {"decks": decks, "scm": scm},
     )
 
 
@@ -419,6 +428,12 @@ def test_basic_to_cloze_keeps_the_reviewed_card_and_adds_the_new_deletion(scenar
     assert [c.ord for c in after.cards] == [0, 1]
     cards_unchanged(before, after, (0,))
     assert after.card(1).revlog == 0
+
+
+def test_only_a_notetype_change_needs_a_full_ankiweb_sync(scenario: Scenario) -> None:
+    before, after_conversion, after_delete = scenario.extra["scm"]  # type: ignore[misc]
+    assert after_conversion > before  # basic <-> cloze: Anki's Change Note Type modifies the schema
+    assert after_delete == after_conversion  # updates, moves, card removal, prune: a normal sync
 
 
 def test_cloze_to_basic_keeps_c1_as_the_forward_card_and_removes_c2(scenario: Scenario) -> None:
