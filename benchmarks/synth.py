@@ -154,7 +154,10 @@ def _svg(k: int) -> bytes:
 def generate(root: Path, n: int, seed: int = 0) -> Path:
     """Write a source tree of ``n`` notes under ``root`` (created); returns it."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "deckgen.toml").write_text('name = "Synthetic"\noutput = "synthetic.apkg"\n', encoding="utf-8")
+    (root / "deckgen.toml").write_text(
+        'name = "Synthetic"\nuuid = "0b7d3f4e-8c1a-4e2b-a6f9-5d2c8e1b7a30"\noutput = "synthetic.apkg"\n',
+        encoding="utf-8",
+    )
     images = root / "images"
     images.mkdir(exist_ok=True)
     for k in range(IMAGE_POOL):

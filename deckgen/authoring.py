@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,9 @@ def id_prefix(category: Category) -> str:
     return ""
 
 
-def fresh_id(deck: Deck, category: Category, prompt: str) -> str:
-    taken = {key for n in deck.notes() for key in (n.id, *n.aliases)}
+def fresh_id(deck: Deck, category: Category, prompt: str, retired: Iterable[str] = ()) -> str:
+    """An id no note uses, was renamed from, or left behind when removed (``retired``, from the lock)."""
+    taken = {key for n in deck.notes() for key in (n.id, *n.aliases)} | set(retired)
     base = id_prefix(category) + slugify(prompt)
     candidate, n = base, 2
     while candidate in taken:
@@ -46,8 +48,12 @@ class NewNote:
     text: str  # to append to the file
 
 
-def new_note(deck: Deck, prompt: str, deck_name: str | None) -> NewNote:
-    """A note skeleton with a fresh unique id, for the category named ``deck_name`` (or the first)."""
+def new_note(deck: Deck, prompt: str, deck_name: str | None, retired: Iterable[str] = ()) -> NewNote:
+    """A note skeleton with a fresh unique id, for the category named ``deck_name`` (or the first).
+
+    ``retired`` ids (removed notes, former ids; see ``Lock.retired_ids``) are never handed out: users'
+    collections still hold those notes, and a new note under one would take over their reviews.
+    """
     prompt = " ".join(prompt.split())
     if not prompt:
         raise DeckgenError("the prompt is empty")
@@ -61,7 +67,7 @@ def new_note(deck: Deck, prompt: str, deck_name: str | None) -> NewNote:
             names = ", ".join(c.name for c in deck.categories)
             raise DeckgenError(f"no subdeck named {deck_name!r}; known: {names}")
         category = matches[0]
-    note_id = fresh_id(deck, category, prompt)
+    note_id = fresh_id(deck, category, prompt, retired)
     text = f"\n## {prompt}\n<!-- id: {note_id} -->\n\nWrite the answer here.\n"
     return NewNote(category.location.path, note_id, text)
 

@@ -15,7 +15,8 @@ import click
 from deckgen import __version__
 from deckgen.authoring import new_note, stats
 from deckgen.build.cache import CACHE_DIR
-from deckgen.build.lock import LockDiff
+from deckgen.build.hazards import HazardKind, card_names, notetype_label
+from deckgen.build.lock import LOCK_NAME, LockDiff, read_lock
 from deckgen.build.parallel import batch_gc
 from deckgen.build.pipeline import BuildResult, build, check_sources, load_deck
 
@@ -98,6 +99,21 @@ def report_diff(diff: LockDiff) -> None:
         click.echo(ORPHAN_TEXT)
         for note_id in diff.orphans:
             click.echo(f"    {note_id}")
+    report_hazards(diff)
+
+
+def report_hazards(diff: LockDiff) -> None:
+    """The notes whose change a re-import would not carry over (the warnings say what to do)."""
+    if not diff.hazards:
+        return
+    click.echo("not applied by a plain re-import (see the warnings; 'deckgen sync' applies them):")
+    for h in diff.hazards:
+        what = {
+            HazardKind.NOTETYPE_CHANGED: f"notetype {notetype_label(h.old)} -> {notetype_label(h.new)}",
+            HazardKind.DECK_MOVED: f"moved '{h.old}' -> '{h.new}'",
+            HazardKind.CARDS_REMOVED: f"card(s) {card_names(h)} removed",
+        }[h.kind]
+        click.echo(f"  ! {h.note_id}  {what}")
 
 
 def report_build(result: BuildResult, dry_run: bool) -> None:
@@ -114,6 +130,7 @@ def report_build(result: BuildResult, dry_run: bool) -> None:
         report_diff(result.compiled.diff)
         click.echo("dry run: nothing written")
         return
+    report_hazards(result.compiled.diff)
     if result.lock_written:
         click.echo(f"updated {result.lock_path}")
     click.echo(f"wrote {result.output}")
@@ -152,6 +169,7 @@ def build_cmd(
             source,
             out_dir,
             now=_now(),
+            wall_clock=int(time.time()),
             locked=locked,
             dry_run=dry_run,
             strict=strict,
@@ -205,7 +223,7 @@ def check_cmd(source: Path, strict: bool, fmt: str, out_dir: Path, quiet: bool, 
 def diff_cmd(source: Path) -> None:
     """Show what a rebuild of SOURCE changes against its lock: added, changed, removed, renamed, orphans."""
     try:
-        result = build(source, Path("build"), now=_now(), dry_run=True)
+        result = build(source, Path("build"), now=_now(), wall_clock=int(time.time()), dry_run=True)
     except DeckgenError as exc:
         _fail(exc)
         return
@@ -347,7 +365,7 @@ def new_cmd(prompt: str, deck_name: str | None, source: Path) -> None:
     """Append a note skeleton with a fresh unique id to the subdeck's file."""
     try:
         deck, _ = load_deck(source)
-        note = new_note(deck, prompt, deck_name)
+        note = new_note(deck, prompt, deck_name, read_lock(source / LOCK_NAME).retired_ids())
     except DeckgenError as exc:
         _fail(exc)
         return

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from anki.collection import Collection, ImportAnkiPackageOptions, ImportAnkiPackageRequest
 
+from deckgen.build.lock import LOCK_NAME
 from deckgen.build.pipeline import BuildResult, build
+from deckgen.errors import SourceError
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "sample"
@@ -101,3 +103,48 @@ def anki(tmp_path: Path) -> Iterator[Anki]:
     collection = Anki(tmp_path / "collection.anki2")
     yield collection
     collection.close()
+
+
+# --- re-import scenarios: build, import, review every card, edit, rebuild, re-import ----------------------
+
+
+@dataclass(frozen=True)
+class State:
+    """What a re-import must not disturb: notes, review history and each card's schedule."""
+
+    notes: int
+    revlog: int
+    cards: dict[int, tuple[int, int, int, int]]  # card id -> (note id, deck id, ivl, due)
+    ids: tuple[str, ...]  # the Id field of every note, sorted (duplicates show twice)
+
+
+def state(anki: Anki) -> State:
+    col = anki.col
+    rows = col.db.all("select id, nid, did, ivl, due from cards")
+    ids = sorted(col.get_note(nid)["Id"] for nid in col.find_notes(""))
+    return State(
+        col.note_count(), col.db.scalar("select count() from revlog"), {r[0]: tuple(r[1:]) for r in rows}, tuple(ids)
+    )
+
+
+def imported_and_reviewed(src: Path, out: Path, anki: Anki, deck: str = "Sample Deck") -> State:
+    anki.import_package(build_at(src, out, now=T0).output)
+    assert anki.review_all(deck) > 0
+    return state(anki)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def refused(src: Path, out: Path, now: int) -> tuple[str, ...]:
+    """Build, expecting a refusal; the previous package and lock must stay byte-identical."""
+    before = {p: p.read_bytes() for p in (src / LOCK_NAME, *out.glob("*.apkg"))}
+    with pytest.raises(SourceError) as caught:
+        build_at(src, out, now=now)
+    assert {p: p.read_bytes() for p in before} == before
+    return tuple(
+        f"{d.location.path.name}:{d.location.line}:{d.location.col} {d.rule}" for d in caught.value.diagnostics
+    )

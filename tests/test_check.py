@@ -46,7 +46,14 @@ def _leftovers(out: Path) -> list[str]:
 def test_corpus_is_large_enough_and_covers_every_rule() -> None:
     assert len(CASES) >= 30
     covered = {f.split()[1] for case in CASES.values() for f in case["findings"]}
-    untestable_here = {"source-missing", "config-missing", "config-invalid", "config-unknown-key", "unreadable"}
+    untestable_here = {
+        "source-missing",
+        "config-missing",
+        "config-invalid",
+        "config-unknown-key",
+        "unreadable",
+        "uuid-missing",
+    }
     assert set(RULES) - covered - untestable_here == set()
 
 
@@ -89,7 +96,9 @@ def test_missing_config_and_missing_folder_are_reported(tmp_path: Path) -> None:
 
 def test_config_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     src, _, _ = _corpus_source(tmp_path)
-    (src / "deckgen.toml").write_text('name = "Corpus"\noutptu = "x.apkg"\n', encoding="utf-8")
+    (src / "deckgen.toml").write_text(
+        'name = "Corpus"\nuuid = "6f1b7c1e-2a55-4f0e-9d43-0f7e4c2b9a11"\noutptu = "x.apkg"\n', encoding="utf-8"
+    )
     result = _run("check", str(src))
     assert result.exit_code == 1
     assert "unknown key 'outptu' [config-unknown-key]" in result.output and "did you mean 'output'?" in result.output

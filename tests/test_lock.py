@@ -8,7 +8,7 @@ import pytest
 
 from conftest import T0, Anki, build_at
 from deckgen.build.lock import LOCK_NAME, dumps, loads, read_lock
-from deckgen.errors import LockError
+from deckgen.errors import LockError, SourceError
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -73,6 +73,9 @@ def test_removed_note_becomes_an_orphan_and_restoring_it_bumps_its_mod(sample: P
     later = build_at(sample, out_dir, now=T0 + 2)
     assert later.compiled.diff.removed == () and later.compiled.diff.orphans == ("faq-bring",)
     (sample / "faq.md").write_text(faq, encoding="utf-8")
+    with pytest.raises(SourceError, match=r"faq\.md:\d+:1: error: id 'faq-bring' belongs to the removed note"):
+        build_at(sample, out_dir, now=T0 + 2)  # a retired id: only the same note, said so, may come back
+    _edit(sample / "faq.md", "<!-- id: faq-bring -->", "<!-- id: faq-bring; restore -->")
     restored = build_at(sample, out_dir, now=T0 + 2)
     assert [(c.id, c.fields) for c in restored.compiled.diff.changed] == [("faq-bring", ("restored",))]
     assert read_lock(sample / LOCK_NAME).notes["faq-bring"].mod == T0 + 2  # > its last mod (T0)
@@ -104,8 +107,6 @@ def test_renamed_note_updates_in_place_and_keeps_its_reviews(sample: Path, out_d
 
 
 def test_rename_alias_cannot_collide_with_another_id(sample: Path, out_dir: Path) -> None:
-    from deckgen.errors import SourceError
-
     _edit(sample / "general.md", "<!-- id: gen-why-ml -->", "<!-- id: gen-motivation; was: gen-languages -->")
     with pytest.raises(SourceError, match=r"duplicate id 'gen-languages'.*\[id-duplicate\]"):
         build_at(sample, out_dir, now=T0)

@@ -62,7 +62,7 @@ def test_model_ids_and_field_lists_are_the_frozen_constants() -> None:
     assert (notetypes.basic().id, notetypes.cloze().id) == (1738425901, 1738425902)
     assert notetypes.BASIC_FIELDS == ("Prompt", "Answer", "Extra", "Source", "Kind", "Reverse", "TypeIn", "Id", "Spare")
     assert notetypes.CLOZE_FIELDS == ("Text", "Prompt", "Extra", "Source", "Kind", "Id", "Spare")
-    assert len({nt.id for nt in notetypes.all_notetypes()} | {notetypes.ROOT_DECK_ID}) == 3
+    assert len({nt.id for nt in notetypes.all_notetypes()}) == 2
 
 
 def _template_fields(source: str) -> set[str]:

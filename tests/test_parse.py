@@ -14,7 +14,7 @@ from deckgen.sources.check import check_deck
 from deckgen.sources.model import DeckConfig, Faq, Kind, Question, Tip
 from deckgen.sources.parse import parse_category, parse_deck, parse_deck_strict
 
-CONFIG = DeckConfig(name="Deck", output="deck.apkg")
+CONFIG = DeckConfig(name="Deck", output="deck.apkg", uuid="3c9e2f4a-7b1d-4e8c-9a2f-6d5b4c3e2f1a")
 P = Path("src/cat.md")
 
 GOOD = """---

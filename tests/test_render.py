@@ -62,9 +62,10 @@ def test_double_braces_never_reach_anki_as_syntax(renderer: Renderer) -> None:
 
 
 def test_cloze_markers_survive_markdown_and_braces_elsewhere_do_not() -> None:
-    text, numbers = protect_cloze("A {{c1::**bold** $x_{1}$}} and {{c2::b::hint}} and }} stray")
+    source = "A {{c1::**bold** $x_{1}$}} and {{c2::b::hint}} and }} stray"
+    text, numbers = protect_cloze(source)
     assert numbers == {1, 2} and "{{" not in text
-    out = restore_cloze(neutralise_braces(Renderer().convert(text)[0]))
+    out = restore_cloze(neutralise_braces(Renderer().convert(text)[0]), source)
     assert "{{c1::<strong>bold</strong> " in out and "{{c2::b::hint}}" in out
     assert "stray" in out and out.count("}}") == 2
 
@@ -120,3 +121,12 @@ def test_pipes_inside_math_in_a_table_cell_stay_in_the_formula(renderer: Rendere
 def test_pipes_in_math_outside_tables_are_untouched(renderer: Renderer) -> None:
     out, _, _ = renderer.convert("The norm $\\lVert w \\rVert = |w|$ and $|a| + |b|$.")
     assert _math(out) == [r"\(\lVert w \rVert = |w|\)", r"\(|a| + |b|\)"]
+
+
+@pytest.mark.parametrize("planted", ["DGCLOZEO1X", "DGCLOZEC", "DGPIPEX", "DGCLOZEQ1O2X", "DGPIPEQ1X"])
+def test_internal_placeholders_cannot_be_produced_by_user_text(renderer: Renderer, planted: str) -> None:
+    """The author's text never turns into a cloze marker or a '|' (placeholders avoid what the text holds)."""
+    source = f"A {{{{c1::x}}}} and {planted} in | a | $|w|$ |\n|---|---|---|\n| {planted} | b | $|v|$ |"
+    text, _ = protect_cloze(source)
+    out = restore_cloze(neutralise_braces(renderer.convert(text)[0]), source)
+    assert out.count(planted) == 2 and out.count("{{c") == 1 and out.count("}}") == 1

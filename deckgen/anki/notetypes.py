@@ -18,7 +18,6 @@ from pygments.formatters import HtmlFormatter
 # --- Constants that must never change (users' collections depend on them) -----------------
 BASIC_MODEL_ID = 1738425901  # "deckgen Basic": questions, tips and FAQs
 CLOZE_MODEL_ID = 1738425902  # "deckgen Cloze": notes with {{c1::...}} deletions
-ROOT_DECK_ID = 1738425990  # the root deck of a deckgen package
 
 BASIC_FIELDS = ("Prompt", "Answer", "Extra", "Source", "Kind", "Reverse", "TypeIn", "Id", "Spare")
 CLOZE_FIELDS = ("Text", "Prompt", "Extra", "Source", "Kind", "Id", "Spare")

@@ -24,10 +24,11 @@ from typing import BinaryIO
 
 import genanki
 
-from deckgen.anki.notetypes import ROOT_DECK_ID, NoteType
+from deckgen.anki.notetypes import NoteType
 from deckgen.build.lock import atomic_file
 from deckgen.build.parallel import available_cores
 from deckgen.render.markdown import RenderedNote
+from deckgen.sources.model import deck_id
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -35,6 +36,7 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 @dataclass(frozen=True, slots=True)
 class PackagedNote:
     rendered: RenderedNote
+    guid: str  # from the lock, the authority on identity
     mod: int
     due: int
 
@@ -43,13 +45,6 @@ class PackagedNote:
 class PackageDeck:
     name: str
     description: str = ""
-
-
-def deck_id(name: str, root: str) -> int:
-    """The root deck has a fixed id; subdecks get one derived from their name, stable across builds."""
-    if name == root:
-        return ROOT_DECK_ID
-    return (1 << 30) + int(hashlib.sha256(f"deckgen-deck:{name}".encode()).hexdigest()[:12], 16) % (1 << 40)
 
 
 def _stable_id(*parts: object) -> int:
@@ -90,14 +85,14 @@ def _model(nt: NoteType) -> genanki.Model:
 
 def build_collection(
     db_path: Path,
-    root: str,
+    deck_uuid: str,
     decks: Sequence[PackageDeck],
     notes: Sequence[PackagedNote],
     notetype_mods: Mapping[int, tuple[NoteType, int]],
 ) -> None:
     """Write the Anki collection database (schema 11, as genanki makes it) to a new file ``db_path``."""
     models = {nt_id: _model(nt) for nt_id, (nt, _) in notetype_mods.items()}
-    gdecks = {d.name: genanki.Deck(deck_id(d.name, root), d.name, d.description) for d in decks}
+    gdecks = {d.name: genanki.Deck(deck_id(deck_uuid, d.name), d.name, d.description) for d in decks}
     for d in gdecks.values():
         for m in models.values():
             d.add_model(m)
@@ -105,10 +100,9 @@ def build_collection(
     for pn in notes:
         by_deck[pn.rendered.deck].append(pn)
     ordered = [  # notes grouped by deck, as genanki writes them
-        (pn, guid, _stable_id("note", guid), gdecks[name].deck_id)
+        (pn, pn.guid, _stable_id("note", pn.guid), gdecks[name].deck_id)
         for name, deck_notes in by_deck.items()
         for pn in deck_notes
-        for guid in (pn.rendered.guid,)
     ]
     timestamp = max([pn.mod for pn in notes] + [mod for _, mod in notetype_mods.values()] + [0])
     conn = sqlite3.connect(db_path)
@@ -128,7 +122,7 @@ def build_collection(
         models_data = json.loads(models_json)
         for nt_id, (_, mod) in notetype_mods.items():
             models_data[str(nt_id)]["mod"] = mod
-            models_data[str(nt_id)]["did"] = ROOT_DECK_ID
+            models_data[str(nt_id)]["did"] = deck_id(deck_uuid, decks[0].name)
         cursor.execute(
             "UPDATE col SET models = ?, mod = ?", (json.dumps(models_data, sort_keys=True), timestamp * 1000)
         )
@@ -215,7 +209,7 @@ def _write_zip(out: BinaryIO, entries: Sequence[tuple[str, bytes | Path]]) -> No
 
 def write_package(
     out_path: Path,
-    root: str,
+    deck_uuid: str,
     decks: Sequence[PackageDeck],
     notes: Sequence[PackagedNote],
     notetype_mods: Mapping[int, tuple[NoteType, int]],
@@ -229,7 +223,7 @@ def write_package(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".deckgen-", dir=out_path.parent) as tmp:
         db_path = Path(tmp) / "collection.anki2"
-        build_collection(db_path, root, decks, notes, notetype_mods)
+        build_collection(db_path, deck_uuid, decks, notes, notetype_mods)
         names = sorted(media)
         entries: list[tuple[str, bytes | Path]] = [("collection.anki2", db_path)]
         entries.append(("media", json.dumps({str(i): n for i, n in enumerate(names)}).encode()))

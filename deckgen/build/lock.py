@@ -4,6 +4,12 @@ Anki updates an existing note on import only when the incoming ``mod`` is strict
 one it holds. Stamping every note with the build time would rewrite every note on every import;
 so a note's ``mod`` is the time its content last changed, kept here, and a changed note always
 gets a time strictly greater than its previous one, even within the same second.
+
+A changed note's ``mod`` is also later than the real clock at the start of the build (``wall_clock``),
+whatever ``now`` (SOURCE_DATE_EPOCH) says: a user who edited the note inside Anki before this build
+holds a ``mod`` up to that clock (the same second included), and Anki would ignore an incoming note
+that is not strictly newer, forever. Unchanged
+notes keep the lock's ``mod``, so the same sources and lock still give the same bytes.
 """
 
 from __future__ import annotations
@@ -12,26 +18,38 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
 from deckgen.anki.notetypes import NoteType
-from deckgen.errors import DeckgenError
-from deckgen.render.markdown import RenderedNote
+from deckgen.build.hazards import Hazard, find_hazards
+from deckgen.errors import DeckgenError, Diagnostic
+from deckgen.render.markdown import RenderedNote, note_cards
+from deckgen.sources.model import Note, note_guid
 
 LOCK_NAME = "deckgen.lock"
-LOCK_VERSION = 1
+LOCK_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
 class NoteEntry:
+    """What the lock remembers of one note (under its current id).
+
+    ``guid`` is the authority on the note's identity: once recorded it never changes, whatever the
+    note is renamed to. ``parts`` holds a short hash of each field plus the pseudo-fields "tags"
+    (hash), "deck" (the subdeck name) and "notetype" (model id); ``cards`` the card ords built;
+    ``was`` every former id (retired: never handed to another note); ``removed`` marks a tombstone.
+    """
+
     guid: str
     mod: int
-    # Short hash of each field, plus the pseudo-fields "tags", "deck" and "notetype".
     parts: Mapping[str, str]
+    cards: tuple[int, ...] = ()
+    was: tuple[str, ...] = ()
     removed: bool = False
 
 
@@ -45,6 +63,12 @@ class NotetypeEntry:
 class Lock:
     notes: Mapping[str, NoteEntry] = field(default_factory=dict)
     notetypes: Mapping[str, NotetypeEntry] = field(default_factory=dict)
+
+    def retired_ids(self) -> frozenset[str]:
+        """Ids no new note may take: removed notes' ids and every former id of a renamed note."""
+        return frozenset(
+            [k for k, v in self.notes.items() if v.removed] + [a for v in self.notes.values() for a in v.was]
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +88,10 @@ class LockDiff:
     renamed: tuple[Change, ...] = ()
     unchanged: int = 0
     orphans: tuple[str, ...] = ()  # removed earlier or now: still in users' collections
+    # Notes whose identity cannot be settled from the lock (id-retired, id-rename-conflict, guid-changed …).
+    problems: tuple[Diagnostic, ...] = ()
+    # Edits Anki's importer would not apply (notetype changed, deck moved, cards removed); see hazards.py.
+    hazards: tuple[Hazard, ...] = ()
 
     @property
     def any(self) -> bool:
@@ -77,54 +105,229 @@ def _digest(text: str) -> str:
 def note_parts(rn: RenderedNote) -> dict[str, str]:
     parts = {name: _digest(value) for name, value in zip(rn.notetype.fields, rn.fields, strict=True) if value}
     parts["tags"] = _digest(" ".join(rn.tags))
-    parts["deck"] = _digest(rn.deck)
+    parts["deck"] = rn.deck
     parts["notetype"] = str(rn.notetype.id)
     return parts
 
 
-def _next_mod(old: int | None, now: int) -> int:
-    return now if old is None else max(now, old + 1)
+def _next_mod(old: int | None, now: int, wall_clock: int = 0) -> int:
+    """The ``mod`` of a changed note (or notetype) last changed at ``old``; see the module docstring."""
+    return now if old is None else max(now, wall_clock + 1, old + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """A source note matched to a lock entry, and how: by its own id (or a former id), ``was:`` or guid."""
+
+    note: Note
+    key: str
+    how: str  # "id", "was" or "guid"
+
+
+class _Identities:
+    """Settles which lock entry (hence which GUID) each source note continues."""
+
+    def __init__(self, lock: Lock, deck_uuid: str) -> None:
+        self.old = lock.notes
+        self.deck_uuid = deck_uuid
+        self.index: dict[str, str] = {}  # current or former id -> lock key
+        self.index.update((key, key) for key in self.old)
+        for key, entry in self.old.items():
+            for alias in entry.was:
+                self.index.setdefault(alias, key)
+        self.by_guid = {entry.guid: key for key, entry in self.old.items()}
+        self.problems: list[Diagnostic] = []
+
+    def _error(self, note: Note, rule: str, message: str, hint: str) -> None:
+        self.problems.append(Diagnostic(note.id_location or note.location, rule, message, hint))
+
+    def match(self, note: Note) -> _Claim | bool | None:
+        """The lock entry ``note`` continues; None for a new note; False after reporting a problem."""
+        keys: dict[str, str] = {}
+        if note.id in self.index:
+            keys[self.index[note.id]] = "id"
+        for alias in note.aliases:
+            if alias in self.index:
+                keys.setdefault(self.index[alias], "was")
+        if note.guid and note.guid in self.by_guid:
+            keys.setdefault(self.by_guid[note.guid], "guid")
+        if len(keys) > 1:
+            names = ", ".join(f"'{k}' ({self.old[k].guid})" for k in sorted(keys))
+            self._error(
+                note,
+                "id-rename-conflict",
+                f"note '{note.id}' names {len(keys)} different notes of the lock: {names}; "
+                "it can keep only one GUID and the other notes' reviews would be lost or taken over",
+                "keep in <!-- id: ...; was: ... --> only the ids of the one note this continues, "
+                "or give this note a new id that nothing else used",
+            )
+            return False
+        if not keys:
+            if note.guid:
+                return None
+            derived = note_guid(self.deck_uuid, note.identity)
+            if derived in self.by_guid:  # only possible if the lock lost a former id; be safe anyway
+                self._error(
+                    note,
+                    "id-retired",
+                    f"id '{note.identity}' gives the GUID the lock records for '{self.by_guid[derived]}'",
+                    "give this note an id that was never used in this deck",
+                )
+                return False
+            return None
+        key, how = next(iter(keys.items()))
+        entry = self.old[key]
+        if note.guid and note.guid != entry.guid:
+            self._error(
+                note,
+                "guid-changed",
+                f"the lock records GUID {entry.guid} for note '{note.id}'; changing it to {note.guid} "
+                "would make Anki create a new note without its reviews",
+                f"write <!-- guid: {entry.guid} --> (or remove the guid option), or give this note a new id",
+            )
+            return False
+        if entry.removed and how == "id" and not note.restore:
+            what = f"removed note '{key}'" if key == note.id else f"note '{key}' (removed; '{note.id}' is its old id)"
+            self._error(
+                note,
+                "id-retired",
+                f"id '{note.id}' belongs to the {what}, which stays in users' collections: "
+                "a new note under this id would take over its reviews",
+                f"if this is that same note brought back, write <!-- id: {note.id}; restore -->; "
+                "otherwise pick a new id (deckgen new never hands out a retired one)",
+            )
+            return False
+        return _Claim(note, key, how)
+
+    def resolve(self, notes: Iterable[Note]) -> tuple[list[_Claim], list[Note]]:
+        """(notes continuing a lock entry, new notes); every note with a problem is in neither."""
+        claims: list[_Claim] = []
+        fresh: list[Note] = []
+        listed = list(notes)
+        twice = {i for i, n in Counter(n.id for n in listed).items() if n > 1}
+        for note in listed:
+            if note.id in twice:
+                continue  # id-duplicate reports it; which of the two continues the lock is undecidable
+            found = self.match(note)
+            if isinstance(found, _Claim):
+                claims.append(found)
+            elif found is None:
+                fresh.append(note)
+        return self.settle(claims), fresh
+
+    def settle(self, claims: list[_Claim]) -> list[_Claim]:
+        """Claims left after refusing every second claim on one lock entry."""
+        by_key: dict[str, list[_Claim]] = {}
+        for claim in claims:
+            by_key.setdefault(claim.key, []).append(claim)
+        kept: list[_Claim] = []
+        for key, group in by_key.items():
+            owner = next((c for c in group if c.note.id == key), None) or (group[0] if len(group) == 1 else None)
+            for claim in group:
+                if claim is owner:
+                    kept.append(claim)
+                    continue
+                note = claim.note
+                if claim.how == "id":
+                    self._error(
+                        note,
+                        "id-retired",
+                        f"id '{note.id}' is a former id of note '{key}' (GUID {self.old[key].guid}); "
+                        "reusing it would take over that note's reviews",
+                        "pick an id that was never used in this deck",
+                    )
+                else:
+                    self._error(
+                        note,
+                        "id-rename-conflict",
+                        f"note '{note.id}' and another note both claim the history of '{key}' "
+                        f"(GUID {self.old[key].guid})",
+                        "only one note can continue it: remove the was:/guid from the other",
+                    )
+        return kept
+
+
+def lock_findings(
+    lock: Lock, notes: Sequence[tuple[Note, str]], deck_uuid: str
+) -> tuple[list[Diagnostic], list[Hazard]]:
+    """The identity problems and import hazards ``update_lock`` would find for (note, subdeck) pairs,
+    known without rendering (for ``deckgen check``)."""
+    deck_of = {id(note): deck for note, deck in notes}  # by object: the same id may stand twice
+    identities = _Identities(lock, deck_uuid)
+    claims, fresh = identities.resolve(note for note, _ in notes)
+    hazards: list[Hazard] = []
+    for claim in claims:
+        note, deck = claim.note, deck_of[id(claim.note)]
+        prev = lock.notes[claim.key]
+        notetype, cards = note_cards(note)
+        shape = {"deck": deck, "notetype": str(notetype.id)}
+        hazards += find_hazards(note, prev.guid, prev.parts, prev.cards, shape, cards)
+    entries = {note.id: NoteEntry(note.guid or note_guid(deck_uuid, note.identity), 0, {}) for note in fresh}
+    entries.update({k: v for k, v in lock.notes.items() if k not in entries})
+    return identities.problems + _duplicate_guids(entries, {note.id: note for note in fresh}), hazards
 
 
 def update_lock(
-    lock: Lock, notes: Iterable[RenderedNote], notetypes: Iterable[NoteType], now: int
+    lock: Lock,
+    notes: Iterable[RenderedNote],
+    notetypes: Iterable[NoteType],
+    now: int,
+    deck_uuid: str,
+    wall_clock: int = 0,
 ) -> tuple[Lock, LockDiff]:
-    """The lock after this build, and the diff from the old one. ``now`` is the build time (s)."""
+    """The lock after this build, and the diff from the old one. ``now`` is the build time (s);
+    ``wall_clock`` the real time, which changed notes' ``mod`` never precedes (module docstring).
+
+    The lock decides each note's GUID: a note it knows (by id, any ``was:`` id in any order, or
+    ``guid:``) keeps the recorded one; only a new note derives one from ``deck_uuid``.
+    """
     old = dict(lock.notes)
+    rendered = {id(rn.note): rn for rn in notes}  # by object: the same id may stand twice
+    identities = _Identities(lock, deck_uuid)
+    claims, fresh_notes = identities.resolve(rn.note for rn in rendered.values())
+    fresh = [rendered[id(note)] for note in fresh_notes]
     new: dict[str, NoteEntry] = {}
     added, changed, renamed = [], [], []
+    hazards: list[Hazard] = []
     unchanged = 0
-    for rn in notes:
+    for claim in claims:
+        rn, prev = rendered[id(claim.note)], old[claim.key]
         note = rn.note
-        parts = note_parts(rn)
-        previous_id = note.id if note.id in old else next((a for a in reversed(note.aliases) if a in old), None)
-        prev = old.get(previous_id) if previous_id else None
-        if previous_id and previous_id != note.id:
-            renamed.append(Change(note.id, old_id=previous_id))
-        if prev is None:
-            added.append(note.id)
-            new[note.id] = NoteEntry(rn.guid, now, parts)
-        elif prev.parts != parts or prev.removed or prev.guid != rn.guid:
+        parts, cards = note_parts(rn), rn.card_ords
+        was = tuple(sorted({*prev.was, claim.key, *note.aliases} - {note.id}))
+        if claim.key != note.id:
+            renamed.append(Change(note.id, old_id=claim.key))
+        hazards += find_hazards(note, prev.guid, prev.parts, prev.cards, parts, cards)
+        if prev.parts != parts or prev.cards != cards or prev.removed:
             diff_fields = tuple(
                 sorted(k for k in parts.keys() | prev.parts.keys() if parts.get(k) != prev.parts.get(k))
-            )
-            changed.append(Change(note.id, diff_fields or ("restored",)))
-            new[note.id] = NoteEntry(rn.guid, _next_mod(prev.mod, now), parts)
+            ) + (("cards",) if prev.cards != cards else ())
+            changed.append(Change(note.id, diff_fields if not prev.removed else ("restored",)))
+            new[note.id] = NoteEntry(prev.guid, _next_mod(prev.mod, now, wall_clock), parts, cards, was)
         else:
-            unchanged += previous_id == note.id
-            new[note.id] = prev
-    consumed = set(new) | {c.old_id for c in renamed}
+            unchanged += claim.key == note.id
+            new[note.id] = NoteEntry(prev.guid, prev.mod, parts, cards, was)
+    for rn in fresh:
+        note = rn.note
+        guid = note.guid or note_guid(deck_uuid, note.identity)
+        added.append(note.id)
+        # a pinned guid is a note users already have (imported from Anki): its mod must beat their edits
+        mod = max(now, wall_clock + 1) if note.guid else now
+        new[note.id] = NoteEntry(guid, mod, note_parts(rn), rn.card_ords, tuple(sorted(set(note.aliases))))
+    consumed = {c.key for c in claims}
     removed = sorted(k for k, v in old.items() if k not in consumed and not v.removed)
     for key, entry in old.items():
-        if key not in consumed:
+        if key not in consumed and key not in new:
             new[key] = replace(entry, removed=True)
+    problems = identities.problems + _duplicate_guids(new, {rn.note.id: rn.note for rn in fresh})
     nt_entries = {}
     for nt in notetypes:
         prev_nt = lock.notetypes.get(nt.name)
         if prev_nt is not None and prev_nt.hash == nt.style_hash:
             nt_entries[nt.name] = prev_nt
         else:
-            nt_entries[nt.name] = NotetypeEntry(nt.style_hash, _next_mod(prev_nt.mod if prev_nt else None, now))
+            prev_mod = prev_nt.mod if prev_nt else None
+            nt_entries[nt.name] = NotetypeEntry(nt.style_hash, _next_mod(prev_mod, now, wall_clock))
     orphans = tuple(sorted(k for k, v in new.items() if v.removed))
     diff = LockDiff(
         tuple(sorted(added)),
@@ -133,8 +336,30 @@ def update_lock(
         tuple(sorted(renamed, key=lambda c: c.id)),
         unchanged,
         orphans,
+        tuple(problems),
+        tuple(sorted(hazards, key=lambda h: (h.note_id, h.kind.value))),
     )
     return Lock(dict(sorted(new.items())), dict(sorted(nt_entries.items()))), diff
+
+
+def _duplicate_guids(entries: Mapping[str, NoteEntry], fresh: Mapping[str, Note]) -> list[Diagnostic]:
+    """A new note whose GUID another entry already has (two pinned guids alike): one would overwrite the other."""
+    owner: dict[str, str] = {}
+    problems = []
+    for key in sorted(entries, key=lambda k: (k in fresh, k)):
+        guid = entries[key].guid
+        if guid in owner and key in fresh:
+            note = fresh[key]
+            problems.append(
+                Diagnostic(
+                    note.id_location or note.location,
+                    "guid-duplicate",
+                    f"note '{key}' has GUID {guid}, which note '{owner[guid]}' already has",
+                    "every note needs its own guid; remove the guid option from one of them",
+                )
+            )
+        owner.setdefault(guid, key)
+    return problems
 
 
 # --- reading and writing ----------------------------------------------------------------------
@@ -155,34 +380,119 @@ def dumps(lock: Lock) -> str:
     lines += ["  },", '  "notes": {']
     notes = []
     for key, entry in lock.notes.items():
-        value: dict[str, object] = {"guid": entry.guid, "mod": entry.mod, "parts": dict(sorted(entry.parts.items()))}
+        value: dict[str, object] = {
+            "guid": entry.guid,
+            "mod": entry.mod,
+            "parts": dict(sorted(entry.parts.items())),
+            "cards": list(entry.cards),
+        }
+        if entry.was:
+            value["was"] = list(entry.was)
         if entry.removed:
             value["removed"] = True
-        notes.append(f"    {json.dumps(key)}: {json.dumps(value, sort_keys=True, ensure_ascii=False)}")
+        line = f"    {json.dumps(key, ensure_ascii=False)}: {json.dumps(value, sort_keys=True, ensure_ascii=False)}"
+        notes.append(line)
     lines.append(",\n".join(notes))
     lines += ["  }", "}", ""]
     return "\n".join(line for line in lines if line)
 
 
+# A mod is a time in seconds; anything negative or after 2099 is damage, not a time deckgen wrote.
+MOD_RANGE = range(0, 4_102_444_800)
+MAX_CARD_ORD = 65536  # Anki's own limit: card ords are 16-bit
+RECOVER_HINT = "restore it from version control (see 'A damaged lock' in the README)"
+
+
+class _Damaged(ValueError):
+    """A lock value of the wrong type or range; the message names it."""
+
+
+def _int(value: object, what: str, valid: range) -> int:
+    if type(value) is not int or value not in valid:
+        raise _Damaged(f"{what} must be an integer from {valid.start} to {valid.stop - 1}, not {value!r}")
+    return value
+
+
+def _str(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _Damaged(f"{what} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _mapping(value: object, what: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise _Damaged(f"{what} must be an object, not {type(value).__name__}")
+    return value
+
+
+def _list(value: object, what: str) -> list[object]:
+    if not isinstance(value, list):
+        raise _Damaged(f"{what} must be a list, not {type(value).__name__}")
+    return value
+
+
+def _note_entry(key: str, raw: object) -> NoteEntry:
+    where = f"note {key!r}"
+    value = _mapping(raw, where)
+    unknown = set(value) - {"guid", "mod", "parts", "cards", "was", "removed"}
+    if unknown:
+        raise _Damaged(f"{where} has unknown keys {sorted(unknown)}")
+    parts = {k: _str(v, f"{where}: part {k!r}") for k, v in _mapping(value.get("parts"), f"{where}: parts").items()}
+    removed = value.get("removed", False)
+    if not isinstance(removed, bool):
+        raise _Damaged(f"{where}: removed must be true or false, not {removed!r}")
+    return NoteEntry(
+        _str(value.get("guid"), f"{where}: guid"),
+        _int(value.get("mod"), f"{where}: mod", MOD_RANGE),
+        parts,
+        tuple(_int(c, f"{where}: card", range(MAX_CARD_ORD)) for c in _list(value.get("cards"), f"{where}: cards")),
+        tuple(_str(a, f"{where}: former id") for a in _list(value.get("was", []), f"{where}: was")),
+        removed,
+    )
+
+
+def _no_constant(name: str) -> object:
+    raise _Damaged(f"{name} is not a number deckgen writes")
+
+
 def loads(text: str, path: Path) -> Lock:
+    """Parse and validate the lock; anything of the wrong type or range is a LockFileError naming it."""
     try:
-        data = json.loads(text)
+        data = _mapping(json.loads(text, parse_constant=_no_constant), "the lock")
         if data.get("version") != LOCK_VERSION:
-            raise LockFileError(f"{path}: unsupported lock version {data.get('version')!r}")
-        notes = {
-            k: NoteEntry(v["guid"], int(v["mod"]), dict(v["parts"]), bool(v.get("removed", False)))
-            for k, v in data["notes"].items()
-        }
-        nts = {k: NotetypeEntry(v["hash"], int(v["mod"])) for k, v in data["notetypes"].items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise LockFileError(f"{path}: the lock file is damaged ({exc}); restore it from version control") from exc
+            raise LockFileError(
+                f"{path}: unsupported lock version {data.get('version')!r} (this deckgen reads {LOCK_VERSION}); "
+                + RECOVER_HINT
+            )
+        notes = {k: _note_entry(k, v) for k, v in _mapping(data.get("notes"), "notes").items()}
+        nts = {}
+        for k, raw in _mapping(data.get("notetypes"), "notetypes").items():
+            v = _mapping(raw, f"notetype {k!r}")
+            nts[k] = NotetypeEntry(
+                _str(v.get("hash"), f"notetype {k!r}: hash"), _int(v.get("mod"), f"notetype {k!r}: mod", MOD_RANGE)
+            )
+    except RecursionError as exc:
+        raise LockFileError(f"{path}: the lock file is damaged (nested too deeply); {RECOVER_HINT}") from exc
+    except ValueError as exc:  # json's errors and _Damaged
+        raise LockFileError(f"{path}: the lock file is damaged ({exc}); {RECOVER_HINT}") from exc
     return Lock(notes, nts)
 
 
 def read_lock(path: Path) -> Lock:
-    if not path.exists():
+    """The lock at ``path`` (empty if there is none); an unreadable or damaged lock is a LockFileError."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
         return Lock()
-    return loads(path.read_text(encoding="utf-8"), path)
+    except OSError as exc:
+        raise LockFileError(f"{path}: cannot read the lock file: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LockFileError(
+            f"{path}: the lock file is damaged (not UTF-8 at byte {exc.start}); {RECOVER_HINT}"
+        ) from exc
+    return loads(text, path)
 
 
 @contextmanager

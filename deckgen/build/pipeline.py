@@ -16,8 +16,9 @@ from pathlib import Path
 from deckgen.anki import notetypes
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
 from deckgen.build.cache import CACHE_DIR, Caches, open_caches
+from deckgen.build.hazards import hazard_diagnostics
 from deckgen.build.incremental import Progress, RenderStage, warm_up_worker
-from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, read_lock, update_lock, write_lock
+from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, lock_findings, read_lock, update_lock, write_lock
 from deckgen.build.parallel import WorkPool, available_cores
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.render.markdown import MediaError, RenderedNote
@@ -179,13 +180,17 @@ def compile_deck(
     save_cache: bool = True,
     jobs: int | None = None,
     progress: Progress | None = None,
+    accept_notetype_changes: bool = False,
+    wall_clock: int = 0,
 ) -> Compiled:
     """Parse, check and render the deck and compute the lock update, writing nothing but the cache.
 
     Every diagnostic of every stage is collected in ``Compiled.diagnostics``; callers decide
     whether errors are fatal (build) or just reported (check). ``cache_dir`` (e.g. ``build/.cache``)
     holds rendered Markdown and lint results from earlier runs; ``jobs`` caps worker processes
-    (default: one per core). Neither changes the result.
+    (default: one per core). Neither changes the result. ``accept_notetype_changes`` is for a caller
+    that applies notetype changes itself (``deckgen sync``): they stay in ``diff.hazards``, not errors.
+    ``wall_clock`` is the real time of the build: changed notes get a ``mod`` no earlier (see lock.py).
     """
     config, files, problems = read_sources(source)
     caches = open_caches(cache_dir, config.lint, writable=save_cache)
@@ -203,7 +208,9 @@ def compile_deck(
     finally:
         caches.discard()
     lock = read_lock(source / LOCK_NAME)
-    new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now)
+    new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now, deck.config.uuid, wall_clock)
+    problems += diff.problems
+    problems += hazard_diagnostics(diff.hazards, accept_notetype_changes=accept_notetype_changes)
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
     media_files = dict(sorted(media.files.items()))
     return Compiled(deck, tuple(rendered), intros, media_files, lock, new_lock, diff, diagnostics)
@@ -227,7 +234,9 @@ def check_sources(
         ) as stage:
             problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
             problems += stage.rendered()[2]
-    read_lock(source / LOCK_NAME)  # a damaged lock is reported by check as by build
+    placed = [(note, deck.subdeck_name(c)) for c in deck.categories for note in c.notes]
+    found, hazards = lock_findings(read_lock(source / LOCK_NAME), placed, config.uuid)
+    problems += found + hazard_diagnostics(hazards)
     return tuple(sorted(problems, key=Diagnostic.sort_key))
 
 
@@ -240,8 +249,10 @@ def package_inputs(
         for c in deck.categories
         if c.notes
     ]
+    entries = compiled.new_lock.notes
     notes = [
-        PackagedNote(rn, compiled.new_lock.notes[rn.note.id].mod, due) for due, rn in enumerate(compiled.notes, start=1)
+        PackagedNote(rn, entries[rn.note.id].guid, entries[rn.note.id].mod, due)
+        for due, rn in enumerate(compiled.notes, start=1)
     ]
     nt_mods = {nt.id: (nt, compiled.new_lock.notetypes[nt.name].mod) for nt in notetypes.all_notetypes()}
     return decks, notes, nt_mods
@@ -258,7 +269,7 @@ def write_outputs(compiled: Compiled, output: Path, lock_path: Path) -> None:
     """Write the package, then the lock if it changed (each atomically)."""
     decks, notes, nt_mods = package_inputs(compiled)
     try:
-        write_package(output, compiled.deck.name, decks, notes, nt_mods, compiled.media)
+        write_package(output, compiled.deck.config.uuid, decks, notes, nt_mods, compiled.media)
     except OSError as exc:
         raise DeckgenError(f"cannot write {output}: {exc.strerror or exc}") from exc
     if compiled.new_lock != compiled.lock:
@@ -279,6 +290,8 @@ def build(
     cache: bool = True,
     jobs: int | None = None,
     progress: Progress | None = None,
+    accept_notetype_changes: bool = False,
+    wall_clock: int = 0,
 ) -> BuildResult:
     """Build the package. On any error nothing is written and the previous package stays intact.
 
@@ -286,7 +299,16 @@ def build(
     the next build (a dry run only reads it); the package is the same bytes with or without it.
     """
     cache_dir = out_dir / CACHE_DIR if cache else None
-    compiled = compile_deck(source, now, cache_dir=cache_dir, save_cache=not dry_run, jobs=jobs, progress=progress)
+    compiled = compile_deck(
+        source,
+        now,
+        cache_dir=cache_dir,
+        save_cache=not dry_run,
+        jobs=jobs,
+        progress=progress,
+        accept_notetype_changes=accept_notetype_changes,
+        wall_clock=wall_clock,
+    )
     fatal = compiled.diagnostics if strict else compiled.errors
     if fatal:
         raise SourceError(fatal)

@@ -25,7 +25,7 @@ from markdown.treeprocessors import Treeprocessor
 
 from deckgen.anki import notetypes
 from deckgen.errors import Diagnostic
-from deckgen.sources.model import Body, Category, Deck, Note, note_guid
+from deckgen.sources.model import Body, Category, Deck, Note
 
 EXTENSIONS: tuple[str, ...] = (
     "markdown.extensions.tables",
@@ -65,9 +65,18 @@ class MediaError(Exception):
 ImageResolver = Callable[[Path, str], str]
 
 _CLOZE_OPEN_RE = re.compile(r"\{\{c(\d+)::")
-_CLOZE_OPEN = "DGCLOZEOPEN{}X"
-_CLOZE_OPEN_BACK_RE = re.compile(r"DGCLOZEOPEN(\d+)X")
-_CLOZE_CLOSE = "DGCLOZECLOSEX"
+
+
+def free_prefix(text: str, stem: str) -> str:
+    """``stem`` plus the shortest suffix that does not occur in ``text``: placeholders built on it can
+    never be produced by the author's text (which could otherwise inject a cloze marker or a '|')."""
+    prefix, n = stem, 0
+    while prefix in text:
+        n += 1
+        prefix = f"{stem}Q{n}"
+    return prefix
+
+
 _INLINE_DISPLAY_RE = r"(?<!\\)(\$\$|\\\[)(.+?)(?:\$\$|\\\])"
 
 
@@ -124,7 +133,8 @@ class Renderer:
         """Markdown → HTML; returns (html, media names used, image errors)."""
         self._md.reset()
         self._images.resolve, self._images.errors, self._images.media = resolve, [], []
-        out = sanitize(self._md.convert(protect_table_pipes(text))).replace(_PIPE, "|")
+        pipe = free_prefix(text, "DGPIPE") + "X"
+        out = sanitize(self._md.convert(protect_table_pipes(text, pipe))).replace(pipe, "|")
         if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
             out = out[3:-4]
         return neutralise_braces(out), self._images.media, self._images.errors
@@ -218,11 +228,10 @@ def sanitize(fragment: str) -> str:
     )
 
 
-_PIPE = "DGPIPEX"
 _INLINE_MATH_RE = re.compile(r"\$\$.+?\$\$|(?<![\\$])\$[^$\n]+?\$|\\\(.+?\\\)")
 
 
-def protect_table_pipes(text: str) -> str:
+def protect_table_pipes(text: str, token: str) -> str:
     """Hide ``|`` inside inline math on table-like lines, so table cells are not split inside a formula.
 
     Python-Markdown splits table rows on ``|`` before math is recognised; ``$|w|$`` in a cell would
@@ -233,7 +242,7 @@ def protect_table_pipes(text: str) -> str:
     lines = text.split("\n")
     for i, line in enumerate(lines):
         if line.count("|") >= 2:
-            lines[i] = _INLINE_MATH_RE.sub(lambda m: m.group(0).replace("|", _PIPE), line)
+            lines[i] = _INLINE_MATH_RE.sub(lambda m: m.group(0).replace("|", token), line)
     return "\n".join(lines)
 
 
@@ -243,7 +252,12 @@ def neutralise_braces(text: str) -> str:
 
 
 def protect_cloze(text: str) -> tuple[str, set[int]]:
-    """Swap cloze markers for placeholders Markdown leaves alone; returns the deletion numbers."""
+    """Swap cloze markers for placeholders Markdown leaves alone; returns the deletion numbers.
+
+    The placeholders' prefix never occurs in ``text`` (``free_prefix``); ``restore_cloze`` needs the
+    same ``text`` to find it again.
+    """
+    prefix = free_prefix(text, "DGCLOZE")
     out, depth, pos, numbers = [], 0, 0, set()
     token = re.compile(r"\{\{c(\d+)::|\}\}")
     for m in token.finditer(text):
@@ -251,10 +265,10 @@ def protect_cloze(text: str) -> tuple[str, set[int]]:
         if m.group(1) is not None:
             depth += 1
             numbers.add(int(m.group(1)))
-            out.append(_CLOZE_OPEN.format(m.group(1)))
+            out.append(f"{prefix}O{m.group(1)}X")
         elif depth:
             depth -= 1
-            out.append(_CLOZE_CLOSE)
+            out.append(f"{prefix}C")
         else:
             out.append(m.group(0))
         pos = m.end()
@@ -262,8 +276,10 @@ def protect_cloze(text: str) -> tuple[str, set[int]]:
     return "".join(out), numbers
 
 
-def restore_cloze(text: str) -> str:
-    return _CLOZE_OPEN_BACK_RE.sub(r"{{c\1::", text).replace(_CLOZE_CLOSE, "}}")
+def restore_cloze(text: str, source: str) -> str:
+    """Cloze markers back in ``text``, rendered from ``protect_cloze(source)``."""
+    prefix = re.escape(free_prefix(source, "DGCLOZE"))
+    return re.sub(prefix + r"(?:O(\d+)X|C)", lambda m: f"{{{{c{m.group(1)}::" if m.group(1) else "}}", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,9 +294,12 @@ class RenderedNote:
     card_ords: tuple[int, ...]
     media: tuple[str, ...]
 
-    @property
-    def guid(self) -> str:
-        return note_guid(self.note.identity)
+
+def note_cards(note: Note) -> tuple[notetypes.NoteType, tuple[int, ...]]:
+    """The note's notetype and the ords of the cards it makes (known without rendering)."""
+    if note.cloze:
+        return notetypes.cloze(), tuple(sorted(n - 1 for n in protect_cloze(note.answer.text)[1] if n > 0))
+    return notetypes.basic(), (0, 1) if note.reverse else (0,)
 
 
 def note_tags(category: Category, note: Note) -> tuple[str, ...]:
@@ -308,7 +327,7 @@ def render_note(
         for src, exc in errors:
             offset = max(body.text.find(src), 0)
             problems.append(Diagnostic(body.location(path, offset), exc.rule, str(exc), exc.hint))
-        return restore_cloze(out) if numbers else out
+        return restore_cloze(out, body.text) if numbers else out
 
     prompt = field(Body(note.prompt, note.location.line), inline=True)
     answer = field(note.answer)
@@ -316,11 +335,8 @@ def render_note(
     source = html.escape(note.source)
     kind = note.kind.label
     if note.cloze:
-        notetype = notetypes.cloze()
         values = {"Text": answer, "Prompt": prompt, "Extra": extra, "Source": source, "Kind": kind, "Id": note.id}
-        ords = tuple(sorted(n - 1 for n in protect_cloze(note.answer.text)[1] if n > 0))
     else:
-        notetype = notetypes.basic()
         values = {
             "Prompt": prompt,
             "Answer": answer,
@@ -331,7 +347,7 @@ def render_note(
             "TypeIn": html.escape(note.type_in),
             "Id": note.id,
         }
-        ords = (0, 1) if note.reverse else (0,)
+    notetype, ords = note_cards(note)
     fields = tuple(values.get(name, "") for name in notetype.fields)
     rendered = RenderedNote(
         note=note,

@@ -21,6 +21,8 @@ from deckgen.sources.parse import find_fences
 CODE_SPAN_RE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
 LIST_ITEM_RE = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+\S")
 CLOZE_RE = re.compile(r"\{\{c(\d+)::")
+# A paragraph that is only a bold question: how public Q&A lists mark their questions.
+BOLD_QUESTION_RE = re.compile(r"(?:^|\n[ \t]*\n)[ \t]*((\*\*|__)[^\n*_]+\?[ \t]*\2)[ \t]*(?=\n[ \t]*\n|\n?$)")
 UNSAFE_HTML = (
     (
         re.compile(r"<\s*(script|iframe|object|embed|frame|frameset|applet|base|meta|link|form)\b", re.I),
@@ -49,6 +51,7 @@ RULES: dict[str, Rule] = {
         Rule("config-missing", _E, "deckgen.toml is missing from the source folder"),
         Rule("config-invalid", _E, "deckgen.toml is not valid TOML or a value has the wrong type"),
         Rule("config-unknown-key", _E, "deckgen.toml has a key deckgen does not know (with a 'did you mean')"),
+        Rule("uuid-missing", _E, "deckgen.toml has no deck uuid (the hint prints a fresh line to paste)"),
         Rule("unreadable", _E, "a category file cannot be read"),
         Rule("encoding", _E, "a file is not valid UTF-8"),
         Rule("binary-content", _E, "a file contains NUL bytes"),
@@ -61,10 +64,22 @@ RULES: dict[str, Rule] = {
         Rule("deck-duplicate", _E, "two files define the same subdeck"),
         # notes
         Rule("heading-level", _E, "a '#', '###' … heading where only '## ' starts a note (it would not be a card)"),
+        Rule(
+            "heading-malformed", _E, "'##What', '##' + no-break space, an indented heading: would vanish into an answer"
+        ),
+        Rule("comment-unclosed", _E, "an HTML comment never closed (it would hide the notes after it)"),
+        Rule("extra-with-text", _E, "<!-- extra: text --> is a comment: its text would not be on the card"),
         Rule("prompt-empty", _E, "a '## ' heading without prompt text"),
         Rule("id-missing", _E, "a note without <!-- id: ... --> right after its heading"),
         Rule("id-invalid", _E, "an id with characters other than lowercase letters, digits, '-' and '_'"),
         Rule("id-duplicate", _E, "an id (or rename alias) used twice in the deck; both places are named"),
+        Rule("id-retired", _E, "an id the lock retired (a removed note, a former id) reused without '; restore'"),
+        Rule("id-rename-conflict", _E, "an id and its was: ids (or guid) name different notes of the lock"),
+        Rule("guid-changed", _E, "a <!-- guid: --> differing from the GUID the lock records for the note"),
+        Rule("guid-duplicate", _E, "two notes with the same <!-- guid: -->"),
+        Rule("notetype-changed", _E, "a note changed between basic and cloze: Anki's importer cannot apply that"),
+        Rule("deck-moved", _W, "notes moved to another subdeck: Anki leaves their cards in the old one"),
+        Rule("cards-removed", _W, "a note lost a card (reverse, a cloze number): Anki keeps it, blank"),
         Rule("note-option-unknown", _E, "an unknown <!-- option: ... --> under a heading (with a 'did you mean')"),
         Rule("note-option-duplicate", _E, "the same note option given twice"),
         Rule("note-option-invalid", _E, "a note option with a bad value (e.g. reverse: maybe, an unknown rule id)"),
@@ -75,6 +90,9 @@ RULES: dict[str, Rule] = {
         Rule("cloze-not-enabled", _E, "{{c1::...}} in a note that is not marked <!-- cloze -->"),
         Rule("cloze-without-deletions", _E, "a <!-- cloze --> note without any {{c1::...}} deletion"),
         Rule("cloze-misplaced", _E, "cloze deletions outside a cloze note's answer, or numbered c0"),
+        Rule("cloze-number", _E, "a cloze number above c500 (Anki refuses a package with one above c65536)"),
+        Rule("cloze-unclosed", _E, "a {{c1:: deletion never closed with }}"),
+        Rule("cloze-malformed", _E, "{{c1:x}}, {{C1::…}}, an empty deletion, or '}}' inside math ending a deletion"),
         # images
         Rule("image-missing", _E, "an image file that does not exist"),
         Rule("image-outside-source", _E, "an image path leaving the source folder (../, absolute, symlink out)"),
@@ -88,6 +106,7 @@ RULES: dict[str, Rule] = {
         Rule("code-too-long", _W, "a code block longer than the limit (default 30 lines)"),
         Rule("category-empty", _W, "a category file without any note"),
         Rule("image-remote", _W, "an image loaded from the web: missing offline and on phones"),
+        Rule("bold-question", _W, "a paragraph that is only a bold question: probably a note without a heading"),
     )
 }
 
@@ -183,7 +202,59 @@ def source_errors(note: Note) -> list[Diagnostic]:
                             "renumber the deletion as {{c1::...}}",
                         )
                     )
+            if part == "answer":
+                found += [
+                    Diagnostic(body.location(path, offset), rule, message, hint)
+                    for offset, rule, message, hint in cloze_problems(masked)
+                ]
     return found
+
+
+# Real Anki (26.x) imports cloze numbers up to c65536 (card ords are 16-bit); one deletion above makes it
+# refuse the whole package ("IntegralValueOutOfRange"). deckgen's limit is far below, and documented.
+CLOZE_MAX = 500
+_CLOZE_TOKEN_RE = re.compile(r"\{\{c(\d+)::|\}\}|\{\{[ \t]*[cC][ \t]*-?\d*[ \t]*::?")
+
+
+def cloze_problems(text: str) -> Iterator[tuple[int, str, str, str]]:
+    """(offset, rule, message, hint) for each broken deletion of a cloze note's code-masked answer:
+    above ``CLOZE_MAX``, malformed, empty, never closed, or closed by a ``}}`` that belongs to math."""
+    open_at: list[re.Match[str]] = []
+    for m in _CLOZE_TOKEN_RE.finditer(text):
+        if m.group(1) is not None:
+            if int(m.group(1)) > CLOZE_MAX:
+                yield (
+                    m.start(),
+                    "cloze-number",
+                    f"cloze number c{int(m.group(1)) if len(m.group(1)) < 12 else m.group(1)[:12] + '...'} "
+                    f"is above c{CLOZE_MAX}",
+                    f"number deletions c1, c2 ...; deckgen allows up to c{CLOZE_MAX} (a number above c65536 "
+                    "makes Anki refuse the whole package)",
+                )
+            open_at.append(m)
+        elif m.group(0) == "}}":
+            if not open_at:
+                continue  # a stray '}}' is text (shown as typed)
+            opener = open_at.pop()
+            content = text[opener.end() : m.start()]
+            if not content.split("::")[0].strip():
+                yield opener.start(), "cloze-malformed", "empty cloze deletion", "put the hidden text after '::'"
+            elif any(True for _ in _math_problems(content)):
+                yield (
+                    m.start(),
+                    "cloze-malformed",
+                    "'}}' inside math ends the cloze deletion early",
+                    "inside a deletion write '} }' (with a space) in LaTeX, e.g. {{c1::$x^{2} }$}}",
+                )
+        else:
+            yield (
+                m.start(),
+                "cloze-malformed",
+                f"malformed cloze deletion {m.group(0)!r}",
+                "write {{c1::hidden text}}: a lowercase 'c', the number, two colons",
+            )
+    for opener in open_at:
+        yield opener.start(), "cloze-unclosed", "cloze deletion is never closed", "close it with '}}'"
 
 
 def answer_words(text: str) -> int:
@@ -265,7 +336,19 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
                 Severity.WARNING,
             )
         )
-    for _, body in _parts(note):
+    for part, body in _parts(note):
+        if part != "prompt":
+            for m in BOLD_QUESTION_RE.finditer(_mask_code(body.text)):
+                found.append(
+                    Diagnostic(
+                        body.location(path, m.start(1)),
+                        "bold-question",
+                        f"a bold question alone in a paragraph of the {part}: {m.group(1).strip()[:50]!r}",
+                        "if it is the next question, make it a note ('## ' + the question, then its own id); "
+                        "otherwise silence this with <!-- ignore: bold-question -->",
+                        Severity.WARNING,
+                    )
+                )
         for offset, count in _long_lists(body.text, config.max_list_items):
             found.append(
                 Diagnostic(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from deckgen.sources.model import DeckConfig, Kind, LintConfig, SourceLocation
 
 CONFIG_NAME = "deckgen.toml"
 FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse")
-CONFIG_KEYS = ("name", "output", "lint")
+CONFIG_KEYS = ("name", "uuid", "output", "lint")
 LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "disable")
 TAG_RE = re.compile(r"^[^\s\"]+$")
 
@@ -61,7 +62,50 @@ def load_config(text: str, path: Path) -> tuple[DeckConfig | None, list[Diagnost
         output = default_output(name)
     lint, lint_problems = _load_lint(data.get("lint", {}), here)
     problems.extend(lint_problems)
-    return DeckConfig(name=name.strip(), output=output, lint=lint), problems
+    deck_uuid = _load_uuid(data.get("uuid"), text, path, problems)
+    if deck_uuid is None:
+        return None, problems
+    return DeckConfig(name=name.strip(), output=output, uuid=deck_uuid, lint=lint), problems
+
+
+def fresh_uuid_line() -> str:
+    """A ``uuid = "..."`` line with a new random UUID, for a deck that has none yet."""
+    return f'uuid = "{uuid.uuid4()}"'
+
+
+def _load_uuid(value: Any, text: str, path: Path, problems: list[Diagnostic]) -> str | None:
+    """The deck uuid in its canonical form (lowercase, hyphenated), or None with a diagnostic.
+
+    Note GUIDs and deck ids derive from it, so it is required: without it two decks using the same
+    note ids would overwrite each other's notes in Anki.
+    """
+    paste = f"add this line to deckgen.toml once and never change it: {fresh_uuid_line()}"
+    if value is None:
+        problems.append(
+            Diagnostic(
+                SourceLocation(path, 1),
+                "uuid-missing",
+                "deckgen.toml has no 'uuid': the deck's identity, from which every note's GUID derives",
+                paste,
+            )
+        )
+        return None
+    line = next((i + 1 for i, raw in enumerate(text.split("\n")) if re.match(r"^\s*uuid\s*=", raw)), 1)
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        canonical = str(uuid.UUID(value.strip()))
+    except ValueError:
+        problems.append(
+            Diagnostic(
+                SourceLocation(path, line),
+                "config-invalid",
+                f"'uuid' must be a UUID string like \"{uuid.UUID(int=0)}\", not {value!r}",
+                "if this deck was never shipped, " + paste + "; if it was, restore the old value",
+            )
+        )
+        return None
+    return canonical
 
 
 def _load_lint(data: Any, here: SourceLocation) -> tuple[LintConfig, list[Diagnostic]]:

@@ -58,17 +58,24 @@ class Note:
     location: SourceLocation
     extra: Body | None = None
     tags: tuple[str, ...] = ()
-    # Earlier ids of this note, oldest first; the GUID comes from the oldest one.
+    # Earlier ids of this note (``was:``). The lock maps any of them to the note's recorded GUID;
+    # only a note the lock has never seen derives its GUID, from the first one.
     aliases: tuple[str, ...] = ()
     source: str = ""
     cloze: bool = False
     reverse: bool = False
     type_in: str = ""
     ignore: frozenset[str] = field(default_factory=frozenset)
+    # ``<!-- guid: ... -->``: the GUID an existing Anki note already has (kept on import into deckgen).
+    guid: str = ""
+    # ``<!-- id: x; restore -->``: this is the removed note ``x`` brought back, not a new note reusing its id.
+    restore: bool = False
+    # Where the id comment stands (identity errors point there); the heading when unknown.
+    id_location: SourceLocation | None = None
 
     @property
     def identity(self) -> str:
-        """The id the note's GUID is derived from: its original id, surviving renames."""
+        """The id a note the lock has never seen derives its GUID from: its first ``was:`` id, else its id."""
         return self.aliases[0] if self.aliases else self.id
 
 
@@ -125,6 +132,9 @@ class DeckConfig:
 
     name: str
     output: str
+    # The deck's identity (a UUID written once by ``deckgen init``): note GUIDs and deck ids derive
+    # from it, so two decks using the same note ids never touch each other's notes in Anki.
+    uuid: str
     lint: LintConfig = field(default_factory=LintConfig)
 
 
@@ -147,11 +157,21 @@ class Deck:
         return f"{self.config.name}::{category.name}"
 
 
-def note_guid(identity: str) -> str:
-    """The Anki GUID of a note, from its author id alone.
+# --- Identity: changing these functions re-creates every note / subdeck in every user's collection ---
+
+
+def note_guid(deck_uuid: str, identity: str) -> str:
+    """The Anki GUID a new note gets, from the deck's uuid and the note's original id.
 
     Never include content here: Anki matches notes across imports by GUID, so a GUID that
-    changed with the text would turn every edit into a new note and orphan its reviews.
-    Changing this function re-creates every note in every user's collection.
+    changed with the text would turn every edit into a new note and orphan its reviews. The deck
+    uuid keeps two decks that use the same note id apart. Once a note is built its GUID is
+    recorded in the lock, which is the authority from then on (renames keep it).
     """
-    return "dg" + hashlib.sha256(f"deckgen-note:{identity}".encode()).hexdigest()[:18]
+    return "dg" + hashlib.sha256(f"deckgen-note:{deck_uuid}:{identity}".encode()).hexdigest()[:18]
+
+
+def deck_id(deck_uuid: str, name: str) -> int:
+    """The Anki id of the deck (or subdeck) ``name`` of the deck with ``deck_uuid``: stable, not shared."""
+    digest = hashlib.sha256(f"deckgen-deck:{deck_uuid}:{name}".encode()).hexdigest()
+    return (1 << 30) + int(digest[:12], 16) % (1 << 40)

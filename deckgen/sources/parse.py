@@ -21,7 +21,9 @@ META_RE = re.compile(r"^<!--\s*([A-Za-z][\w-]*)\s*(?::(.*?))?\s*-->\s*$")
 FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})(.*)$")
 EXTRA_MARKER = "extra"
 CLOZE_RE = re.compile(r"\{\{c\d+::")
-NOTE_OPTIONS = ("id", "tags", "source", "cloze", "reverse", "type-in", "ignore")
+NOTE_OPTIONS = ("id", "guid", "tags", "source", "cloze", "reverse", "type-in", "ignore")
+# What Anki accepts in its guid column and deckgen can write in a comment: printable ASCII, no space.
+GUID_RE = re.compile(r"^[!-~]{1,64}$")
 TRUE_WORDS = {"", "true", "yes", "on", "1"}
 FALSE_WORDS = {"false", "no", "off", "0"}
 
@@ -133,6 +135,92 @@ def _mark_fences(lines: list[str], start: int, path: Path) -> tuple[list[_Line],
     return [_Line(i + 1, lines[i], in_fence[i]) for i in range(start, len(lines))], problems
 
 
+def _hidden_heading(line: _Line, path: Path, *, in_note: bool) -> list[Diagnostic]:
+    """A line Markdown makes a heading (or that looks like one) which deckgen would not take as a note.
+
+    Python-Markdown makes every line starting with '#' a heading (``##What``, ``##`` + no-break space,
+    ``#######``); a heading indented by 1-3 spaces is plain text. Either way the author's note would
+    vanish into the previous answer. (Outside notes only '##' variants count: a '#Title' there is intro.)
+    """
+    text = line.text
+    stripped = text.lstrip(" ")
+    indent = len(text) - len(stripped)
+    hashes = len(stripped) - len(stripped.lstrip("#"))
+    if not hashes or indent >= 4 or (not in_note and hashes != 2):
+        return []
+    after = stripped[hashes:]
+    if indent:
+        if hashes > 6 or (after and not after[0].isspace()):
+            return []  # '  #tag' is text to Markdown and to the reader
+        message = f"heading indented by {indent} space(s) is plain text, not a note"
+        hint = "remove the indentation: a note starts with '## ' at the start of the line"
+    else:
+        message = f"{text.strip()[:40]!r} is a heading to Markdown but not a note heading"
+        if hashes == 2:
+            hint = "write '## ' followed by the prompt (one plain space after '##')"
+        else:
+            hint = "start a note with '## ', use **bold** for a sub-heading, or write '\\#' for a literal '#'"
+    return [Diagnostic(SourceLocation(path, line.number, indent + 1), "heading-malformed", message, hint)]
+
+
+def _extra_with_text(line: _Line, path: Path) -> list[Diagnostic]:
+    """``<!-- extra: text -->`` is an HTML comment: the text would silently not be shown."""
+    m = re.match(r"^(\s*)<!--\s*extra\s*:", line.text)
+    if m is None:
+        return []
+    return [
+        Diagnostic(
+            SourceLocation(path, line.number, len(m.group(1)) + 1),
+            "extra-with-text",
+            "'<!-- extra: ... -->' is a comment: its text would not be on the card",
+            "write <!-- extra --> on its own line and the extra text on the lines below it",
+        )
+    ]
+
+
+def _blank_comments(lines: list[_Line], path: Path, problems: list[Diagnostic]) -> list[_Line]:
+    """Blank out block-level HTML comments spanning lines, so a note commented out is not built.
+
+    A comment opens on a line starting with ``<!--`` that does not close there, and closes on the
+    first later line holding ``-->`` that is not itself a one-line comment (so the ``<!-- id: ... -->``
+    of a commented-out note does not end it). Line numbers stay. An unclosed comment is an error and
+    hides nothing: the notes after it are still read (and reported), never silently swallowed.
+    """
+    out = list(lines)
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.text.strip()
+        if line.in_fence or not stripped.startswith("<!--") or "-->" in stripped[4:]:
+            i += 1
+            continue
+        end = next(
+            (
+                j
+                for j in range(i + 1, len(lines))
+                if "-->" in lines[j].text and not lines[j].text.strip().startswith("<!--")
+            ),
+            None,
+        )
+        if end is None:
+            problems.append(
+                Diagnostic(
+                    SourceLocation(path, line.number, line.text.index("<!--") + 1),
+                    "comment-unclosed",
+                    "HTML comment is never closed with '-->'; it would hide everything after it",
+                    "close the comment with '-->'",
+                )
+            )
+            return out
+        tail = lines[end].text.split("-->", 1)[1]
+        for j in range(i, end + 1):
+            out[j] = _Line(lines[j].number, "", False)
+        if tail.strip():
+            out[end] = _Line(lines[end].number, " " * (len(lines[end].text) - len(tail)) + tail, False)
+        i = end + 1
+    return out
+
+
 @dataclass(slots=True)
 class _NoteDraft:
     heading: _Line
@@ -152,11 +240,15 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
     problems += front_problems
     numbered, fence_problems = _mark_fences(lines, body_start, path)
     problems += fence_problems
+    problems += [d for line in numbered if not line.in_fence for d in _extra_with_text(line, path)]
+    numbered = _blank_comments(numbered, path, problems)
 
     intro: list[_Line] = []
     drafts: list[_NoteDraft] = []
     for line in numbered:
         heading = None if line.in_fence else HEADING_RE.match(line.text)
+        if heading is None and not line.in_fence:
+            problems += _hidden_heading(line, path, in_note=bool(drafts))
         if heading and len(heading.group(1)) == 2:
             prompt = re.sub(r"[ \t]+#+$", "", heading.group(2) or "").strip()
             drafts.append(_NoteDraft(line, prompt))
@@ -201,11 +293,21 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
     return category, problems
 
 
-def _parse_id(value: str, where: SourceLocation, problems: list[Diagnostic]) -> tuple[str, tuple[str, ...]] | None:
-    """``new-id; was: old-id, older-id`` → ("new-id", ("old-id", "older-id"))."""
+@dataclass(frozen=True, slots=True)
+class _IdComment:
+    id: str
+    aliases: tuple[str, ...]
+    restore: bool
+
+
+def _parse_id(value: str, where: SourceLocation, problems: list[Diagnostic]) -> _IdComment | None:
+    """``new-id; was: old-id, older-id`` (optionally ``; restore``) → the id, its aliases, the restore flag."""
     parts = [p.strip() for p in value.split(";")]
-    note_id, aliases = parts[0], []
+    note_id, aliases, restore = parts[0], [], False
     for part in parts[1:]:
+        if part == "restore":
+            restore = True
+            continue
         key, _, rest = part.partition(":")
         if key.strip() != "was" or not rest.strip():
             problems.append(
@@ -213,7 +315,7 @@ def _parse_id(value: str, where: SourceLocation, problems: list[Diagnostic]) -> 
                     where,
                     "id-invalid",
                     f"cannot read {part!r} in the id comment",
-                    "write <!-- id: new-id; was: old-id -->",
+                    "write <!-- id: new-id; was: old-id --> (or <!-- id: old-id; restore --> for a removed note)",
                 )
             )
             return None
@@ -230,7 +332,7 @@ def _parse_id(value: str, where: SourceLocation, problems: list[Diagnostic]) -> 
                     "ids use lowercase letters, digits, '-' and '_' and start with a letter or digit",
                 )
             )
-    return (note_id, tuple(aliases)) if ok else None
+    return _IdComment(note_id, tuple(aliases), restore) if ok else None
 
 
 def _bool(value: str, key: str, where: SourceLocation, problems: list[Diagnostic]) -> bool:
@@ -305,7 +407,20 @@ def _build_note(
     parsed_id = _parse_id(*options["id"], problems)
     if parsed_id is None:
         return None
-    note_id, aliases = parsed_id
+    note_id, aliases = parsed_id.id, parsed_id.aliases
+    guid = ""
+    if "guid" in options:
+        guid, where = options["guid"]
+        if not GUID_RE.match(guid):
+            problems.append(
+                Diagnostic(
+                    where,
+                    "note-option-invalid",
+                    f"invalid guid {guid!r}",
+                    "a guid is 1-64 printable ASCII characters without spaces, as Anki shows it in the browser",
+                )
+            )
+            return None
 
     answer_lines, extra_lines = body[i:], []
     for j, line in enumerate(answer_lines):
@@ -387,6 +502,9 @@ def _build_note(
         reverse=reverse,
         type_in=options.get("type-in", ("", here))[0],
         ignore=ignore,
+        guid=guid,
+        restore=parsed_id.restore,
+        id_location=options["id"][1],
     )
 
 
