@@ -343,11 +343,19 @@ def sync_cmd(
 
     options = SyncOptions(dry_run=dry_run, prune=Prune(prune or "report"), force=force, yes=yes)
     try:
-        done = sync_deck(source, out_dir, locate_collection(collection), now=_now(), options=options, confirm=confirm)
+        done = sync_deck(
+            source,
+            out_dir,
+            locate_collection(collection),
+            now=_now(),
+            options=options,
+            confirm=confirm,
+            wall_clock=int(time.time()),
+        )
     except DeckgenError as exc:
         _fail(exc)
         return
-    for warning in done.compiled.warnings:
+    for warning in done.warnings:
         click.echo(warning.format(), err=True)
     report_sync(done, dry_run)
     plan = done.result.plan

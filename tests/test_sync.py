@@ -32,7 +32,7 @@ FILTERED = "Custom Study Session"
 OTHER_DECKGEN_GUID = "another-deckgen-deck-note"  # a note of another deckgen deck, with the same id "q-edit"
 
 SOURCES_1 = {
-    "deckgen.toml": 'name = "Sync Deck"\n',
+    "deckgen.toml": 'name = "Sync Deck"\nuuid = "5b0c2d4e-0d3c-4c55-9a61-2f1b7f3f9a10"\n',
     "basics.md": """\
         ---
         deck: Basics
@@ -709,7 +709,8 @@ def test_large_prune_needs_yes_even_for_archive(tmp_path: Path) -> None:
     assert delete.exit_code == 1 and "refused: this sync deletes 3 note(s)" in delete.output
     archived = by_id(snapshot(col), "t-keep")
     assert archived.cards[0].queue == -1 and "deckgen::orphan" in archived.tags
-    write_sources(source, {"tools.md": SOURCES_1["tools.md"]})  # the note comes back
+    restored_tools = SOURCES_1["tools.md"].replace("<!-- id: t-keep -->", "<!-- id: t-keep; restore -->")
+    write_sources(source, {"tools.md": restored_tools})  # the note comes back
     restored = run("sync", str(source), "--collection", str(col), "-o", str(tmp_path / "b"))
     assert "t-keep  tags; moved to Sync Deck::Tools; restored from the orphans" in restored.output
     back = by_id(snapshot(col), "t-keep")

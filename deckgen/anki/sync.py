@@ -34,7 +34,7 @@ from deckgen.anki.notetypes import NoteType
 from deckgen.build.cache import CACHE_DIR
 from deckgen.build.lock import LOCK_NAME, Lock, _digest
 from deckgen.build.pipeline import Compiled, compile_deck, package_inputs, write_outputs
-from deckgen.errors import DeckgenError, SourceError
+from deckgen.errors import DeckgenError, Diagnostic, SourceError
 from deckgen.render.markdown import RenderedNote
 
 if TYPE_CHECKING:
@@ -850,10 +850,19 @@ class DeckSync:
     result: SyncResult
     wrote: bool  # the package and lock were written
 
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        """The build's warnings, less the import hazards this sync applied."""
+        return tuple(w for w in self.compiled.warnings if w.rule not in APPLIED_HAZARDS)
+
+
+# Import hazards (see build/hazards.py) that build warns about and sync applies: not worth a warning here.
+APPLIED_HAZARDS = frozenset({"deck-moved", "cards-removed"})
+
 
 def deck_key(compiled: Compiled) -> str:
-    """The name of this deck's sync record in a collection."""
-    return compiled.deck.name
+    """This deck's sync record in a collection is named after the deck's uuid (never its title)."""
+    return compiled.deck.config.uuid
 
 
 def sync_deck(
@@ -864,11 +873,15 @@ def sync_deck(
     now: int,
     options: SyncOptions,
     confirm: Callable[[SyncPlan], bool] = lambda plan: False,
+    wall_clock: int = 0,
 ) -> DeckSync:
     """Build ``source`` (refusing on errors, writing nothing but the render cache), apply it to
     ``collection``, then write the package and lock as ``build`` does. A refused or failed sync
     writes nothing else anywhere."""
-    compiled = compile_deck(source, now, cache_dir=out_dir / CACHE_DIR)
+    # Notetype changes are errors for build (the importer cannot apply them); sync converts them.
+    compiled = compile_deck(
+        source, now, cache_dir=out_dir / CACHE_DIR, accept_notetype_changes=True, wall_clock=wall_clock
+    )
     if compiled.errors:
         raise SourceError(compiled.errors)
     notes = [(rn, compiled.new_lock.notes[rn.note.id].guid) for rn in compiled.notes]
