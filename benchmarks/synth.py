@@ -9,6 +9,7 @@ tables, images (a pool of small PNG/SVG files), an ``extra`` section, cloze and 
 from __future__ import annotations
 
 import random
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -93,16 +94,31 @@ def _table(rng: random.Random) -> str:
     return "\n".join([f"| {head} |", "|" + "---|" * cols] + [f"| {r} |" for r in rows])
 
 
-def note_text(i: int, seed: int = 0) -> str:
+PROMPTS = (  # question shapes of a real deck, filled with random words: distinct, not numbered
+    "What is the role of the {a} {w} in {w} {w}?",
+    "How does {w} {v} the {w} of a {a} {w}?",
+    "Why would you use {w} {w} instead of a {a} {w}?",
+    "When does a {a} {w} {v} the {w}?",
+    "What is the difference between {w} {w} and {a} {w}?",
+    "How do you choose the {w} of a {a} {w} {w}?",
+    "Which {w} should {v} a {a} {w} during {w}?",
+    "What goes wrong if the {w} is {a} in {w} {w}?",
+)
+
+
+def _prompt(rng: random.Random, cloze: bool) -> str:
+    if cloze:
+        return " ".join(rng.choice(WORDS) for _ in range(4)).capitalize()
+    shape = rng.choice(PROMPTS).replace("?", " for {w} {w}?")  # a qualifier keeps prompts apart
+    return re.sub(r"\{([awv])\}", lambda m: rng.choice({"a": ADJ, "w": WORDS, "v": VERBS}[m.group(1)]), shape)
+
+
+def note_text(i: int, seed: int = 0, note_id: str | None = None) -> str:
     """The Markdown of note ``i`` (heading to last line), independent of every other note."""
     rng = random.Random(f"{seed}:{i}")
     cloze = rng.random() < 0.05
-    head = " ".join(rng.choice(WORDS) for _ in range(3))
-    if cloze:
-        prompt = f"{head.capitalize()} {i}"
-    else:
-        prompt = f"How does the {rng.choice(ADJ)} {head} {rng.choice(VERBS)} {rng.choice(WORDS)} {i}?"
-    meta = [f"<!-- id: n{i:06d} -->"]
+    prompt = _prompt(rng, cloze)
+    meta = [f"<!-- id: {note_id or f'n{i:06d}'} -->"]
     if rng.random() < 0.3:
         meta.append(f"<!-- tags: topic::{rng.choice(TOPICS)}::{rng.choice(WORDS)} -->")
     if rng.random() < 0.1:
@@ -174,10 +190,45 @@ def generate(root: Path, n: int, seed: int = 0) -> Path:
     return root
 
 
-def edit_one_note(root: Path, run: int) -> Path:
-    """Change one word of one answer (a different edit per ``run``), as an author would."""
-    path = sorted(root.glob("part-*.md"))[0]
+EDIT_KINDS = ("answer", "prompt", "tags", "rename", "add", "remove")
+
+
+def _note_span(text: str, note_id: str) -> tuple[int, int]:
+    """(start, end) of the note whose id comment names ``note_id``: its heading to the next heading."""
+    at = text.index(f"<!-- id: {note_id} -->")
+    start = text.rindex("\n## ", 0, at) + 1
+    end = text.find("\n## ", at)
+    return start, len(text) if end < 0 else end + 1
+
+
+def edit_one_note(root: Path, run: int, kind: str = "answer") -> Path:
+    """One edit of ``kind`` as an author would make it; each (kind, run) edits a note of its own."""
+    slot = EDIT_KINDS.index(kind) * 4 + run % 4
+    path = sorted(root.glob("part-*.md"))[slot % 2]
     text = path.read_text(encoding="utf-8")
-    at = text.index("\n\n", text.index("<!-- id: n000007 -->")) + 2  # the answer's first line
-    path.write_text(text[:at] + f"Edited {run}: " + text[at:], encoding="utf-8")
+    first = int(re.search(r"<!-- id: n(\d{6})", text).group(1))  # type: ignore[union-attr]
+    note_id = f"n{first + 5 + 9 * slot:06d}"
+    start, end = _note_span(text, note_id)
+    note = text[start:end]
+    if kind == "answer":
+        at = note.index("\n\n") + 2
+        note = note[:at] + f"Edited {run}: " + note[at:]
+    elif kind == "prompt":
+        heading, rest = note.split("\n", 1)
+        note = heading.replace("?", " in practice?") if "?" in heading else heading + " revised"
+        note += "\n" + rest
+    elif kind == "tags":
+        if "<!-- tags: " in note:
+            note = note.replace("<!-- tags: ", f"<!-- tags: edited::r{run} ", 1)
+        else:
+            note = note.replace(" -->\n", f" -->\n<!-- tags: edited::r{run} -->\n", 1)
+    elif kind == "rename":
+        note = note.replace(f"<!-- id: {note_id} -->", f"<!-- id: {note_id}-renamed; was: {note_id} -->")
+    elif kind == "add":
+        note = note + note_text(10_000_000 + run, note_id=f"added-{run}") + "\n"
+    elif kind == "remove":
+        note = ""
+    else:
+        raise ValueError(f"unknown edit kind {kind!r}")
+    path.write_text(text[:start] + note + text[end:], encoding="utf-8")
     return path

@@ -14,6 +14,7 @@ import click
 
 from deckgen import __version__
 from deckgen.authoring import new_note, stats
+from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR
 from deckgen.build.hazards import HazardKind, card_names, notetype_label
 from deckgen.build.lock import LOCK_NAME, LockDiff, read_lock
@@ -138,9 +139,11 @@ def report_build(result: BuildResult, dry_run: bool) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deckgen")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Compile Markdown sources into an Anki deck (.apkg) that updates in place."""
     batch_gc()
+    ctx.call_on_close(timings.write)
 
 
 @main.command("build")
@@ -182,6 +185,8 @@ def build_cmd(
         _fail(exc)
         return
     _close(bar)
+    for notice in result.compiled.notices:
+        click.echo(f"warning: {notice}", err=True)
     for warning in result.compiled.warnings:
         click.echo(warning.format(), err=True)
     if not quiet:

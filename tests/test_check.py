@@ -172,14 +172,12 @@ def test_shipped_deck_is_clean_under_strict() -> None:
 
 def _pairwise_reference(prompts: list[str]) -> list[tuple[int, int]]:
     """The rule's definition, checked against every earlier prompt (quadratic; small inputs only)."""
-    from deckgen.sources.check import _near_duplicate, _normal_prompt
+    from deckgen.sources.duplicates import normal_prompt, related
 
-    keys = [_normal_prompt(p) for p in prompts]
+    keys = [normal_prompt(p) for p in prompts]
     found = []
     for i, key in enumerate(keys):
-        first = next((j for j in range(i) if keys[j] == key), None)
-        if first is None:
-            first = next((j for j in range(i) if _near_duplicate(keys[j], key)), None)
+        first = next((j for j in range(i) if related(keys[j], key)), None)
         if first is not None:
             found.append((i, first))
     return found
@@ -198,14 +196,14 @@ def _pairwise_reference(prompts: list[str]) -> list[tuple[int, int]]:
     ],
 )
 def test_near_identical_prompts_are_reported_against_the_earlier_note(earlier: str, later: str) -> None:
-    from deckgen.sources.check import duplicate_pairs
+    from deckgen.sources.duplicates import duplicate_pairs
 
     prompts = ["How is recall defined?", earlier, "What is an epoch?", later]
     assert duplicate_pairs(prompts) == [(3, 1)] == _pairwise_reference(prompts)
 
 
 def test_distinct_prompts_sharing_a_template_are_not_duplicates() -> None:
-    from deckgen.sources.check import duplicate_pairs
+    from deckgen.sources.duplicates import duplicate_pairs
 
     prompts = [f"What is {term}?" for term in ("precision", "recall", "entropy", "a kernel", "an epoch", "bagging")]
     assert duplicate_pairs(prompts) == [] == _pairwise_reference(prompts)
@@ -214,7 +212,7 @@ def test_distinct_prompts_sharing_a_template_are_not_duplicates() -> None:
 def test_duplicate_search_finds_every_one_word_edit_and_reports_only_true_pairs() -> None:
     import random
 
-    from deckgen.sources.check import _near_duplicate, _normal_prompt, duplicate_pairs
+    from deckgen.sources.duplicates import duplicate_pairs, normal_prompt, related
 
     rng = random.Random(7)
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -238,28 +236,28 @@ def test_duplicate_search_finds_every_one_word_edit_and_reports_only_true_pairs(
         rng.shuffle(prompts)
         found = duplicate_pairs(prompts)
         assert found == _pairwise_reference(prompts)
-        keys = [_normal_prompt(p) for p in prompts]
-        assert all(j < i and (keys[i] == keys[j] or _near_duplicate(keys[j], keys[i])) for i, j in found)
+        keys = [normal_prompt(p) for p in prompts]
+        assert all(j < i and related(keys[j], keys[i]) for i, j in found)
 
 
 def test_duplicate_search_compares_few_pairs_on_a_large_templated_deck(monkeypatch: pytest.MonkeyPatch) -> None:
     import random
 
-    from deckgen.sources import check
+    from deckgen.sources import duplicates
 
     calls = 0
-    real = check._near_duplicate
+    real = duplicates.similar
 
     def counting(a: str, b: str) -> bool:
         nonlocal calls
         calls += 1
         return real(a, b)
 
-    monkeypatch.setattr(check, "_near_duplicate", counting)
+    monkeypatch.setattr(duplicates, "similar", counting)
     rng = random.Random(3)
     letters = "abcdefghijklmnopqrstuvwxyz"
     prompts = [f"What is {''.join(rng.choices(letters, k=rng.randint(5, 10)))}?" for _ in range(5000)]
-    check.duplicate_pairs(prompts)
+    duplicates.duplicate_pairs(prompts)
     assert calls < 5 * len(prompts)  # comparing every pair would be 12.5 million
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from deckgen.anki import notetypes
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
-from deckgen.build.cache import CACHE_DIR, Caches, open_caches
+from deckgen.build import timings
+from deckgen.build.cache import CACHE_DIR, Cache, open_cache
 from deckgen.build.hazards import hazard_diagnostics
 from deckgen.build.incremental import Progress, RenderStage, warm_up_worker
 from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, lock_findings, read_lock, update_lock, write_lock
@@ -95,6 +96,7 @@ class Compiled:
     new_lock: Lock
     diff: LockDiff
     diagnostics: tuple[Diagnostic, ...] = ()
+    notices: tuple[str, ...] = ()  # what the user should know that is not about the sources (the cache)
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
@@ -146,18 +148,10 @@ def read_sources(source: Path) -> tuple[DeckConfig, dict[Path, bytes], list[Diag
     return config, files, problems
 
 
-def render_deck(
-    deck: Deck, media: MediaStore, stage: RenderStage | None = None
-) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
-    """Render every note (in deck order) and every category intro.
-
-    With a ``stage`` (see ``compile_deck``) results come from the render cache and worker
-    processes; without one everything is rendered here. Both give identical results.
-    """
-    if stage is None:
-        with RenderStage(deck, media, MediaStore, open_caches(None, deck.config.lint), jobs=1) as own:
-            return own.rendered()
-    return stage.rendered()
+def render_deck(deck: Deck, media: MediaStore) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
+    """Render every note (in deck order) and every category intro, here, with no cache."""
+    with open_cache(None) as cache, WorkPool(1) as pool:
+        return RenderStage(deck, media, MediaStore, cache, pool=pool).rendered()
 
 
 # Sources at least this large with nothing cached mean seconds of work: start the worker processes
@@ -165,11 +159,48 @@ def render_deck(
 EAGER_POOL_BYTES = 256 * 1024
 
 
-def _early_pool(jobs: int | None, files: Mapping[Path, bytes], caches: Caches) -> WorkPool:
+def _early_pool(jobs: int | None, files: Mapping[Path, bytes], cache: Cache) -> WorkPool:
     pool = WorkPool(available_cores() if jobs is None else max(1, jobs), warm_up_worker)
-    if pool.jobs > 1 and sum(len(data) for data in files.values()) >= EAGER_POOL_BYTES and not caches.warm():
+    warm = cache.path is not None and cache.path.is_file()
+    if pool.jobs > 1 and sum(len(data) for data in files.values()) >= EAGER_POOL_BYTES and not warm:
         pool.start()
     return pool
+
+
+@dataclass(frozen=True, slots=True)
+class _Stages:
+    deck: Deck
+    media: MediaStore
+    rendered: list[RenderedNote]
+    intros: dict[str, str]
+    problems: list[Diagnostic]
+    notices: tuple[str, ...]
+
+
+def _run_stages(
+    source: Path, cache_dir: Path | None, *, save: bool, jobs: int | None, progress: Progress | None, check: bool
+) -> _Stages:
+    """Read, parse, lint and render (from the cache where it can); ``check``: only what can report problems."""
+    timings.lap("startup")
+    config, files, problems = read_sources(source)
+    timings.lap("read")
+    with open_cache(cache_dir, writable=save) as cache, _early_pool(jobs, files, cache) as pool:
+        deck, found = parse_deck(config, source, files)
+        problems += found
+        media = MediaStore(source)
+        timings.lap("parse")
+        stage = RenderStage(deck, media, MediaStore, cache, pool=pool, progress=progress, problems_only=check)
+        timings.lap("render")
+        problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
+        timings.lap("checks")
+        rendered, intros, found = stage.rendered()
+        problems += found
+        timings.lap("render")
+        if save:
+            stage.save()
+        timings.lap("cache")
+        notices = (cache.warning,) if cache.warning else ()
+    return _Stages(deck, media, rendered, intros, problems, notices)
 
 
 def compile_deck(
@@ -187,33 +218,22 @@ def compile_deck(
 
     Every diagnostic of every stage is collected in ``Compiled.diagnostics``; callers decide
     whether errors are fatal (build) or just reported (check). ``cache_dir`` (e.g. ``build/.cache``)
-    holds rendered Markdown and lint results from earlier runs; ``jobs`` caps worker processes
+    holds rendered notes and lint results from earlier runs; ``jobs`` caps worker processes
     (default: one per core). Neither changes the result. ``accept_notetype_changes`` is for a caller
     that applies notetype changes itself (``deckgen sync``): they stay in ``diff.hazards``, not errors.
     ``wall_clock`` is the real time of the build: changed notes get a ``mod`` no earlier (see lock.py).
     """
-    config, files, problems = read_sources(source)
-    caches = open_caches(cache_dir, config.lint, writable=save_cache)
-    try:
-        with _early_pool(jobs, files, caches) as pool:
-            deck, found = parse_deck(config, source, files, caches.parse_file())
-            problems += found
-            media = MediaStore(source)
-            with RenderStage(deck, media, MediaStore, caches, files=files, pool=pool, progress=progress) as stage:
-                del files  # only the stage's keys of them are needed from here on
-                problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
-                rendered, intros, found = render_deck(deck, media, stage)
-                problems += found
-                stage.save()
-    finally:
-        caches.discard()
+    run = _run_stages(source, cache_dir, save=save_cache, jobs=jobs, progress=progress, check=False)
     lock = read_lock(source / LOCK_NAME)
-    new_lock, diff = update_lock(lock, rendered, notetypes.all_notetypes(), now, deck.config.uuid, wall_clock)
-    problems += diff.problems
+    new_lock, diff = update_lock(lock, run.rendered, notetypes.all_notetypes(), now, run.deck.config.uuid, wall_clock)
+    timings.lap("lock")
+    problems = run.problems + list(diff.problems)
     problems += hazard_diagnostics(diff.hazards, accept_notetype_changes=accept_notetype_changes)
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
-    media_files = dict(sorted(media.files.items()))
-    return Compiled(deck, tuple(rendered), intros, media_files, lock, new_lock, diff, diagnostics)
+    media_files = dict(sorted(run.media.files.items()))
+    return Compiled(
+        run.deck, tuple(run.rendered), run.intros, media_files, lock, new_lock, diff, diagnostics, run.notices
+    )
 
 
 def check_sources(
@@ -223,20 +243,11 @@ def check_sources(
 
     Reads ``cache_dir`` when given but writes nothing.
     """
-    config, files, problems = read_sources(source)
-    caches = open_caches(cache_dir, config.lint, writable=False)
-    with _early_pool(jobs, files, caches) as pool:
-        deck, found = parse_deck(config, source, files, caches.parse_file())
-        problems += found
-        media = MediaStore(source)
-        with RenderStage(
-            deck, media, MediaStore, caches, files=files, pool=pool, progress=progress, problems_only=True
-        ) as stage:
-            problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
-            problems += stage.rendered()[2]
+    run = _run_stages(source, cache_dir, save=False, jobs=jobs, progress=progress, check=True)
+    deck = run.deck
     placed = [(note, deck.subdeck_name(c)) for c in deck.categories for note in c.notes]
-    found, hazards = lock_findings(read_lock(source / LOCK_NAME), placed, config.uuid)
-    problems += found + hazard_diagnostics(hazards)
+    found, hazards = lock_findings(read_lock(source / LOCK_NAME), placed, deck.config.uuid)
+    problems = run.problems + found + hazard_diagnostics(hazards)
     return tuple(sorted(problems, key=Diagnostic.sort_key))
 
 
@@ -270,11 +281,13 @@ def write_outputs(compiled: Compiled, output: Path, lock_path: Path) -> None:
     decks, notes, nt_mods = package_inputs(compiled)
     try:
         write_package(output, compiled.deck.config.uuid, decks, notes, nt_mods, compiled.media)
+        timings.lap("package")
     except OSError as exc:
         raise DeckgenError(f"cannot write {output}: {exc.strerror or exc}") from exc
     if compiled.new_lock != compiled.lock:
         try:
             write_lock(lock_path, compiled.new_lock)
+            timings.lap("lock")
         except OSError as exc:
             raise DeckgenError(f"wrote {output} but cannot update {lock_path}: {exc.strerror or exc}") from exc
 

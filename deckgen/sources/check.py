@@ -7,7 +7,6 @@ deck-wide with ``[lint] disable = [...]`` in ``deckgen.toml``. Errors cannot be 
 from __future__ import annotations
 
 import bisect
-import difflib
 import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deckgen.errors import Diagnostic, Severity
+from deckgen.sources.duplicates import duplicate_pairs
 from deckgen.sources.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
 from deckgen.sources.parse import find_fences
 
@@ -307,10 +307,6 @@ def _code_blocks(text: str) -> Iterator[tuple[int, int]]:
             yield offsets[fence.start], fence.end - fence.start - 1
 
 
-def _normal_prompt(prompt: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", prompt.casefold()).split())
-
-
 def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
     """Spaced-repetition warnings for one note (minimum-information principle)."""
     path = note.location.path
@@ -380,100 +376,6 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
                     Severity.WARNING,
                 )
             )
-    return found
-
-
-def _near_duplicate(earlier: str, key: str) -> bool:
-    """The rule's definition of "near-identical" for two normalised prompts (``earlier`` came first)."""
-    return abs(len(earlier) - len(key)) <= 8 and difflib.SequenceMatcher(None, earlier, key).ratio() >= 0.92
-
-
-def _one_deletions(word: str) -> set[str]:
-    """The word and every variant with one character dropped: two words one typo apart share one."""
-    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
-
-
-_BUCKET_SCAN = 16  # beyond this many prompts sharing all words but one, compare only words one typo apart
-_POSITIONS = 64  # words beyond this position of a prompt are not bucketed (a prompt is rarely that long)
-
-
-def _around(words: list[str], i: int) -> str:
-    """The prompt's text with word ``i`` cut out (``i == len(words)``: nothing cut, the end)."""
-    return " ".join(words[:i]) + "\x00" + " ".join(words[i + 1 :])
-
-
-def duplicate_pairs(prompts: Sequence[str]) -> list[tuple[int, int]]:
-    """(i, j) for each prompt i identical or near-identical to an earlier prompt j (the first such).
-
-    Found without comparing every pair. Identical (after normalising case, punctuation and spaces)
-    is a dictionary hit. Near-identical candidates are earlier prompts that share all words but one
-    (a word changed, added or dropped), found through buckets keyed by the text around that word;
-    when many prompts share a bucket (templates like "What is X?") only words one typo apart are
-    compared. Each candidate is confirmed with the rule's similarity test and the first earlier
-    confirmed prompt is reported. Cost grows with prompts × words per prompt, not with the number
-    of pairs. Buckets are keyed by the hash of their text (a large deck has millions of them); a
-    member is always checked against the text itself, so a hash collision never changes a result.
-    """
-    found: list[tuple[int, int]] = []
-    exact: dict[str, int] = {}
-    keys: list[str] = []
-    # hash of the text around a word -> members, each packed as prompt * _POSITIONS + word position
-    swapped: dict[int, list[int]] = {}
-    typos: dict[int, dict[str, list[int]]] = {}  # crowded buckets, by one-deletion variants of the word
-
-    def genuine(packed: int, split: str) -> bool:
-        words = keys[packed // _POSITIONS].split(" ")
-        return _around(words, packed % _POSITIONS) == split
-
-    for index, prompt in enumerate(prompts):
-        key = _normal_prompt(prompt)
-        keys.append(key)
-        words = key.split(" ") if key else []
-        starts = [0]
-        for word in words:
-            starts.append(starts[-1] + len(word) + 1)
-        cut = [max(start - 1, 0) for start in starts]  # end of the text before each word
-        around = [key[: cut[i]] + "\x00" + key[starts[i + 1] :] for i in range(min(len(words), _POSITIONS))]
-        hashes = [hash(split) for split in around]
-        first = exact.get(key)
-        if first is None and words:
-            candidates: list[int] = []
-            longest_added = min(8, 0.148 * len(key)) - 1  # a longer word cannot be the only difference
-            for i, split in enumerate(around):
-                word, h = words[i], hashes[i]
-                if h in typos:  # one word replaced (crowded bucket: by typo variants)
-                    packed = [m for v in _one_deletions(word) for m in typos[h].get(v, ())]
-                else:  # one word replaced
-                    packed = swapped.get(h, [])
-                candidates += [m // _POSITIONS for m in packed if genuine(m, split)]
-                if len(word) <= longest_added:  # one word added to an earlier prompt
-                    shorter = key[: starts[i]] + key[starts[i + 1] :] if i < len(words) - 1 else key[: cut[i]]
-                    if shorter in exact:
-                        candidates.append(exact[shorter])
-            for j in range(min(len(words) + 1, _POSITIONS)):  # one word of an earlier prompt dropped
-                gap = key[: cut[j]] + "\x00" + key[starts[j] :] if j < len(words) else key + "\x00"
-                members = swapped.get(hash(gap), [])
-                candidates += [m // _POSITIONS for m in members if m % _POSITIONS == j and genuine(m, gap)]
-            if candidates:
-                first = next((i for i in sorted(set(candidates)) if _near_duplicate(keys[i], key)), None)
-        if first is not None:
-            found.append((index, first))
-        if key in exact:
-            continue
-        exact[key] = index
-        for i, h in enumerate(hashes):
-            packed_index = index * _POSITIONS + i
-            members = swapped.setdefault(h, [])
-            members.append(packed_index)
-            if h in typos:
-                for v in _one_deletions(words[i]):
-                    typos[h].setdefault(v, []).append(packed_index)
-            elif len(members) > _BUCKET_SCAN:
-                crowded = typos[h] = {}
-                for m in members:
-                    word = keys[m // _POSITIONS].split(" ")[m % _POSITIONS]
-                    for v in _one_deletions(word):
-                        crowded.setdefault(v, []).append(m)
     return found
 
 
