@@ -224,6 +224,11 @@ def _marks(chunk: Sequence[str]) -> str:
 # --- reading --------------------------------------------------------------------------------
 
 
+def deck_key(compiled: Compiled) -> str:
+    """This deck's sync record in a collection is named after the deck's uuid (never its title)."""
+    return compiled.deck.config.uuid
+
+
 def record_key(deck_key: str) -> str:
     return f"deckgen:{deck_key}"
 
@@ -800,26 +805,33 @@ class SyncResult:
 
 def sync_collection(
     path: Path,
-    root: str,
-    deck_key: str,
-    notes: Sequence[tuple[RenderedNote, str]],
-    lock: Lock,
-    new_lock: Lock,
-    media: Mapping[str, bytes],
-    notetype_mods: Mapping[int, int],
+    compiled: Compiled,
     options: SyncOptions,
     confirm: Callable[[SyncPlan], bool] = lambda plan: False,
 ) -> SyncResult:
-    """Plan and (unless a dry run) apply the build to the collection at ``path``.
+    """Plan and (unless a dry run) apply the compiled deck to the collection at ``path``.
 
     ``confirm`` is asked when the plan needs it (a delete, or a prune of over 10 % of the deck)
     and ``options.yes`` is not set.
     """
+    notes = [(rn, compiled.new_lock.notes[rn.note.id].guid) for rn in compiled.notes]
+    _, _, nt_mods = package_inputs(compiled)
+    mods = {nt_id: mod for nt_id, (_, mod) in nt_mods.items()}
+    key, media = deck_key(compiled), compiled.media
     col = open_collection(path)
     try:
-        held = read_held(col, [g for _, g in notes] + [e.guid for e in new_lock.notes.values()], deck_key)
+        held = read_held(col, [g for _, g in notes] + [e.guid for e in compiled.new_lock.notes.values()], key)
         missing = [name for name in media if not col.media.have(name)]
-        plan = plan_sync(root, notes, lock, new_lock, held, missing, prune=options.prune, force=options.force)
+        plan = plan_sync(
+            compiled.deck.name,
+            notes,
+            compiled.lock,
+            compiled.new_lock,
+            held,
+            missing,
+            prune=options.prune,
+            force=options.force,
+        )
         if options.dry_run:
             return SyncResult(plan, applied=False)
         if plan.needs_yes and not options.yes and not confirm(plan):
@@ -834,7 +846,7 @@ def sync_collection(
                 backed_up = col.create_backup(backup_folder=str(folder), force=True, wait_for_completion=True)
             except Exception as exc:  # Anki raises its own BackendError family
                 raise CollectionError(f"cannot back up {path} into {folder} ({exc}); nothing was changed") from exc
-        apply_plan(col, plan, media, notetype_mods, deck_key)
+        apply_plan(col, plan, media, mods, key)
         return SyncResult(plan, applied=True, backup=backed_up)
     finally:
         col.close()
@@ -860,11 +872,6 @@ class DeckSync:
 APPLIED_HAZARDS = frozenset({"deck-moved", "cards-removed"})
 
 
-def deck_key(compiled: Compiled) -> str:
-    """This deck's sync record in a collection is named after the deck's uuid (never its title)."""
-    return compiled.deck.config.uuid
-
-
 def sync_deck(
     source: Path,
     out_dir: Path,
@@ -884,20 +891,7 @@ def sync_deck(
     )
     if compiled.errors:
         raise SourceError(compiled.errors)
-    notes = [(rn, compiled.new_lock.notes[rn.note.id].guid) for rn in compiled.notes]
-    _, _, nt_mods = package_inputs(compiled)
-    result = sync_collection(
-        collection,
-        compiled.deck.name,
-        deck_key(compiled),
-        notes,
-        compiled.lock,
-        compiled.new_lock,
-        compiled.media,
-        {nt_id: mod for nt_id, (_, mod) in nt_mods.items()},
-        options,
-        confirm,
-    )
+    result = sync_collection(collection, compiled, options, confirm)
     output = out_dir / compiled.deck.config.output
     wrote = not options.dry_run and not result.refused
     if wrote:
