@@ -8,7 +8,7 @@ only sets a savepoint, so an exception or Ctrl-C anywhere rolls the whole sync b
 Which notes are deckgen's: those with one of deckgen's notetype ids whose GUID this deck's lock
 (or this deck's sync record) knows. Nothing else in the collection is read for changing.
 
-Edits made inside Anki: the collection keeps, under the config key ``deckgen:<deck>``, a hash
+Edits made inside Anki: the collection keeps, under the config key ``deckgen:<deck uuid>``, a hash
 of every field and the tags sync last wrote to each note (the "record"). A field whose value
 differs from the record *and* from the build is an edit made in Anki: the note is a conflict and
 is left untouched unless ``--force``. A note with no record (it came by a plain .apkg import)
@@ -568,9 +568,10 @@ def _write_notetypes(col: Collection, plan: SyncPlan, mods: Mapping[int, int]) -
     for nt in plan.create_notetypes:
         col.models.update(_notetype_dict(col, nt, mods.get(nt.id, 0)), preserve_usn=True)  # keeps the fixed id
     for nt in plan.update_notetypes:
-        d = col.models.get(nt.id)  # type: ignore[arg-type]
-        assert d is not None
-        d = dict(d)
+        held = col.models.get(nt.id)  # type: ignore[arg-type]
+        if held is None:
+            raise DeckgenError(f"internal error: notetype {nt.name} vanished during the sync; nothing was changed")
+        d = dict(held)
         d["name"], d["css"] = nt.name, nt.css
         d["tmpls"] = [dict(t, qfmt=src.front, afmt=src.back) for t, src in zip(d["tmpls"], nt.templates, strict=True)]
         col.models.update_dict(d)
@@ -580,8 +581,7 @@ def _change_notetypes(col: Collection, plan: SyncPlan) -> None:
     """Anki's own change-notetype operation: cards keep their ordinal (Forward ↔ c1), so reviews survive."""
     groups: dict[tuple[int, int], list[int]] = {}
     for u in plan.notetype_changed:
-        assert u.notetype_from is not None
-        groups.setdefault((u.notetype_from, u.rendered.notetype.id), []).append(u.held.id)
+        groups.setdefault((u.held.notetype_id, u.rendered.notetype.id), []).append(u.held.id)
     for (old, new), nids in sorted(groups.items()):
         info = col.models.change_notetype_info(old_notetype_id=old, new_notetype_id=new)  # type: ignore[arg-type]
         request = info.input
