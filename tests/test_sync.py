@@ -29,6 +29,7 @@ from deckgen.cli import main
 
 ROOT = "Sync Deck"
 FILTERED = "Custom Study Session"
+SOURCES_IDS = ("edit", "move", "b2c", "rev", "del", "rename", "anki", "keep")
 OTHER_DECKGEN_GUID = "another-deckgen-deck-note"  # a note of another deckgen deck, with the same id "q-edit"
 
 SOURCES_1 = {
@@ -716,6 +717,16 @@ def test_large_prune_needs_yes_even_for_archive(tmp_path: Path) -> None:
     back = by_id(snapshot(col), "t-keep")
     assert back.nid == archived.nid and "deckgen::orphan" not in back.tags
     assert [(c.deck, c.queue) for c in back.cards] == [(f"{ROOT}::Tools", 0)]
+    asked: list[str] = []
+
+    def confirm(plan: sync.SyncPlan) -> bool:  # what the CLI asks on a terminal
+        asked.append(plan.needs_yes)
+        return True
+
+    options = sync.SyncOptions(prune=sync.Prune.DELETE)
+    done_sync = sync.sync_deck(source, tmp_path / "b", col, now=T0 + 10, options=options, confirm=confirm)
+    assert asked == ["deletes 2 note(s) and their review history"] and done_sync.result.applied
+    assert {n.fields.get("Id") for n in snapshot(col).values()} == {f"q-{x}" for x in SOURCES_IDS} | {"t-keep"}
 
 
 def test_first_sync_onto_an_imported_deck_tells_anki_edits_from_deckgen_builds(tmp_path: Path) -> None:
