@@ -248,12 +248,14 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
 
     plan = done.result.plan
     click.echo(f"{plan.root} → {done.collection}")
-    for problem in plan.notetype_problems:
+    for problem in plan.notetypes.problems.values():
         click.echo(f"  ! {problem}", err=True)
-    for nt in plan.create_notetypes:
+    for nt in plan.notetypes.create:
         click.echo(f"  + notetype {nt.name}")
-    for nt in plan.update_notetypes:
+    for nt in plan.notetypes.update:
         click.echo(f"  ~ notetype {nt.name}  (templates and CSS updated in place)")
+    for nt in plan.notetypes.kept:
+        click.echo(f"  = notetype {nt.name}  (its look was changed inside Anki: kept until deckgen's changes)")
     for rn, _ in plan.add:
         click.echo(f"  + {rn.note.id}  (new note in {rn.deck})")
     for u, card in plan.removed_cards:
@@ -298,7 +300,7 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
         ("cards removed", len(plan.removed_cards)),
         ("orphans", len(plan.orphans)),
         (f"orphans {plan.prune.value}d" if pruned else "", pruned),
-        ("conflicts", len(plan.conflicts) + len(plan.notetype_problems)),
+        ("conflicts", len(plan.conflicts) + len(plan.notetypes.problems)),
     ]
     click.echo("  " + ", ".join(f"{n} {name}" for name, n in rows if name))
     if plan.media:

@@ -28,12 +28,13 @@ from deckgen.build.pipeline import Compiled, build, compile_deck
 from deckgen.cli import main
 
 ROOT = "Sync Deck"
+SYNC_UUID = "5b0c2d4e-0d3c-4c55-9a61-2f1b7f3f9a10"
 FILTERED = "Custom Study Session"
 SOURCES_IDS = ("edit", "move", "b2c", "rev", "del", "rename", "anki", "keep")
 OTHER_DECKGEN_GUID = "another-deckgen-deck-note"  # a note of another deckgen deck, with the same id "q-edit"
 
 SOURCES_1 = {
-    "deckgen.toml": 'name = "Sync Deck"\nuuid = "5b0c2d4e-0d3c-4c55-9a61-2f1b7f3f9a10"\n',
+    "deckgen.toml": f'name = "Sync Deck"\nuuid = "{SYNC_UUID}"\n',
     "basics.md": """\
         ---
         deck: Basics
@@ -656,12 +657,11 @@ def test_notetype_changed_inside_anki_is_reported_never_copied(scenario: Scenari
         col.close()
 
 
-def test_changed_templates_are_restored_in_place_and_a_foreign_notetype_is_reported(
+def test_a_look_changed_inside_anki_is_kept_until_deckgens_changes_and_a_foreign_notetype_is_reported(
     scenario: Scenario, tmp_path: Path
 ) -> None:
     source, copy = private_copy(scenario, tmp_path)
-    col = Collection(str(copy))
-    try:
+    with closing(Collection(str(copy))) as col:
         nt = col.models.get(BASIC_MODEL_ID)  # type: ignore[arg-type]
         assert nt is not None
         nt["css"] = ".card { color: red }"
@@ -674,23 +674,27 @@ def test_changed_templates_are_restored_in_place_and_a_foreign_notetype_is_repor
         ).input
         request.note_ids.append(nid)
         col.models.change_notetype_of_notes(request)
-    finally:
-        col.close()
     before = snapshot(copy)
     result = run("sync", str(source), "--collection", str(copy), "-o", str(tmp_path / "out"))
     assert result.exit_code == 1
-    assert "~ notetype deckgen Basic  (templates and CSS updated in place)" in result.output
+    assert "= notetype deckgen Basic  (its look was changed inside Anki" in result.output
     assert "q-keep: the collection holds this note with notetype 'Basic'" in result.output
-    after = snapshot(copy)
-    assert set(after) == set(before)  # no second q-keep
-    col = Collection(str(copy))
-    try:
+    assert set(snapshot(copy)) == set(before)  # no second q-keep
+    with closing(Collection(str(copy))) as col:
+        nt = col.models.get(BASIC_MODEL_ID)  # type: ignore[arg-type]
+        assert nt is not None and nt["css"] == ".card { color: red }"
+        # as if an older deckgen had written this look: deckgen's look has changed since, so it wins
+        key = sync.record_key(SYNC_UUID)
+        record = col.get_config(key)
+        record["notetypes"][str(BASIC_MODEL_ID)] = sync._held_notetype(nt).look
+        col.set_config(key, record)
+    result = run("sync", str(source), "--collection", str(copy), "-o", str(tmp_path / "out"))
+    assert "~ notetype deckgen Basic  (templates and CSS updated in place)" in result.output
+    with closing(Collection(str(copy))) as col:
         nt = col.models.get(BASIC_MODEL_ID)  # type: ignore[arg-type]
         assert nt is not None and nt["css"] == notetypes.basic().css
         assert nt["tmpls"][0]["qfmt"] == notetypes.basic().templates[0].front
         assert sum("deckgen" in m.name for m in col.models.all_names_and_ids()) == 2
-    finally:
-        col.close()
 
 
 def test_large_prune_needs_yes_even_for_archive(tmp_path: Path) -> None:

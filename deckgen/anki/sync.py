@@ -85,6 +85,20 @@ class HeldNotetype:
     fields: tuple[str, ...]
     templates: tuple[tuple[str, str, str], ...]  # name, front, back
     css: str
+    mod: int = 0
+
+    @property
+    def look(self) -> str:
+        return _look(self.name, self.templates, self.css)
+
+
+def _look(name: str, templates: Sequence[tuple[str, str, str]], css: str) -> str:
+    """A hash of everything a notetype shows: its name, card templates and CSS."""
+    return _digest(repr((name, tuple(templates), css)))
+
+
+def notetype_look(nt: NoteType) -> str:
+    return _look(nt.name, [(t.name, t.front, t.back) for t in nt.templates], nt.css)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +116,7 @@ class Held:
     foreign: Mapping[str, str]  # GUIDs of this deck held by a notetype that is not deckgen's -> its name
     records: Mapping[str, Record]
     deck_cards: Mapping[str, int] = field(default_factory=dict)  # cards (of any note) per deck name
+    looks: Mapping[int, str] = field(default_factory=dict)  # notetype id -> the look sync last wrote
 
 
 # --- the plan -------------------------------------------------------------------------------
@@ -155,9 +170,7 @@ class SyncPlan:
     conflicts: tuple[Conflict, ...]
     orphans: tuple[Orphan, ...]
     prune: Prune
-    create_notetypes: tuple[NoteType, ...]
-    update_notetypes: tuple[NoteType, ...]
-    notetype_problems: tuple[str, ...]
+    notetypes: NotetypePlan
     media: tuple[str, ...]  # media names the collection lacks
     deck_notes: int  # this deck's notes in the collection
     records: Mapping[str, Record]  # the records to keep for notes not written by this sync
@@ -198,11 +211,11 @@ class SyncPlan:
 
     @property
     def changes(self) -> bool:
-        return bool(self.add or self.update or self.pruned or self.create_notetypes or self.update_notetypes)
+        return bool(self.add or self.update or self.pruned or self.notetypes.create or self.notetypes.update)
 
     @property
     def failed(self) -> bool:
-        return bool(self.conflicts or self.notetype_problems)
+        return bool(self.conflicts or self.notetypes.problems)
 
 
 def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
@@ -240,25 +253,27 @@ def _held_notetype(nt: Mapping[str, Any]) -> HeldNotetype:
         tuple(str(f["name"]) for f in nt["flds"]),
         tuple((str(t["name"]), str(t["qfmt"]), str(t["afmt"])) for t in nt["tmpls"]),
         str(nt["css"]),
+        int(nt.get("mod", 0)),
     )
 
 
-def _parse_records(raw: object) -> dict[str, Record]:
+def _parse_records(raw: object) -> tuple[dict[str, Record], dict[int, str]]:
+    """The notes' records and the notetypes' looks of a sync record (empty if missing or unknown)."""
     if not isinstance(raw, dict) or raw.get("version") != RECORD_VERSION:
-        return {}
-    notes = raw.get("notes", {})
-    return {
+        return {}, {}
+    notes = {
         guid: Record(dict(value.get("f", {})), tuple(value.get("t", ())))
-        for guid, value in notes.items()
+        for guid, value in raw.get("notes", {}).items()
         if isinstance(value, dict)
     }
+    return notes, {int(k): str(v) for k, v in raw.get("notetypes", {}).items()}
 
 
 def read_held(col: Collection, guids: Iterable[str], deck_key: str) -> Held:
     """This deck's notes, cards and notetypes as the collection holds them (reads only)."""
     nt_ids = tuple(nt.id for nt in notetypes.all_notetypes())
     held_nts = {i: _held_notetype(nt) for i in nt_ids if (nt := col.models.get(i)) is not None}  # type: ignore[arg-type]
-    records = _parse_records(col.get_config(record_key(deck_key), None))
+    records, looks = _parse_records(col.get_config(record_key(deck_key), None))
     wanted = set(guids) | set(records)
     names = {int(d.id): str(d.name) for d in col.decks.all_names_and_ids()}
     notes: dict[str, HeldNote] = {}
@@ -289,7 +304,7 @@ def read_held(col: Collection, guids: Iterable[str], deck_key: str) -> Held:
     deck_cards: dict[str, int] = {}
     for did, count in _db(col).all("select case when odid then odid else did end, count() from cards group by 1"):
         deck_cards[names.get(int(did), "")] = int(count)
-    return Held(held_nts, notes, foreign, records, deck_cards)
+    return Held(held_nts, notes, foreign, records, deck_cards, looks)
 
 
 # --- planning (pure) ------------------------------------------------------------------------
@@ -328,21 +343,42 @@ def _schema_problem(held: HeldNotetype, nt: NoteType) -> str:
     )
 
 
-def _notetype_plan(held: Held) -> tuple[list[NoteType], list[NoteType], dict[int, str]]:
-    create, update, problems = [], [], {}
+@dataclass(frozen=True, slots=True)
+class NotetypePlan:
+    create: tuple[NoteType, ...] = ()
+    update: tuple[NoteType, ...] = ()  # templates and CSS rewritten in place
+    kept: tuple[NoteType, ...] = ()  # the look was changed inside Anki and deckgen's has not changed since
+    problems: Mapping[int, str] = field(default_factory=dict)  # schema changed inside Anki
+    looks: Mapping[int, str] = field(default_factory=dict)  # the looks to record after this sync
+
+
+def _look_changed_inside_anki(have: HeldNotetype, nt: NoteType, recorded: str | None, mod: int) -> bool:
+    """Whether ``have``'s differing look is the user's to keep: changed inside Anki since sync (or the
+    .apkg) wrote it, and deckgen's own look unchanged since then. Without a record, Anki's importer
+    rule decides: only a notetype newer than the collection's replaces it."""
+    if recorded is None:
+        return mod <= have.mod
+    return have.look != recorded and notetype_look(nt) == recorded
+
+
+def _notetype_plan(held: Held, mods: Mapping[int, int]) -> NotetypePlan:
+    create, update, kept, problems, looks = [], [], [], {}, dict(held.looks)
     for nt in notetypes.all_notetypes():
         have = held.notetypes.get(nt.id)
         if have is None:
             create.append(nt)
         elif problem := _schema_problem(have, nt):
             problems[nt.id] = problem
-        elif (
-            have.name != nt.name
-            or have.css != nt.css
-            or have.templates != tuple((t.name, t.front, t.back) for t in nt.templates)
-        ):
+            continue
+        elif have.look == notetype_look(nt):
+            pass
+        elif _look_changed_inside_anki(have, nt, held.looks.get(nt.id), mods.get(nt.id, 0)):
+            kept.append(nt)
+            continue
+        else:
             update.append(nt)
-    return create, update, problems
+        looks[nt.id] = notetype_look(nt)
+    return NotetypePlan(tuple(create), tuple(update), tuple(kept), problems, looks)
 
 
 def _lock_hashes(lock: Lock) -> dict[str, Mapping[str, str]]:
@@ -474,9 +510,13 @@ def plan_sync(
     *,
     prune: Prune = Prune.REPORT,
     force: bool = False,
+    notetype_mods: Mapping[int, int] | None = None,
 ) -> SyncPlan:
-    """The difference between the build (``notes`` with their GUIDs) and what the collection holds."""
-    create, update_nts, nt_problems = _notetype_plan(held)
+    """The difference between the build (``notes`` with their GUIDs) and what the collection holds.
+
+    ``notetype_mods`` are the lock's times (s) at which deckgen's notetypes last changed their look."""
+    nt_plan = _notetype_plan(held, notetype_mods or {})
+    nt_problems = nt_plan.problems
     previous = (_lock_hashes(lock), _lock_hashes(new_lock))
     adds: list[tuple[RenderedNote, str]] = []
     updates: list[NoteUpdate] = []
@@ -503,9 +543,7 @@ def plan_sync(
         conflicts=tuple(conflicts),
         orphans=tuple(orphans),
         prune=prune,
-        create_notetypes=tuple(create),
-        update_notetypes=tuple(update_nts),
-        notetype_problems=tuple(nt_problems.values()),
+        notetypes=nt_plan,
         media=tuple(sorted(media)),
         deck_notes=len(held.notes),
         records={g: r for g, r in held.records.items() if g not in written} | in_step,
@@ -565,9 +603,9 @@ def _notetype_dict(col: Collection, nt: NoteType, mod: int) -> dict[str, Any]:
 
 
 def _write_notetypes(col: Collection, plan: SyncPlan, mods: Mapping[int, int]) -> None:
-    for nt in plan.create_notetypes:
+    for nt in plan.notetypes.create:
         col.models.update(_notetype_dict(col, nt, mods.get(nt.id, 0)), preserve_usn=True)  # keeps the fixed id
-    for nt in plan.update_notetypes:
+    for nt in plan.notetypes.update:
         held = col.models.get(nt.id)  # type: ignore[arg-type]
         if held is None:
             raise DeckgenError(f"internal error: notetype {nt.name} vanished during the sync; nothing was changed")
@@ -744,6 +782,7 @@ def _write_records(col: Collection, plan: SyncPlan, deck_key: str) -> None:
             records.pop(o.guid, None)
     payload = {
         "version": RECORD_VERSION,
+        "notetypes": {str(k): v for k, v in sorted(plan.notetypes.looks.items())},
         "notes": {g: {"f": dict(sorted(r.fields.items())), "t": list(r.tags)} for g, r in sorted(records.items())},
     }
     col.set_config(record_key(deck_key), payload)
@@ -831,12 +870,13 @@ def sync_collection(
             missing,
             prune=options.prune,
             force=options.force,
+            notetype_mods=mods,
         )
         if options.dry_run:
             return SyncResult(plan, applied=False)
         if plan.needs_yes and not options.yes and not confirm(plan):
             return SyncResult(plan, applied=False, refused=plan.needs_yes)
-        if not plan.changes and dict(plan.records) == dict(held.records):
+        if not plan.changes and (plan.records, plan.notetypes.looks) == (held.records, held.looks):
             return SyncResult(plan, applied=False)
         backed_up = False
         if options.backup:
