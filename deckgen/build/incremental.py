@@ -242,9 +242,9 @@ def _note_text(note: Note) -> str:
     """The note with every line number made relative to its heading, each field length-prefixed."""
     base = note.location.line
     out = [type(note).__name__]
-    for f in fields(note):
-        value = getattr(note, f.name)
-        if isinstance(value, str):
+    for name in _field_names(type(note)):
+        value = getattr(note, name)
+        if type(value) is str:
             text = value
         elif isinstance(value, Body):
             text = f"{value.line - base}:{value.text}"
@@ -256,6 +256,16 @@ def _note_text(note: Note) -> str:
             text = repr(value)
         out.append(f"{len(text)}:{text}")
     return "|".join(out)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def _plain(d: Diagnostic, note: Note) -> list[object]:
