@@ -247,6 +247,7 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
     from deckgen.anki.sync import Prune
 
     plan = done.result.plan
+    renamed = {c.id: c.old_id for c in done.compiled.diff.renamed}
     click.echo(f"{plan.root} → {done.collection}")
     for problem in plan.notetypes.problems.values():
         click.echo(f"  ! {problem}", err=True)
@@ -271,6 +272,8 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
             what.append("tags")
         if u.move:
             what.append(f"moved to {u.rendered.deck}")
+        if u.rendered.note.id in renamed:
+            what.append(f"renamed from {renamed[u.rendered.note.id]}, history kept")
         if u.restore:
             what.append("restored from the orphans")
         if u.forced:

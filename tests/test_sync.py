@@ -391,7 +391,7 @@ def test_dry_run_shows_the_whole_plan_and_leaves_the_collection_byte_identical(s
     assert "q-edit  fields: Answer" in out
     assert "q-b2c  notetype → deckgen Cloze" in out and "c-c2b  notetype → deckgen Basic" in out
     assert "q-move  tags; moved to Sync Deck::Toolbox" in out and "t-keep  tags; moved to Sync Deck::Toolbox" in out
-    assert "q-renamed  fields: Id" in out
+    assert "q-renamed  fields: Id; renamed from q-rename, history kept" in out
     assert "q-rev  card 2 removed" in out and "c-drop  card 3 removed" in out and "c-c2b  card 2 removed" in out
     assert "    q-del" in out  # the orphan, reported only
     assert "q-anki: edited inside Anki; left untouched" in out
