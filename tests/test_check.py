@@ -266,3 +266,72 @@ def test_code_blocks_follow_the_parsers_fence_rules() -> None:
 
     text = "Intro\n\n````markdown\n```python\nx = 1\n```\n````\n\n```\ny\n```"
     assert list(_code_blocks(text)) == [(7, 3), (text.index("```\ny"), 1)]
+
+
+# --- card-design rules: one idea per card ------------------------------------------------------
+
+GOOD = Path(__file__).parent / "data" / "good"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in GOOD.glob("*.md")))
+def test_good_corpus_builds_cleanly_under_strict(name: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(BAD / "_base", src)
+    shutil.copyfile(GOOD / name, src / name)
+    result = _run("build", str(src), "-o", str(tmp_path / "out"), "--strict")
+    assert result.exit_code == 0, result.output
+    assert "0 warning" in _run("check", str(src), "--strict").output
+
+
+def test_cloze_limit_is_configurable(tmp_path: Path) -> None:
+    src, _, _ = _corpus_source(tmp_path)
+    shutil.copyfile(BAD / "cloze-too-many.md", src / "case.md")
+    assert _run("check", str(src), "--strict").exit_code == 1
+    with (src / "deckgen.toml").open("a", encoding="utf-8") as fh:
+        fh.write("\n[lint]\nmax_cloze_deletions = 6\n")
+    assert _run("check", str(src), "--strict").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("prompt", "fires"),
+    [
+        ("When do Bernoulli counts arise, and what are their mean and variance?", True),
+        ("What is the KL divergence, and what are its key properties?", True),
+        ("What do oversampling and undersampling do, and what does each cost you?", True),
+        ("What is mixed-precision training, and why does FP16 need loss scaling?", True),
+        ("What is a p-value? What is it not?", True),
+        ("What is k-means++ initialisation, and why use it?", False),
+        ("How do you evaluate a PyTorch model correctly, and why?", False),
+        ("Which models need feature scaling, and which do not?", False),
+        ("What is a p-value, and what is it not?", False),
+        ("How do precision and recall change as the threshold rises?", False),
+        ("What does `f(x)?` return, and why does it matter?", False),
+        ("What is $P(A \\mid B)$, and how does it relate to $P(B \\mid A)$?", False),
+    ],
+)
+def test_prompt_two_questions_fires_only_on_separate_asks(prompt: str, fires: bool) -> None:
+    from deckgen.sources.check import _second_ask
+
+    assert (_second_ask(prompt) is not None) == fires
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 200_000,  # unclosed brackets
+        "a, " * 100_000,  # one endless run
+        "$" + "x, " * 100_000,  # unclosed math
+        "\\(" * 100_000,
+        "{{c1::" * 50_000,
+    ],
+)
+def test_design_rules_stay_linear_on_adversarial_answers(text: str) -> None:
+    import time
+
+    from deckgen.sources.check import _second_ask, enumerations, key_term
+
+    started = time.perf_counter()
+    list(enumerations(text, 5))
+    _second_ask(text[:50_000] + "?")
+    key_term("What is " + text[:50_000])
+    assert time.perf_counter() - started < 3.0

@@ -10,40 +10,69 @@ from pathlib import Path
 import pytest
 
 from deckgen.build.pipeline import Compiled, compile_deck
-from deckgen.sources.check import answer_words
+from deckgen.sources.check import CLOZE_RE, answer_words, prose_only
 
 SOURCE = Path(__file__).parent.parent / "source"
 
+# The original article's items keep their notes (and ids) wherever the redesign filed them.
 ARTICLE_ITEMS = {
-    "General": ["gen-why-ml", "gen-programming-languages", "gen-data-analysis-viz", "gen-keep-up"],
-    "Technical": ["tech-backpropagation", "tech-l1-vs-l2", "tech-decision-tree", "tech-classification-vs-regression"],
+    "Behavioural": ["gen-why-ml", "gen-programming-languages", "gen-data-analysis-viz", "gen-keep-up"],
+    "Fundamentals": [
+        "tech-backpropagation",
+        "tech-l1-vs-l2",
+        "tech-classification-vs-regression",
+        "tip-ml-vs-traditional-programming",
+        "tip-supervised-vs-unsupervised",
+        "tip-bias-variance-tradeoff",
+    ],
     "Algorithms and Models": [
+        "tech-decision-tree",
         "algo-knn",
         "algo-svm-max-margin",
         "algo-support-vectors",
         "algo-cnn",
         "algo-random-forest",
-    ],
-    "Tips": [
-        "tip-ml-vs-traditional-programming",
-        "tip-ml-applications",
-        "tip-supervised-vs-unsupervised",
-        "tip-bias-variance-tradeoff",
-        "tip-missing-data",
-        "tip-cross-validation",
         "tip-interpret-decision-tree",
         "tip-kmeans-vs-hierarchical",
-        "tip-practice-methods",
     ],
-    "FAQ": ["faq-is-a-list-enough", "faq-preparation-areas", "faq-dont-know-answer", "faq-what-to-bring"],
+    "Evaluation and Metrics": ["tip-cross-validation"],
+    "Data and Features": ["tip-missing-data"],
+    "Interview Technique": ["tip-ml-applications", "tip-practice-methods", "faq-dont-know-answer"],
+    "Logistics": ["faq-is-a-list-enough", "faq-preparation-areas", "faq-what-to-bring"],
 }
-CURRICULUM = [
-    "Math and Statistics",
-    "Evaluation and Metrics",
-    "Data and Features",
-    "Deep Learning",
-    "ML Systems in Production",
-]
+
+# The tag taxonomy (README, "The ML Interview Prep deck"): every note carries exactly one area tag
+# topic::<area>, and its other topic tags are topic::<area>::<subtopic> under that same area.
+AREAS = frozenset(
+    {
+        "fundamentals", "algorithms", "deep-learning", "math", "statistics", "evaluation", "experimentation",
+        "data", "training-data", "ml-systems", "training-at-scale", "llm", "generative", "vision", "recsys",
+        "rl", "causal", "time-series", "hyperparameters", "interpretability", "fairness", "interview",
+        "behavioural", "logistics",
+    }
+)  # fmt: skip
+SUBTOPIC = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MINIMUMS = {
+    ("llm",): 35,
+    ("vision",): 15,
+    ("recsys",): 15,
+    ("generative",): 10,
+    ("rl",): 10,
+    ("causal",): 10,
+    ("time-series",): 10,
+    ("hyperparameters",): 5,
+    ("training-at-scale",): 10,
+    ("interpretability", "fairness"): 8,
+    ("training-data",): 10,
+    ("experimentation",): 8,
+}
+SOFT_SKILLS = ("behavioural", "logistics")
+# American spellings that must not appear in prose (code, comments and quoted titles are exempt).
+AMERICAN = re.compile(
+    r"\b\w*(?:regulari|optimi|normali|generali|initiali|minimi|maximi|randomi|summari|visuali|standardi"
+    r"|parameteri|vectori|tokeni|utili|recogni|emphasi|prioriti)z\w*|\b\w*(?:analy|paraly)z\w*"
+    r"|\b(?:[Mm]odel|[Ll]abel)(?:ing|ed)\b|\b(?:[Bb]ehavi|[Cc]ol|[Ff]av)or\w*",
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +80,14 @@ def deck() -> Compiled:
     return compile_deck(SOURCE, now=0)
 
 
-def test_deck_has_at_least_250_notes_in_article_and_curriculum_subdecks(deck: Compiled) -> None:
+def _area(tags: tuple[str, ...]) -> str:
+    (area,) = [t.split("::")[1] for t in tags if t.startswith("topic::") and t.count("::") == 1]
+    return area
+
+
+def test_deck_has_at_least_480_notes_and_every_subdeck_has_notes(deck: Compiled) -> None:
     counts = {c.name: len(c.notes) for c in deck.deck.categories}
-    assert sum(counts.values()) >= 250
-    assert list(counts)[:5] == list(ARTICLE_ITEMS)
-    assert set(CURRICULUM) <= set(counts)
+    assert sum(counts.values()) >= 480, counts
     assert all(n > 0 for n in counts.values()), counts
 
 
@@ -71,9 +103,47 @@ def test_ids_unique_and_no_errors_or_warnings(deck: Compiled) -> None:
     assert deck.diagnostics == ()
 
 
-def test_every_note_has_a_topic_tag(deck: Compiled) -> None:
-    untagged = [rn.note.id for rn in deck.notes if not any(t.startswith("topic::") for t in rn.tags)]
-    assert untagged == []
+def test_every_note_sits_in_exactly_one_area_of_the_taxonomy(deck: Compiled) -> None:
+    bad = {}
+    for rn in deck.notes:
+        topics = [t for t in rn.tags if t.startswith("topic::")]
+        areas = [t.split("::")[1] for t in topics if t.count("::") == 1]
+        subs = [t.split("::") for t in topics if t.count("::") != 1]
+        if (
+            len(areas) != 1
+            or areas[0] not in AREAS
+            or any(len(s) != 3 or s[1] != areas[0] or not SUBTOPIC.match(s[2]) for s in subs)
+        ):
+            bad[rn.note.id] = topics
+    assert bad == {}
+
+
+@pytest.mark.parametrize("areas", list(MINIMUMS), ids=["+".join(a) for a in MINIMUMS])
+def test_each_new_area_has_its_minimum_number_of_notes(deck: Compiled, areas: tuple[str, ...]) -> None:
+    count = sum(1 for rn in deck.notes if _area(rn.tags) in areas)
+    assert count >= MINIMUMS[areas]
+
+
+def test_behavioural_and_logistics_are_at_most_a_tenth_and_in_their_own_subdecks(deck: Compiled) -> None:
+    soft = [rn for rn in deck.notes if _area(rn.tags) in SOFT_SKILLS]
+    assert len(soft) * 10 <= len(deck.notes)
+    by_deck = {c.name: {_area(rn.tags) for rn in deck.notes if rn.note in c.notes} for c in deck.deck.categories}
+    mixed = {name: areas for name, areas in by_deck.items() if areas & set(SOFT_SKILLS) and len(areas) > 1}
+    assert mixed == {}
+
+
+def test_cloze_notes_have_at_most_four_deletions(deck: Compiled) -> None:
+    many = {n.id: k for n in deck.deck.notes() if n.cloze and (k := len(set(CLOZE_RE.findall(n.answer.text)))) > 4}
+    assert many == {}
+
+
+def test_prose_uses_british_spelling(deck: Compiled) -> None:
+    found = []
+    for n in deck.deck.notes():
+        for text in (n.prompt, n.answer.text, n.extra.text if n.extra else ""):
+            prose = re.sub(r"\"[^\"\n]*\"|“[^”\n]*”", " ", prose_only(text))  # quoted titles keep their spelling
+            found += [(n.id, m.group(0)) for m in AMERICAN.finditer(prose)]
+    assert found == []
 
 
 def test_main_answers_stay_within_80_words(deck: Compiled) -> None:
@@ -84,6 +154,12 @@ def test_main_answers_stay_within_80_words(deck: Compiled) -> None:
 def test_question_prompts_are_questions(deck: Compiled) -> None:
     bad = [n.id for n in deck.deck.notes() if n.kind.value == "question" and not n.cloze and not n.prompt.endswith("?")]
     assert bad == []
+
+
+def test_notes_of_the_new_areas_cite_a_source(deck: Compiled) -> None:
+    new_areas = {a for areas in MINIMUMS for a in areas}
+    unsourced = [rn.note.id for rn in deck.notes if _area(rn.tags) in new_areas and not rn.note.source.strip()]
+    assert unsourced == []
 
 
 def test_the_renderer_is_used_for_real(deck: Compiled) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -107,6 +108,11 @@ RULES: dict[str, Rule] = {
         Rule("category-empty", _W, "a category file without any note"),
         Rule("image-remote", _W, "an image loaded from the web: missing offline and on phones"),
         Rule("bold-question", _W, "a paragraph that is only a bold question: probably a note without a heading"),
+        # card design (one idea per card)
+        Rule("cloze-too-many", _W, "a cloze note with more deletion numbers than the limit (default 4)"),
+        Rule("enumeration-in-prose", _W, "an answer sentence listing more comma-separated items than the list limit"),
+        Rule("prompt-two-questions", _W, "a prompt asking two questions ('?' twice, or '…, and why/how/what …?')"),
+        Rule("reverse-gives-away", _W, "a reversed note whose answer contains the prompt's key term"),
     )
 }
 
@@ -376,6 +382,247 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
                     Severity.WARNING,
                 )
             )
+    return found + card_design(note, config)
+
+
+# --- card design: one idea per card (each rule scans its text once, in linear time) -----------
+
+# Inline and display math, scanned as delimiter tokens so an unclosed opener costs one pass, not one per opener.
+_MATH_TOKEN = re.compile(r"\\\$|\$\$|\$|\\\(|\\\)|\\\[|\\\]")
+_MATH_CLOSER = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+# Markup that is not prose: HTML comments, link targets, cloze braces and hints.
+_NOT_PROSE = re.compile(r"<!--.*?-->|\]\([^)\n]*\)|\{\{c\d+::|::[^{}\n]*?\}\}|\}\}", re.DOTALL)
+# Where one enumeration ends and another may start: blank lines, list items, table cells, sentence ends, colons.
+_CHUNK_END = re.compile(
+    r"\n[ \t]*\n|\n(?=[ \t]*(?:[-*+]|\d+[.)])[ \t])|\||:(?=\s)|—(?=\s)"
+    r"|(?<!\be\.g)(?<!\bi\.e)(?<!\betc)(?<!\bvs)(?<!\bcf)(?<!\bal)(?<!\bNo)[.?!](?=\s|$)"
+)
+_CLAUSE_START = re.compile(
+    r"\s*(?:and\s+|but\s+)?(?:which|while|because|so|but|when|whereas|although|though|if|since|who|as|then|yet|unless)\b",
+    re.I,
+)
+_MAX_DEPTH = 4  # brackets nested deeper are read as plain text (bounds the work on unclosed ones)
+_CONJUNCTION = re.compile(r"\b(?:and|or|nor)\b", re.I)
+_QUESTION_WORD = re.compile(r"\b(?:what|why|how|when|which|where|who|whose|whom)\b", re.I)
+_SECOND_ASK = re.compile(r"\b(and)\s+(what|why|how|when|which|where|who|whose|whom)\b(.*)$", re.I | re.S)
+_PROPERTY_ASK = re.compile(r"^\s*(?:is|are|does|do)\s+(?:its|their|each)\b", re.I)
+_BACK_REFERENCE = re.compile(r"\b(?:it|its|they|them|their|this|these|those|each)\b", re.I)
+
+
+def _blank(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """``text`` with each span replaced by spaces (line breaks kept, so offsets and lines stay put)."""
+    out, last = [], 0
+    for start, end in spans:
+        out += [text[last:start], re.sub(r"[^\n]", " ", text[start:end])]
+        last = end
+    return "".join([*out, text[last:]])
+
+
+def _math_spans(text: str) -> Iterator[tuple[int, int]]:
+    opener, start = "", 0
+    for m in _MATH_TOKEN.finditer(text):
+        token = m.group(0)
+        if token == "\\$":
+            continue
+        if not opener and token in _MATH_CLOSER:
+            opener, start = token, m.start()
+        elif opener and token == _MATH_CLOSER[opener]:
+            yield start, m.end()
+            opener = ""
+
+
+def prose_only(text: str) -> str:
+    """``text`` with code, math, comments, link targets and cloze markup blanked out (offsets kept)."""
+    masked = _mask_code(text)
+    masked = _blank(masked, _math_spans(masked))
+    return _blank(masked, (m.span() for m in _NOT_PROSE.finditer(masked)))
+
+
+def _items(prose: str, segments: list[tuple[int, int]]) -> list[str]:
+    """The items of a comma-separated run; a last segment 'b and c' (both sides short) is two items."""
+    items = [prose[a:b] for a, b in segments if _WORD_CHAR.search(prose[a:b])]
+    if len(items) < 2:
+        return items
+    last = items[-1]
+    m = _CONJUNCTION.search(last)
+    if m and 0 < len(last[: m.start()].split()) <= 4 and 0 < len(last[m.end() :].split()) <= 4:
+        items[-1:] = [last[: m.start()], last[m.end() :]]
+    return items
+
+
+def _runs(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(offset of the first item, items) of each comma- or semicolon-separated run in the prose of ``text``.
+
+    A run is one sentence, clause after a colon, table cell or list item — or one bracketed group
+    inside it, counted on its own. The comma of "1,000" separates nothing.
+    """
+    prose = prose_only(text)
+    bounds = [0, *(m.end() for m in _CHUNK_END.finditer(prose)), len(prose)]
+    for start, end in itertools.pairwise(bounds):
+        stack: list[tuple[int, list[tuple[int, int]]]] = [(start, [])]  # per open bracket: segment start, segments
+        for i in range(start, end):
+            ch = prose[i]
+            if ch in "([" and len(stack) <= _MAX_DEPTH:
+                stack.append((i + 1, []))
+            elif ch in ")]" and len(stack) > 1:
+                seg_start, segments = stack.pop()
+                yield from _run(prose, [*segments, (seg_start, i)])
+            elif ch in ",;" and not (ch == "," and prose[i - 1 : i].isdigit() and prose[i + 1 : i + 2].isdigit()):
+                seg_start, segments = stack[-1]
+                segments.append((seg_start, i))
+                stack[-1] = (i + 1, segments)
+        while stack:
+            seg_start, segments = stack.pop()
+            yield from _run(prose, [*segments, (seg_start, end)])
+
+
+def _run(prose: str, segments: list[tuple[int, int]]) -> Iterator[tuple[int, list[str]]]:
+    items = _items(prose, segments)
+    if len(items) >= 2:
+        a, b = next(span for span in segments if _WORD_CHAR.search(prose[span[0] : span[1]]))
+        yield a + len(prose[a:b]) - len(prose[a:b].lstrip()), items
+
+
+def enumerations(text: str, limit: int) -> Iterator[tuple[int, int]]:
+    """(offset, item count) of each run listing more than ``limit`` items, and of a catch-all answer.
+
+    A run counts as a list, not a sentence of clauses, when its items are short (median at most five
+    words, none longer than sixteen) and at most one item starts like a clause ("which", "while" …).
+    A catch-all answer spreads more than twice ``limit`` items over several such lists of three or
+    more; it is reported once, at its first list.
+    """
+    listed: list[tuple[int, int]] = []
+    for offset, items in _runs(text):
+        words = sorted(len(item.split()) for item in items)
+        clauses = sum(1 for item in items if _CLAUSE_START.match(item))
+        if len(items) >= 3 and words[(len(words) - 1) // 2] <= 5 and words[-1] <= 16 and clauses < 2:
+            listed.append((offset, len(items)))
+    for offset, count in listed:
+        if count > limit:
+            yield offset, count
+    if len(listed) > 1 and all(count <= limit for _, count in listed):
+        total = sum(count for _, count in listed)
+        if total > 2 * limit:
+            yield listed[0][0], total
+
+
+def _cloze_overflow(text: str, limit: int) -> tuple[int, int] | None:
+    """(offset of the first deletion numbered beyond the first ``limit`` numbers, number count)."""
+    numbers: list[str] = []
+    overflow = -1
+    for m in CLOZE_RE.finditer(_mask_code(text)):
+        if m.group(1) not in numbers:
+            numbers.append(m.group(1))
+            if len(numbers) == limit + 1:
+                overflow = m.start()
+    return (overflow, len(numbers)) if overflow >= 0 else None
+
+
+def _second_ask(prompt: str) -> int | None:
+    """Offset where a prompt starts asking for a second, separate fact, if it does.
+
+    Two question marks always count. "…, and <wh-word> …?" counts when the second clause asks for
+    its subject's properties ("and what are its mean and variance?"), or asks with another question
+    word about something the first clause did not name; definition plus purpose or mechanism
+    ("What is X, and why does it help?") stays one question, as does an elliptical "…, and why?".
+    """
+    prose = prose_only(prompt)
+    marks = [i for i, ch in enumerate(prose) if ch == "?"]
+    if len(marks) > 1:
+        rest = prose[marks[0] + 1 :]
+        return marks[0] + 1 + len(rest) - len(rest.lstrip())
+    m = _SECOND_ASK.search(prose)
+    if m is None:
+        return None
+    rest = m.group(3).rstrip(" ?")
+    if not rest.strip():
+        return None
+    first = _QUESTION_WORD.search(prose[: m.start()])
+    asked, again = (first.group(0).casefold() if first else ""), m.group(2).casefold()
+    if again == "what" and _PROPERTY_ASK.match(rest):
+        return m.start(1)
+    if asked == again or (again != "what" and _BACK_REFERENCE.search(rest)):
+        return None
+    return m.start(1)
+
+
+_DEFINING = re.compile(
+    r"^\s*(?:what|who)\s+(?:is|are|was|were|does|do)\s+(?:an?\s+|the\s+)?(.+?)"
+    r"(?:\s+(?:measure|mean|compute|control|do|contain|capture|say|state)s?)?"
+    r"\s*(?:,|\?|\(|\s+(?:for|in|of|with|between|and why|and how)\s|$)",
+    re.I,
+)
+_GENERIC = frozenset(
+    ["this", "that", "these", "those", "their", "model", "method", "problem", "score", "value", "data", "function"]
+)
+
+
+def key_term(prompt: str) -> str:
+    """The term a defining prompt asks about ("What is the hashing trick for text?" → "hashing trick")."""
+    m = _DEFINING.match(prose_only(prompt)) if len(prompt) <= 300 else None  # a defining prompt is short
+    return m.group(1).strip() if m else ""
+
+
+def _gives_away(term: str, answer: str) -> int | None:
+    """Offset in ``answer`` of the term's acronym or its first distinctive word (any inflection)."""
+    prose = prose_only(answer)
+    head = term.split()[0] if term else ""
+    if re.fullmatch(r"[A-Z]{2,6}", head):
+        capitals = [w for w in re.finditer(r"(?<![\w*])\**([A-Za-z])", prose) if w.group(1).isupper()]
+        at = "".join(w.group(1) for w in capitals).find(head)
+        return capitals[at].start() if at >= 0 else None
+    word = next((w for w in re.findall(r"[A-Za-z][\w-]{3,}", term) if w.casefold() not in _GENERIC), "")
+    if not word:
+        return None
+    stem = word.casefold()[: max(4, len(word) - 3)]
+    m = re.search(r"\b" + re.escape(stem), prose, re.I)
+    return m.start() if m else None
+
+
+def card_design(note: Note, config: LintConfig) -> list[Diagnostic]:
+    """Warnings for cards that test more than one idea, or whose reversed side answers itself."""
+    path = note.location.path
+    found: list[Diagnostic] = []
+
+    def warn(location: SourceLocation, rule: str, message: str, hint: str) -> None:
+        found.append(Diagnostic(location, rule, message, hint, Severity.WARNING))
+
+    prompt = Body(note.prompt, note.location.line)
+    heading = len("## ")
+    if note.cloze:
+        overflow = _cloze_overflow(note.answer.text, config.max_cloze_deletions)
+        if overflow is not None:
+            warn(
+                note.answer.location(path, overflow[0]),
+                "cloze-too-many",
+                f"cloze note with {overflow[1]} deletion numbers (limit {config.max_cloze_deletions})",
+                "split the note: a few deletions per note, each cued by its own context",
+            )
+    else:
+        second = _second_ask(note.prompt)
+        if second is not None:
+            warn(
+                prompt.location(path, second + heading),
+                "prompt-two-questions",
+                "the prompt asks two questions",
+                "ask one question per note; split it into two notes",
+            )
+    for offset, count in enumerations(note.answer.text, config.max_list_items):
+        warn(
+            note.answer.location(path, offset),
+            "enumeration-in-prose",
+            f"the answer lists {count} items in prose (limit {config.max_list_items} per list)",
+            "keep the few items that matter, split the note, or make a cued cloze",
+        )
+    term = key_term(note.prompt) if note.reverse else ""
+    at = _gives_away(term, note.answer.text) if term else None
+    if at is not None:
+        warn(
+            note.answer.location(path, at),
+            "reverse-gives-away",
+            f"the reversed card's front names the answer '{term}'",
+            "drop <!-- reverse -->, or reword the answer without the term",
+        )
     return found
 
 

@@ -18,7 +18,7 @@ from deckgen.sources.model import DeckConfig, Kind, LintConfig, SourceLocation
 CONFIG_NAME = "deckgen.toml"
 FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse")
 CONFIG_KEYS = ("name", "uuid", "output", "lint")
-LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "disable")
+LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "max_cloze_deletions", "disable")
 TAG_RE = re.compile(r"^[^\s\"]+$")
 
 
@@ -117,7 +117,7 @@ def _load_lint(data: Any, here: SourceLocation) -> tuple[LintConfig, list[Diagno
         if key not in LINT_KEYS
     ]
     values: dict[str, Any] = {}
-    for key in ("max_answer_words", "max_list_items", "max_code_lines"):
+    for key in LINT_KEYS[:-1]:
         if key in data:
             if isinstance(data[key], int) and not isinstance(data[key], bool) and data[key] > 0:
                 values[key] = data[key]

@@ -123,6 +123,7 @@ class LintConfig:
     max_answer_words: int = 80
     max_list_items: int = 5
     max_code_lines: int = 30
+    max_cloze_deletions: int = 4
     disable: frozenset[str] = field(default_factory=frozenset)
 
 
