@@ -313,7 +313,7 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
     elif done.result.refused:
         click.echo(f"refused: this sync {done.result.refused}; run again with --yes; nothing changed", err=True)
     elif done.result.applied:
-        backup = " (Anki backup made first)" if done.result.backup else ""
+        backup = f" (Anki's backup made first, in {done.result.backup})" if done.result.backup else ""
         click.echo(f"updated {done.collection}{backup}")
     else:
         click.echo("the collection is up to date")

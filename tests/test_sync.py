@@ -378,6 +378,9 @@ def test_first_sync_adds_every_note_in_its_subdeck(scenario: Scenario) -> None:
     assert [c.ord for c in by_id(scenario.reviewed, "c-drop").cards] == [0, 1, 2]
     assert {c.deck for c in by_id(scenario.reviewed, "t-keep").cards} == {f"{ROOT}::Tools"}
     assert (scenario.out / "sync-deck.apkg").is_file() and (scenario.source / "deckgen.lock").is_file()
+    backups = scenario.col.parent / "backups"
+    assert f"(Anki's backup made first, in {backups})" in scenario.first.output
+    assert list(backups.glob("*.colpkg"))
 
 
 # --- dry run ----------------------------------------------------------------------------------

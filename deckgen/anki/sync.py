@@ -838,7 +838,7 @@ class SyncOptions:
 class SyncResult:
     plan: SyncPlan
     applied: bool
-    backup: bool = False
+    backup: Path | None = None  # the folder Anki's backup was written to
     refused: str = ""  # why nothing was applied (a prune that needed --yes)
 
 
@@ -878,13 +878,16 @@ def sync_collection(
             return SyncResult(plan, applied=False, refused=plan.needs_yes)
         if not plan.changes and (plan.records, plan.notetypes.looks) == (held.records, held.looks):
             return SyncResult(plan, applied=False)
-        backed_up = False
+        backed_up = None
         if options.backup:
             folder = backup_folder(path)
             folder.mkdir(parents=True, exist_ok=True)
+            from anki.errors import BackendError
+
             try:
-                backed_up = col.create_backup(backup_folder=str(folder), force=True, wait_for_completion=True)
-            except Exception as exc:  # Anki raises its own BackendError family
+                col.create_backup(backup_folder=str(folder), force=True, wait_for_completion=True)
+                backed_up = folder
+            except (BackendError, OSError) as exc:
                 raise CollectionError(f"cannot back up {path} into {folder} ({exc}); nothing was changed") from exc
         apply_plan(col, plan, media, mods, key)
         return SyncResult(plan, applied=True, backup=backed_up)
