@@ -114,8 +114,12 @@ def build_collection(
         genanki.Package(list(gdecks.values())).write_to_db(cursor, timestamp, iter(()))
         notes_sql = "INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?);"
         cards_sql = "INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?);"
-        cursor.executemany(notes_sql, (_note_row(pn, guid, nid) for pn, guid, nid, _ in ordered))
-        cursor.executemany(cards_sql, (row for pn, g, nid, did in ordered for row in _card_rows(pn, g, nid, did)))
+        # Rows in id order: SQLite appends to its tables' B-trees instead of splitting pages, which is
+        # faster and leaves a smaller file to compress.
+        note_rows = sorted(_note_row(pn, guid, nid) for pn, guid, nid, _ in ordered)
+        cursor.executemany(notes_sql, note_rows)
+        card_rows = sorted(row for pn, g, nid, did in ordered for row in _card_rows(pn, g, nid, did))
+        cursor.executemany(cards_sql, card_rows)
         # genanki gives every notetype the package time; ours carry the time their look last changed,
         # so re-importing an unchanged deck leaves users' notetypes alone.
         (models_json,) = cursor.execute("SELECT models FROM col").fetchone()
