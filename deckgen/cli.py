@@ -308,6 +308,11 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
     click.echo("  " + ", ".join(f"{n} {name}" for name, n in rows if name))
     if plan.media:
         click.echo(f"  {len(plan.media)} media file(s) to add")
+    if plan.notetype_changed:
+        click.echo(
+            "  note: changing a note's type changes the collection's schema: the next AnkiWeb sync asks for a "
+            "one-way upload (sync your phones to AnkiWeb before this sync, then choose Upload)"
+        )
     if dry_run:
         click.echo("dry run: nothing changed")
     elif done.result.refused:

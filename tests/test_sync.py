@@ -391,6 +391,7 @@ def test_dry_run_shows_the_whole_plan_and_leaves_the_collection_byte_identical(s
     assert scenario.dry_same_bytes
     assert scenario.dry.exit_code == 1  # the edit made inside Anki is a conflict
     assert "dry run: nothing changed" in out
+    assert "the next AnkiWeb sync asks for a one-way upload" in out
     assert "q-edit  fields: Answer" in out
     assert "q-b2c  notetype → deckgen Cloze" in out and "c-c2b  notetype → deckgen Basic" in out
     assert "q-move  tags; moved to Sync Deck::Toolbox" in out and "t-keep  tags; moved to Sync Deck::Toolbox" in out
