@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from deckgen.build.cache import CACHE_DIR
 from deckgen.build.hazards import HazardKind, card_names, notetype_label
 from deckgen.build.lock import LOCK_NAME, LockDiff, read_lock
 from deckgen.build.parallel import batch_gc
-from deckgen.build.pipeline import BuildResult, build, check_sources, load_deck
+from deckgen.build.pipeline import BuildResult, build, category_files, check_sources, load_deck
 
 if TYPE_CHECKING:
     from deckgen.anki.sync import DeckSync
@@ -44,6 +45,18 @@ def _out_option(default: Path, help_text: str) -> Callable[[F], F]:
 
 QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; only problems.")
 NO_CACHE_OPTION = click.option("--no-cache", is_flag=True, help="Neither read nor write OUT/.cache.")
+VERBOSE_OPTION = click.option("-v", "--verbose", is_flag=True, help="Also list the files of SOURCE that are skipped.")
+
+
+def _report_skipped(source: Path, verbose: bool) -> None:
+    if not verbose or not source.is_dir():
+        return
+    try:
+        skipped = category_files(source).skipped
+    except DeckgenError:
+        return
+    for path, why in skipped:
+        click.echo(f"skipped {path.as_posix()} ({why})", err=True)
 
 
 def _close(bar: ProgressBar | None) -> None:
@@ -51,10 +64,18 @@ def _close(bar: ProgressBar | None) -> None:
         bar.close()
 
 
+# Anki stores times as signed 64-bit milliseconds; beyond the year 9999 nothing reads them back.
+MAX_EPOCH = 253_402_300_799
+
+
 def _now() -> int:
     """Build time in seconds; SOURCE_DATE_EPOCH (reproducible-builds convention) overrides the clock."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return int(epoch) if epoch.isdigit() else int(time.time())
+    if not epoch:
+        return int(time.time())
+    if not epoch.isascii() or not epoch.isdigit() or int(epoch) > MAX_EPOCH:
+        raise click.UsageError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, 0 to {MAX_EPOCH}; got {epoch!r}")
+    return int(epoch)
 
 
 def _fail(exc: DeckgenError) -> None:
@@ -144,6 +165,12 @@ def main(ctx: click.Context) -> None:
     """Compile Markdown sources into an Anki deck (.apkg) that updates in place."""
     batch_gc()
     ctx.call_on_close(timings.write)
+    # SIGTERM (kill, a CI timeout) stops a build like Ctrl-C: temp files are removed on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @main.command("build")
@@ -154,6 +181,7 @@ def main(ctx: click.Context) -> None:
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @QUIET_OPTION
 @NO_CACHE_OPTION
+@VERBOSE_OPTION
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Rendering processes [default: one per core].")
 def build_cmd(
     source: Path,
@@ -163,9 +191,11 @@ def build_cmd(
     strict: bool,
     quiet: bool,
     no_cache: bool,
+    verbose: bool,
     jobs: int | None,
 ) -> None:
     """Build SOURCE (default: source/) into OUT/<name>.apkg."""
+    _report_skipped(source, verbose)
     bar = progress_bar(sys.stderr, "rendering", quiet=quiet, after="writing the package")
     try:
         result = build(
@@ -189,6 +219,8 @@ def build_cmd(
         click.echo(f"warning: {notice}", err=True)
     for warning in result.compiled.warnings:
         click.echo(warning.format(), err=True)
+    for notice in result.compiled.notices:
+        click.echo(f"warning: {notice}", err=True)
     if not quiet:
         report_build(result, dry_run)
 
@@ -200,8 +232,10 @@ def build_cmd(
 @_out_option(Path("build"), "Build folder whose cache (OUT/.cache) the check reuses; it writes nothing there.")
 @QUIET_OPTION
 @NO_CACHE_OPTION
-def check_cmd(source: Path, strict: bool, fmt: str, out_dir: Path, quiet: bool, no_cache: bool) -> None:
+@VERBOSE_OPTION
+def check_cmd(source: Path, strict: bool, fmt: str, out_dir: Path, quiet: bool, no_cache: bool, verbose: bool) -> None:
     """Validate and lint SOURCE without writing anything; exit 1 on errors."""
+    _report_skipped(source, verbose)
     bar = progress_bar(sys.stderr, "checking", quiet=quiet)
     try:
         diagnostics = check_sources(source, cache_dir=None if no_cache else out_dir / CACHE_DIR, progress=bar)
@@ -392,8 +426,11 @@ def new_cmd(prompt: str, deck_name: str | None, source: Path) -> None:
     except DeckgenError as exc:
         _fail(exc)
         return
-    with note.path.open("a", encoding="utf-8", newline="\n") as fh:
-        fh.write(note.text)
+    try:
+        with note.path.open("a", encoding="utf-8", newline="\n") as fh:
+            fh.write(note.text)
+    except OSError as exc:
+        _fail(DeckgenError(f"cannot add the note to {note.path}: {exc.strerror or exc}"))
     click.echo(f"added '{note.id}' to {note.path}")
 
 

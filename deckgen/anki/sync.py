@@ -33,7 +33,7 @@ from deckgen.anki.collection import CollectionError, backup_folder, open_collect
 from deckgen.anki.notetypes import NoteType
 from deckgen.build.cache import CACHE_DIR
 from deckgen.build.lock import LOCK_NAME, Lock, _digest
-from deckgen.build.pipeline import Compiled, compile_deck, package_inputs, write_outputs
+from deckgen.build.pipeline import Compiled, compile_deck, package_inputs, sweep_leftovers, write_outputs
 from deckgen.errors import DeckgenError, Diagnostic, SourceError
 from deckgen.render.markdown import RenderedNote
 
@@ -928,6 +928,8 @@ def sync_deck(
     """Build ``source`` (refusing on errors, writing nothing but the render cache), apply it to
     ``collection``, then write the package and lock as ``build`` does. A refused or failed sync
     writes nothing else anywhere."""
+    if not options.dry_run:
+        sweep_leftovers(out_dir, source)
     # Notetype changes are errors for build (the importer cannot apply them); sync converts them.
     compiled = compile_deck(
         source, now, cache_dir=out_dir / CACHE_DIR, accept_notetype_changes=True, wall_clock=wall_clock

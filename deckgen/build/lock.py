@@ -14,9 +14,12 @@ notes keep the lock's ``mod``, so the same sources and lock still give the same 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
+import stat
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -481,11 +484,13 @@ def loads(text: str, path: Path) -> Lock:
 def read_lock(path: Path) -> Lock:
     """The lock at ``path`` (empty if there is none); an unreadable or damaged lock is a LockFileError."""
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         return Lock()
     except OSError as exc:
         raise LockFileError(f"{path}: cannot read the lock file: {exc.strerror or exc}") from exc
+    if data is None:
+        raise LockFileError(f"{path}: the lock is not a regular file (a FIFO or device); {RECOVER_HINT}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -495,12 +500,25 @@ def read_lock(path: Path) -> Lock:
     return loads(text, path)
 
 
+def read_regular(path: Path) -> bytes | None:
+    """The bytes of the regular file ``path``, or None if it is something else: opened without
+    blocking, so a FIFO (or a file swapped for one) never hangs the build."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return fh.read()
+
+
 @contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A file to write ``path`` through: a temp file beside it, fsynced and renamed into place on
-    success, removed on failure. Readers never see a partial file; a failure leaves the old one."""
+def atomic_file(path: Path, temp_dir: Path | None = None) -> Iterator[BinaryIO]:
+    """A file to write ``path`` through: a temp file (beside it, or in ``temp_dir`` so that nothing
+    temporary ever appears in a source folder), fsynced and renamed into place on success, removed
+    on failure. Readers never see a partial file; a failure leaves the old one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    folder = path.parent if temp_dir is None else temp_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         # mkstemp creates 0600; give the file the permissions a plain open() would (0666 less umask)
         umask = os.umask(0)
@@ -510,12 +528,19 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            with atomic_file(path) as beside, open(tmp, "rb") as written:  # another file system
+                shutil.copyfileobj(written, beside)
+            Path(tmp).unlink()
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_lock(path: Path, lock: Lock) -> None:
-    with atomic_file(path) as fh:
+def write_lock(path: Path, lock: Lock, temp_dir: Path | None = None) -> None:
+    with atomic_file(path, temp_dir) as fh:
         fh.write(dumps(lock).encode("utf-8"))

@@ -3,9 +3,11 @@ needed) and garbage-collector settings for one-shot command-line runs."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,7 +29,28 @@ def batch_gc() -> None:
     gc.set_threshold(20_000, 20, 1_000)
 
 
-def _worker_init(warm_up: Callable[[], None] | None) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Make the kernel kill this worker when the main process dies (SIGKILL included), so no worker
+    lingers holding the terminal or a pipe (``deckgen build | tee log`` would never end)."""
+    if sys.platform == "linux":
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_init(warm_up: Callable[[], None] | None, parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with_parent(parent)
+    # Interrupts and termination are the main process's to handle: it shuts the pool down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     gc.set_threshold(*_DEFAULT_GC)  # renderers make a little cyclic garbage per note: collect it
     if warm_up is not None:
         warm_up()
@@ -75,7 +98,7 @@ class WorkPool:
         gc.freeze()
         try:
             self._executor = ProcessPoolExecutor(
-                self.jobs, mp_context=_context(), initializer=_worker_init, initargs=(self.warm_up,)
+                self.jobs, mp_context=_context(), initializer=_worker_init, initargs=(self.warm_up, os.getpid())
             )
             for _ in range(self.jobs):  # fork every worker now, from the process as it is now
                 self._executor.submit(_nothing)

@@ -6,8 +6,14 @@ Everything here is a plain function the CLI calls; the stages it calls are pure 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
+import shutil
+import sqlite3
+import stat
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,14 +25,23 @@ from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR, Cache, open_cache
 from deckgen.build.hazards import hazard_diagnostics
 from deckgen.build.incremental import Progress, RenderStage, warm_up_worker
-from deckgen.build.lock import LOCK_NAME, Lock, LockDiff, lock_findings, read_lock, update_lock, write_lock
+from deckgen.build.lock import (
+    LOCK_NAME,
+    Lock,
+    LockDiff,
+    lock_findings,
+    read_lock,
+    read_regular,
+    update_lock,
+    write_lock,
+)
 from deckgen.build.parallel import WorkPool, available_cores
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
-from deckgen.render.markdown import MediaError, RenderedNote
+from deckgen.render.markdown import MediaError, RenderedNote, safe_html, safe_note
 from deckgen.sources.check import check_deck
 from deckgen.sources.config import CONFIG_NAME, load_config
 from deckgen.sources.model import Deck, DeckConfig, SourceLocation
-from deckgen.sources.parse import parse_deck
+from deckgen.sources.parse import decode, parse_deck
 
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 
@@ -133,19 +148,92 @@ def read_sources(source: Path) -> tuple[DeckConfig, dict[Path, bytes], list[Diag
             'create it with: name = "My Deck"',
         )
     try:
-        config_text = config_path.read_text(encoding="utf-8", errors="replace")
+        config_bytes = config_path.read_bytes()
     except OSError as exc:
         raise SourceError.single(SourceLocation(config_path, 1), "unreadable", f"cannot read: {exc.strerror}") from exc
+    config_text, problems = decode(config_bytes, config_path)
+    if config_text is None:
+        raise SourceError(problems)
     config, problems = load_config(config_text, config_path)
     if config is None:
         raise SourceError(problems)
+    found = category_files(source)
+    problems += found.problems
     files: dict[Path, bytes] = {}
-    for path in sorted(source.glob("*.md")):
+    for path in found.paths:
         try:
-            files[path] = path.read_bytes()
+            data = read_regular(path)
         except OSError as exc:
             problems.append(Diagnostic(SourceLocation(path, 1), "unreadable", f"cannot read file: {exc.strerror}"))
+            continue
+        if data is not None:  # replaced by a FIFO or device since it was listed: skipped
+            files[path] = data
     return config, files, problems
+
+
+CATEGORY_SUFFIXES = (".md", ".markdown")  # compared case-insensitively: x.MD and x.Markdown are read too
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryFiles:
+    """The category files of a source folder, what is wrong with the listing, and what was skipped (and why)."""
+
+    paths: tuple[Path, ...]
+    problems: tuple[Diagnostic, ...]
+    skipped: tuple[tuple[Path, str], ...]
+
+
+def category_files(source: Path) -> CategoryFiles:
+    """Which files of ``source`` are category files: the one place that decides it.
+
+    Dot-files and editor droppings (``.#x.md`` Emacs locks, ``._x.md`` macOS forks, ``x.md~``
+    backups, ``.x.md.swp``) and anything that is not a regular file (a FIFO would block the read
+    forever) are skipped; a symlink leaving the source folder is an error, as for images.
+    """
+    root = source.resolve()
+    paths: list[Path] = []
+    problems: list[Diagnostic] = []
+    skipped: list[tuple[Path, str]] = []
+    try:
+        entries = sorted(source.iterdir())
+    except OSError as exc:
+        raise SourceError.single(SourceLocation(source, 1), "unreadable", f"cannot list: {exc.strerror}") from exc
+    for path in entries:
+        name = path.name
+        markdown_like = any(s in name.lower() for s in CATEGORY_SUFFIXES)
+        if not markdown_like:
+            continue
+        if name.startswith(".") or name.endswith(("~", "#")) or not name.lower().endswith(CATEGORY_SUFFIXES):
+            skipped.append((path, "hidden, backup or editor file"))
+            continue
+        shown = Path(os.fsencode(path).decode("utf-8", "replace"))
+        if shown != path:
+            problems.append(
+                Diagnostic(SourceLocation(shown, 1), "encoding", "file name is not valid UTF-8", "rename the file")
+            )
+            continue
+        try:
+            mode = path.stat().st_mode
+            real = path.resolve()
+        except OSError as exc:
+            problems.append(Diagnostic(SourceLocation(path, 1), "unreadable", f"cannot read file: {exc.strerror}"))
+            continue
+        if not real.is_relative_to(root):
+            problems.append(
+                Diagnostic(
+                    SourceLocation(path, 1),
+                    "file-outside-source",
+                    f"{name} is a link to {real}, outside the source folder",
+                    "copy the file into the source folder",
+                )
+            )
+        elif stat.S_ISDIR(mode):
+            problems.append(Diagnostic(SourceLocation(path, 1), "unreadable", "cannot read file: Is a directory"))
+        elif not stat.S_ISREG(mode):
+            skipped.append((path, "not a regular file"))
+        else:
+            paths.append(path)
+    return CategoryFiles(tuple(paths), tuple(problems), tuple(skipped))
 
 
 def render_deck(deck: Deck, media: MediaStore) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
@@ -200,6 +288,9 @@ def _run_stages(
             stage.save()
         timings.lap("cache")
         notices = (cache.warning,) if cache.warning else ()
+    # The safety net for everything that leaves deckgen, from the renderer or from the cache.
+    rendered = [safe_note(rn) for rn in rendered]
+    intros = {name: safe_html(intro) for name, intro in intros.items()}
     return _Stages(deck, media, rendered, intros, problems, notices)
 
 
@@ -269,6 +360,30 @@ def package_inputs(
     return decks, notes, nt_mods
 
 
+# Temp files and scratch folders of a build killed before it could remove them: older than this,
+# no running build still uses them.
+STALE_SECONDS = 300
+
+
+def sweep_leftovers(out_dir: Path, source: Path, now: float | None = None) -> None:
+    """Remove what killed builds left behind (best effort): package and lock temp files, scratch
+    collections, and lock temp files older versions put in ``source``."""
+    cutoff = (time.time() if now is None else now) - STALE_SECONDS
+    patterns = [(out_dir, ".*.tmp"), (out_dir, ".deckgen-*")]
+    patterns.append((source, f".{LOCK_NAME}.*.tmp"))
+    for folder, pattern in patterns:
+        try:
+            stale = [p for p in folder.glob(pattern) if p.lstat().st_mtime < cutoff]
+        except OSError:
+            continue
+        for path in stale:
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+
+
 def load_deck(source: Path) -> tuple[Deck, list[Diagnostic]]:
     """Read and parse the sources only (for authoring commands that need no rendering)."""
     config, files, problems = read_sources(source)
@@ -277,16 +392,17 @@ def load_deck(source: Path) -> tuple[Deck, list[Diagnostic]]:
 
 
 def write_outputs(compiled: Compiled, output: Path, lock_path: Path) -> None:
-    """Write the package, then the lock if it changed (each atomically)."""
+    """Write the package, then the lock if it changed (each atomically; temp files beside the package)."""
     decks, notes, nt_mods = package_inputs(compiled)
     try:
         write_package(output, compiled.deck.config.uuid, decks, notes, nt_mods, compiled.media)
         timings.lap("package")
-    except OSError as exc:
-        raise DeckgenError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    except (OSError, sqlite3.Error) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise DeckgenError(f"cannot write {output}: {reason}; the previous package is unchanged") from exc
     if compiled.new_lock != compiled.lock:
         try:
-            write_lock(lock_path, compiled.new_lock)
+            write_lock(lock_path, compiled.new_lock, temp_dir=output.parent)
             timings.lap("lock")
         except OSError as exc:
             raise DeckgenError(f"wrote {output} but cannot update {lock_path}: {exc.strerror or exc}") from exc
@@ -312,6 +428,8 @@ def build(
     the next build (a dry run only reads it); the package is the same bytes with or without it.
     """
     cache_dir = out_dir / CACHE_DIR if cache else None
+    if not dry_run:
+        sweep_leftovers(out_dir, source)
     compiled = compile_deck(
         source,
         now,

@@ -23,7 +23,7 @@ from pathlib import Path
 from deckgen.anki import notetypes
 from deckgen.build.lock import atomic_file
 from deckgen.build.pipeline import Compiled, compile_deck
-from deckgen.errors import Diagnostic, Severity
+from deckgen.errors import DeckgenError, Diagnostic, Severity
 from deckgen.render.markdown import RenderedNote
 
 # Where MathJax 3 lives inside the PyPI package ``django-static-mathjax`` (no dependencies; a plain
@@ -480,6 +480,22 @@ def build_page(compiled: Compiled, *, mathjax: bool) -> str:
 def write_preview(source: Path, out_dir: Path, *, now: int, mathjax: Path | None) -> PreviewResult:
     """Compile ``source`` (read-only: the lock is not written) and write ``out_dir/index.html`` with its media."""
     compiled = compile_deck(source, now)
+    try:
+        path = _write_files(compiled, out_dir, mathjax)
+    except OSError as exc:
+        raise DeckgenError(f"cannot write the preview to {exc.filename or out_dir}: {exc.strerror or exc}") from exc
+    return PreviewResult(
+        path=path,
+        notes=len(compiled.notes),
+        cards=sum(len(n.card_ords) for n in compiled.notes),
+        subdecks=len(compiled.deck.categories),
+        media=len(compiled.media),
+        mathjax=mathjax,
+        diagnostics=compiled.diagnostics,
+    )
+
+
+def _write_files(compiled: Compiled, out_dir: Path, mathjax: Path | None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.iterdir():
         if _MEDIA_NAME_RE.match(stale.name) and stale.name not in compiled.media and stale.is_file():
@@ -495,12 +511,4 @@ def write_preview(source: Path, out_dir: Path, *, now: int, mathjax: Path | None
     path = out_dir / INDEX
     with atomic_file(path) as fh:
         fh.write(build_page(compiled, mathjax=mathjax is not None).encode("utf-8"))
-    return PreviewResult(
-        path=path,
-        notes=len(compiled.notes),
-        cards=sum(len(n.card_ords) for n in compiled.notes),
-        subdecks=len(compiled.deck.categories),
-        media=len(compiled.media),
-        mathjax=mathjax,
-        diagnostics=compiled.diagnostics,
-    )
+    return path

@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import html
 import re
-import xml.etree.ElementTree as etree
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import markdown
-import nh3
 from markdown.extensions import Extension
 from markdown.inlinepatterns import InlineProcessor
-from markdown.treeprocessors import Treeprocessor
 
 from deckgen.anki import notetypes
 from deckgen.errors import Diagnostic
+from deckgen.render.sanitize import POLICY, sanitize
+from deckgen.sources.markup import MAX_NESTING, nesting_depth, too_dense
 from deckgen.sources.model import Body, Category, Deck, Note
 
 EXTENSIONS: tuple[str, ...] = (
@@ -49,7 +48,7 @@ RENDER_FORMAT = 1
 def renderer_version() -> str:
     """Everything that decides rendered output: our format, extension settings, library versions."""
     libs = ",".join(f"{lib}={version(lib)}" for lib in ("markdown", "pymdown-extensions", "pygments", "nh3"))
-    return f"{RENDER_FORMAT};{libs};{EXTENSIONS!r};{sorted(EXTENSION_CONFIGS.items())!r}"
+    return f"{RENDER_FORMAT};{libs};{EXTENSIONS!r};{sorted(EXTENSION_CONFIGS.items())!r};{POLICY}"
 
 
 class MediaError(Exception):
@@ -91,141 +90,57 @@ class _InlineDisplayMath(InlineProcessor):
         return stash, m.start(0), m.end(0)
 
 
-class _Images(Treeprocessor):
-    """Rewrite local ``<img src>`` to flat media names, collecting what cannot be resolved."""
-
-    def __init__(self, md: markdown.Markdown) -> None:
-        super().__init__(md)
-        self.resolve: Callable[[str], str] | None = None
-        self.errors: list[tuple[str, MediaError]] = []
-        self.media: list[str] = []
-
-    def run(self, root: etree.Element) -> None:
-        for img in root.iter("img"):
-            src = img.get("src", "")
-            if self.resolve is None or urlsplit(src).scheme in ("http", "https", "data"):
-                continue
-            try:
-                name = self.resolve(unquote(src))
-            except MediaError as exc:
-                self.errors.append((src, exc))
-                continue
-            img.set("src", name)
-            self.media.append(name)
-
-
 class _DeckgenExtension(Extension):
     def extendMarkdown(self, md: markdown.Markdown) -> None:
         md.inlinePatterns.register(_InlineDisplayMath(_INLINE_DISPLAY_RE, md), "dg-display-math", 189.95)
-        md.treeprocessors.register(_Images(md), "dg-images", 1)
 
 
 class Renderer:
     """A reusable Markdown converter (building one is slow; ``convert`` resets it)."""
 
     def __init__(self) -> None:
-        self._md = markdown.Markdown(extensions=[*EXTENSIONS, _DeckgenExtension()], extension_configs=EXTENSION_CONFIGS)
-        self._images: _Images = self._md.treeprocessors["dg-images"]  # type: ignore[assignment]
+        self._md = self._new_markdown()
+
+    @staticmethod
+    def _new_markdown() -> markdown.Markdown:
+        return markdown.Markdown(extensions=[*EXTENSIONS, _DeckgenExtension()], extension_configs=EXTENSION_CONFIGS)
 
     def convert(
         self, text: str, resolve: Callable[[str], str] | None = None, *, inline: bool = False
     ) -> tuple[str, list[str], list[tuple[str, MediaError]]]:
-        """Markdown → HTML; returns (html, media names used, image errors)."""
+        """Markdown → HTML; returns (html, media names used, image errors).
+
+        Every ``<img>`` — Markdown or raw HTML — is resolved through ``resolve`` to its media name.
+        """
+        media: list[str] = []
+        errors: list[tuple[str, MediaError]] = []
+
+        def rewrite_src(src: str) -> str | None:
+            if resolve is None or urlsplit(src).scheme in ("http", "https"):
+                return src
+            try:
+                name = resolve(unquote(src))
+            except MediaError as exc:
+                errors.append((src, exc))
+                return src
+            media.append(name)
+            return name
+
         self._md.reset()
-        self._images.resolve, self._images.errors, self._images.media = resolve, [], []
         pipe = free_prefix(text, "DGPIPE") + "X"
-        out = sanitize(self._md.convert(protect_table_pipes(text, pipe))).replace(pipe, "|")
+        if nesting_depth(text) > MAX_NESTING or too_dense(text):  # the source check reports these
+            raw = "<pre>" + html.escape(text) + "</pre>"
+        else:
+            try:
+                raw = self._md.convert(protect_table_pipes(text, pipe))
+            except RecursionError:  # a nesting the source check does not know: report it here
+                self._md = self._new_markdown()
+                errors.append(("", MediaError("Markdown nested too deeply to render", rule="nesting-too-deep")))
+                raw = "<pre>" + html.escape(text) + "</pre>"
+        out = sanitize(raw, rewrite_src).replace(pipe, "|")
         if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
             out = out[3:-4]
-        return neutralise_braces(out), self._images.media, self._images.errors
-
-
-_ALLOWED_TAGS = {
-    "p",
-    "br",
-    "hr",
-    "strong",
-    "em",
-    "b",
-    "i",
-    "u",
-    "s",
-    "del",
-    "ins",
-    "mark",
-    "sub",
-    "sup",
-    "small",
-    "code",
-    "pre",
-    "kbd",
-    "samp",
-    "var",
-    "span",
-    "div",
-    "blockquote",
-    "ul",
-    "ol",
-    "li",
-    "dl",
-    "dt",
-    "dd",
-    "table",
-    "thead",
-    "tbody",
-    "tfoot",
-    "tr",
-    "th",
-    "td",
-    "caption",
-    "colgroup",
-    "col",
-    "img",
-    "a",
-    "abbr",
-    "details",
-    "summary",
-    "figure",
-    "figcaption",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "q",
-    "cite",
-    "ruby",
-    "rt",
-    "rp",
-    "bdi",
-    "bdo",
-}
-_ALLOWED_ATTRIBUTES = {
-    "*": {"class", "title", "lang", "dir", "id"},
-    "a": {"href"},
-    "img": {"src", "alt", "width", "height"},
-    "th": {"align", "style", "colspan", "rowspan"},
-    "td": {"align", "style", "colspan", "rowspan"},
-    "ol": {"start", "type"},
-    "col": {"span"},
-}
-
-
-def sanitize(fragment: str) -> str:
-    """Allowlist sanitizer: whatever the Markdown held, no script, handler or javascript: URL survives.
-
-    Source-level checks already reject such input with a message; this is the safety net.
-    """
-    return nh3.clean(
-        fragment,
-        tags=_ALLOWED_TAGS,
-        attributes=_ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
-        link_rel=None,
-        strip_comments=True,
-        filter_style_properties={"text-align"},
-    )
+        return neutralise_braces(out), media, errors
 
 
 _INLINE_MATH_RE = re.compile(r"\$\$.+?\$\$|(?<![\\$])\$[^$\n]+?\$|\\\(.+?\\\)")
@@ -359,6 +274,33 @@ def render_note(
         media=tuple(sorted(set(media))),
     )
     return rendered, problems
+
+
+# Fields holding rendered Markdown (HTML); every other field holds escaped plain text.
+HTML_FIELDS = frozenset({"Prompt", "Answer", "Extra", "Text"})
+
+
+def safe_html(value: str, *, cloze: bool = False) -> str:
+    """The last pass over rendered HTML before it leaves deckgen, whatever produced it (renderer or cache).
+
+    The same for the renderer's own output; a forged or stale cache entry loses anything unsafe.
+    """
+    clean = sanitize(value)
+    if not cloze:
+        return neutralise_braces(clean)
+    protected, _ = protect_cloze(clean)
+    return restore_cloze(neutralise_braces(protected), clean)
+
+
+def safe_note(rn: RenderedNote) -> RenderedNote:
+    """``rn`` with every field passed through ``safe_html`` (HTML fields) or re-escaped (plain-text fields)."""
+    values = tuple(
+        safe_html(value, cloze=rn.notetype.is_cloze and name == "Text")
+        if name in HTML_FIELDS
+        else html.escape(html.unescape(value))
+        for name, value in zip(rn.notetype.fields, rn.fields, strict=True)
+    )
+    return rn if values == rn.fields else replace(rn, fields=values)
 
 
 def render_intro(renderer: Renderer, category: Category) -> str:

@@ -7,7 +7,6 @@ deck-wide with ``[lint] disable = [...]`` in ``deckgen.toml``. Errors cannot be 
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -15,23 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deckgen.errors import Diagnostic, Severity
+from deckgen.sources import markup
 from deckgen.sources.duplicates import duplicate_pairs
 from deckgen.sources.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
 from deckgen.sources.parse import find_fences
 
-CODE_SPAN_RE = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
 LIST_ITEM_RE = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+\S")
 CLOZE_RE = re.compile(r"\{\{c(\d+)::")
 # A paragraph that is only a bold question: how public Q&A lists mark their questions.
 BOLD_QUESTION_RE = re.compile(r"(?:^|\n[ \t]*\n)[ \t]*((\*\*|__)[^\n*_]+\?[ \t]*\2)[ \t]*(?=\n[ \t]*\n|\n?$)")
-UNSAFE_HTML = (
-    (
-        re.compile(r"<\s*(script|iframe|object|embed|frame|frameset|applet|base|meta|link|form)\b", re.I),
-        "raw <{0}> element could run code or load content in the card",
-    ),
-    (re.compile(r"<[A-Za-z][^>]*\s(on[a-z]+)\s*=", re.I), "event-handler attribute '{0}=' could run code in the card"),
-    (re.compile(r"(javascript|vbscript)\s*:", re.I), "'{0}:' URL could run code in the card"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +45,15 @@ RULES: dict[str, Rule] = {
         Rule("config-unknown-key", _E, "deckgen.toml has a key deckgen does not know (with a 'did you mean')"),
         Rule("uuid-missing", _E, "deckgen.toml has no deck uuid (the hint prints a fresh line to paste)"),
         Rule("unreadable", _E, "a category file cannot be read"),
-        Rule("encoding", _E, "a file is not valid UTF-8"),
+        Rule("encoding", _E, "a file (or its name) is not valid UTF-8"),
+        Rule("file-outside-source", _E, "a category file that is a symlink leaving the source folder"),
         Rule("binary-content", _E, "a file contains NUL bytes"),
         # front matter
         Rule("front-matter-unclosed", _E, "front matter opened with '---' is never closed"),
         Rule("front-matter-invalid", _E, "front matter is not valid YAML, or a value has the wrong type"),
         Rule("front-matter-unknown-key", _E, "front matter has an unknown key (with a 'did you mean')"),
         Rule("kind-unknown", _E, "kind is not question, tip or faq"),
-        Rule("tag-invalid", _E, "a tag contains spaces or quotes"),
+        Rule("tag-invalid", _E, "a tag contains spaces, quotes, '<', '>' or control characters"),
         Rule("deck-duplicate", _E, "two files define the same subdeck"),
         # notes
         Rule("heading-level", _E, "a '#', '###' … heading where only '## ' starts a note (it would not be a card)"),
@@ -87,7 +79,11 @@ RULES: dict[str, Rule] = {
         Rule("answer-empty", _E, "a note without answer text"),
         Rule("fence-unclosed", _E, "a code fence that is never closed (it would swallow the notes after it)"),
         Rule("math-unbalanced", _E, "a math delimiter ($, $$, \\( \\), \\[ \\]) is not closed"),
-        Rule("unsafe-html", _E, "raw HTML that could run code: <script>, on*= attributes, javascript: URLs"),
+        Rule("unsafe-math", _E, "math commands that make links, styles or attributes (\\href, \\style, \\class …)"),
+        Rule("html-unsupported", _E, "an HTML element, attribute or URL scheme that cards drop (<audio>, <font> …)"),
+        Rule("html-unbalanced", _E, "a block HTML element (<div>, <table> …) left open or closed twice"),
+        Rule("data-uri", _E, "a data: URI in an image or link (cards drop it)"),
+        Rule("markup-too-dense", _E, "a text with more markup than can be rendered in time (e.g. over 500 '[')"),
         Rule("cloze-not-enabled", _E, "{{c1::...}} in a note that is not marked <!-- cloze -->"),
         Rule("cloze-without-deletions", _E, "a <!-- cloze --> note without any {{c1::...}} deletion"),
         Rule("cloze-misplaced", _E, "cloze deletions outside a cloze note's answer, or numbered c0"),
@@ -120,16 +116,7 @@ RULES: dict[str, Rule] = {
 _WORD_CHAR = re.compile(r"\w")
 
 
-@functools.lru_cache(maxsize=1024)  # each rule masks the same text again; a note's texts stay hot
-def _mask_code(text: str) -> str:
-    """Blank out fenced code and code spans (keeping offsets and line breaks) so rules skip code."""
-    lines = text.split("\n")
-    for fence in find_fences(lines):
-        last = len(lines) - 1 if fence.end is None else fence.end
-        for i in range(fence.start, last + 1):
-            lines[i] = " " * len(lines[i])
-    masked = "\n".join(lines)
-    return CODE_SPAN_RE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), masked)
+_mask_code = markup.mask_code
 
 
 def _parts(note: Note) -> Iterator[tuple[str, Body]]:
@@ -169,6 +156,11 @@ def source_errors(note: Note) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for part, body in _parts(note):
         masked = _mask_code(body.text)
+        dense = markup.too_dense(body.text)
+        if dense is not None:  # one finding; locating thousands of others would take quadratic time
+            where = body.location(path, dense.offset)
+            found.append(Diagnostic(where, dense.rule, f"{dense.message} in the {part}", dense.hint))
+            continue
         for offset, message in _math_problems(masked):
             found.append(
                 Diagnostic(
@@ -178,16 +170,9 @@ def source_errors(note: Note) -> list[Diagnostic]:
                     "close the formula, or escape a literal dollar as \\$",
                 )
             )
-        for pattern, message in UNSAFE_HTML:
-            for m in pattern.finditer(masked):
-                found.append(
-                    Diagnostic(
-                        body.location(path, m.start()),
-                        "unsafe-html",
-                        message.format(m.group(1).lower()),
-                        "remove it: cards run on phones and desktops; use Markdown instead",
-                    )
-                )
+        for f in markup.scan(masked):
+            message = f"{f.message} in the {part}"
+            found.append(Diagnostic(body.location(path, f.offset), f.rule, message, f.hint, f.severity))
         if note.cloze:
             for m in CLOZE_RE.finditer(masked):
                 if part != "answer":
@@ -263,13 +248,20 @@ def cloze_problems(text: str) -> Iterator[tuple[int, str, str, str]]:
         yield opener.start(), "cloze-unclosed", "cloze deletion is never closed", "close it with '}}'"
 
 
+_TAG_OR_COMMENT_RE = re.compile(r"<[^<>]*>")
+
+
 def answer_words(text: str) -> int:
     """Words of an answer as a reader meets them: code blocks and display math don't count."""
     masked = _mask_code(text)
-    masked = re.sub(r"\$\$.*?\$\$|\\\[.*?\\\]", " ", masked, flags=re.DOTALL)
-    masked = re.sub(r"\$[^$]*\$|\\\(.*?\\\)", " x ", masked, flags=re.DOTALL)  # inline math: one word
-    masked = re.sub(r"<!--.*?-->|<[^>]+>|!\[[^\]]*\]\([^)]*\)", " ", masked, flags=re.DOTALL)
-    masked = re.sub(r"\]\([^)]*\)", " ", masked)  # link targets
+    spans = markup.math_spans(masked)
+    display = [s for s in spans if masked.startswith(("$$", "\\["), s[0])]
+    inline = [s for s in spans if not masked.startswith(("$$", "\\["), s[0])]
+    masked = markup.blank(markup.blank(masked, display), inline, "x")  # inline math: one word
+    masked = _TAG_OR_COMMENT_RE.sub(" ", masked)
+    links = [(offset, offset + len(url)) for _, offset, url, _ in markup.link_destinations(masked)]
+    masked = markup.blank(masked, links)
+    masked = masked.replace("![", "  ").replace("](", "  ")
     return sum(1 for w in masked.split() if _WORD_CHAR.search(w))
 
 
@@ -372,12 +364,18 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
                         Severity.WARNING,
                     )
                 )
-        for m in re.finditer(r"!\[[^\]]*\]\(\s*<?(https?://[^)\s>]+)", _mask_code(body.text)):
+        remote = 0
+        for start, _, url, image in markup.link_destinations(_mask_code(body.text)):
+            if not image or markup.url_scheme(url) not in ("http", "https"):
+                continue
+            remote += 1
+            if remote > markup.MAX_FINDINGS_PER_RULE:
+                break
             found.append(
                 Diagnostic(
-                    body.location(path, m.start()),
+                    body.location(path, start),
                     "image-remote",
-                    f"image {m.group(1)!r} is loaded from the web",
+                    f"image {url!r} is loaded from the web",
                     "download it into the source folder and reference it relatively",
                     Severity.WARNING,
                 )
@@ -433,6 +431,8 @@ def _math_spans(text: str) -> Iterator[tuple[int, int]]:
 
 def prose_only(text: str) -> str:
     """``text`` with code, math, comments, link targets and cloze markup blanked out (offsets kept)."""
+    if markup.too_dense(text):  # already an error; the patterns below are not linear on such text
+        return markup.blank(text, [(0, len(text))])
     masked = _mask_code(text)
     masked = _blank(masked, _math_spans(masked))
     return _blank(masked, (m.span() for m in _NOT_PROSE.finditer(masked)))

@@ -19,7 +19,11 @@ CONFIG_NAME = "deckgen.toml"
 FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse")
 CONFIG_KEYS = ("name", "uuid", "output", "lint")
 LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "max_cloze_deletions", "disable")
-TAG_RE = re.compile(r"^[^\s\"]+$")
+TAG_RE = re.compile(r"^[^\s\"<>\x00-\x1f\x7f]+$")
+# Characters Anki strips or reads as markup in deck names, and the name of the deck everything
+# lands in when a deck is missing: a root deck called "Default" merges into every user's own.
+_NAME_BAD_RE = re.compile(r"[<>\x00-\x1f\x7f]")
+_MAX_LINT_VALUE = 1_000_000
 
 
 def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -41,26 +45,40 @@ def load_config(text: str, path: Path) -> tuple[DeckConfig | None, list[Diagnost
         line = getattr(exc, "lineno", 1) or 1
         return None, [Diagnostic(SourceLocation(path, line), "config-invalid", f"invalid TOML: {exc}")]
     problems = [
-        Diagnostic(here, "config-unknown-key", f"unknown key '{key}'", did_you_mean(key, CONFIG_KEYS))
+        Diagnostic(
+            toml_key_location(text, key, path, table=isinstance(data[key], dict)),
+            "config-unknown-key",
+            f"unknown key '{key}'",
+            did_you_mean(key, CONFIG_KEYS),
+        )
         for key in data
         if key not in CONFIG_KEYS
     ]
     name = data.get("name")
-    if not isinstance(name, str) or not name.strip() or "::" in name:
+    name_problem = deck_name_problem(name)
+    if name_problem is not None:
         problems.append(
             Diagnostic(
-                here,
+                toml_key_location(text, "name", path),
                 "config-invalid",
-                "'name' must be a non-empty deck name without '::'",
+                f"'name' {name_problem}",
                 'e.g. name = "ML Interview Prep"',
             )
         )
         return None, problems
+    assert isinstance(name, str)
     output = data.get("output", default_output(name))
-    if not isinstance(output, str) or not output.endswith(".apkg") or "/" in output or "\\" in output:
-        problems.append(Diagnostic(here, "config-invalid", "'output' must be a file name ending in .apkg"))
+    if not isinstance(output, str) or not _OUTPUT_RE.match(output):
+        problems.append(
+            Diagnostic(
+                toml_key_location(text, "output", path),
+                "config-invalid",
+                "'output' must be a plain file name ending in .apkg (no folders, control characters or leading dot)",
+            )
+        )
         output = default_output(name)
-    lint, lint_problems = _load_lint(data.get("lint", {}), here)
+    here = toml_key_location(text, "lint", path, table=True)
+    lint, lint_problems = _load_lint(data.get("lint", {}), here, text)
     problems.extend(lint_problems)
     deck_uuid = _load_uuid(data.get("uuid"), text, path, problems)
     if deck_uuid is None:
@@ -108,7 +126,45 @@ def _load_uuid(value: Any, text: str, path: Path, problems: list[Diagnostic]) ->
     return canonical
 
 
-def _load_lint(data: Any, here: SourceLocation) -> tuple[LintConfig, list[Diagnostic]]:
+_OUTPUT_RE = re.compile(r"^[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*\.apkg$")
+
+
+def deck_name_problem(name: object, *, root: bool = True) -> str | None:
+    """Why ``name`` cannot be a (root) deck name (None: it can)."""
+    if not isinstance(name, str) or not name.strip():
+        return "must be a non-empty string"
+    if "::" in name:
+        return "cannot contain '::' (Anki's subdeck separator)"
+    if _NAME_BAD_RE.search(name):
+        return "cannot contain '<', '>' or control characters (Anki strips or misreads them)"
+    if root and name.strip().casefold() == "default":
+        return "cannot be 'Default': Anki would merge the deck into every user's Default deck"
+    return None
+
+
+def toml_key_location(text: str, key: str, path: Path, *, table: bool = False) -> SourceLocation:
+    """Where ``key = ...`` (or ``[key]`` for a table) stands in a TOML text; tomllib does not say."""
+    pattern = rf"^[ \t]*\[[ \t]*{re.escape(key)}[ \t]*\]" if table else rf"^[ \t]*\"?{re.escape(key)}\"?[ \t]*="
+    m = re.search(pattern, text, re.M)
+    if m is None:
+        return SourceLocation(path, 1)
+    line = text.count("\n", 0, m.start()) + 1
+    col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1 + (len(m.group(0)) - len(m.group(0).lstrip()))
+    return SourceLocation(path, line, col)
+
+
+def _within(text: str, table: SourceLocation, key: str) -> SourceLocation:
+    """The line of ``key = `` inside the table at ``table`` (the table's own line if not found)."""
+    lines = text.split("\n")
+    for i in range(table.line, len(lines)):
+        if lines[i].lstrip().startswith("["):
+            break
+        if re.match(rf"^[ \t]*{re.escape(key)}[ \t]*=", lines[i]):
+            return SourceLocation(table.path, i + 1, len(lines[i]) - len(lines[i].lstrip()) + 1)
+    return table
+
+
+def _load_lint(data: Any, here: SourceLocation, text: str) -> tuple[LintConfig, list[Diagnostic]]:
     if not isinstance(data, dict):
         return LintConfig(), [Diagnostic(here, "config-invalid", "[lint] must be a table")]
     problems = [
@@ -119,10 +175,14 @@ def _load_lint(data: Any, here: SourceLocation) -> tuple[LintConfig, list[Diagno
     values: dict[str, Any] = {}
     for key in LINT_KEYS[:-1]:
         if key in data:
-            if isinstance(data[key], int) and not isinstance(data[key], bool) and data[key] > 0:
-                values[key] = data[key]
+            value = data[key]
+            if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_LINT_VALUE:
+                values[key] = value
             else:
-                problems.append(Diagnostic(here, "config-invalid", f"'lint.{key}' must be a positive integer"))
+                where = _within(text, here, key)
+                problems.append(
+                    Diagnostic(where, "config-invalid", f"'lint.{key}' must be an integer from 1 to {_MAX_LINT_VALUE}")
+                )
     disable = data.get("disable", [])
     if isinstance(disable, list) and all(isinstance(r, str) for r in disable):
         values["disable"] = frozenset(disable)
@@ -155,7 +215,7 @@ def check_tag(tag: str, location: SourceLocation) -> Diagnostic | None:
         return Diagnostic(
             location,
             "tag-invalid",
-            f"invalid tag {tag!r}: tags cannot contain spaces or quotes",
+            f"invalid tag {tag!r}: tags cannot contain spaces, quotes, '<', '>' or control characters",
             "use '-' or '_' instead of spaces, '::' for hierarchy",
         )
     return None
@@ -203,8 +263,9 @@ def parse_front_matter(text: str | None, path: Path, line: int) -> tuple[FrontMa
                 )
             )
     deck = data.get("deck", deck_name_from_path(path))
-    if not isinstance(deck, str) or not deck.strip() or "::" in deck:
-        problems.append(Diagnostic(at("deck"), "front-matter-invalid", "'deck' must be a non-empty name without '::'"))
+    deck_problem = deck_name_problem(deck, root=False)
+    if deck_problem is not None:
+        problems.append(Diagnostic(at("deck"), "front-matter-invalid", f"'deck' {deck_problem}"))
         deck = deck_name_from_path(path)
     kind = Kind.QUESTION
     raw_kind = data.get("kind", "question")
