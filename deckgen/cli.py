@@ -203,6 +203,7 @@ def build_cmd(
             out_dir,
             now=_now(),
             wall_clock=int(time.time()),
+            on_wait=lambda folder: click.echo(f"waiting for another build using {folder} to finish ...", err=True),
             locked=locked,
             dry_run=dry_run,
             strict=strict,
@@ -400,6 +401,7 @@ def sync_cmd(
             options=options,
             confirm=confirm,
             wall_clock=int(time.time()),
+            on_wait=lambda folder: click.echo(f"waiting for another build using {folder} to finish ...", err=True),
         )
     except DeckgenError as exc:
         _fail(exc)

@@ -101,12 +101,12 @@ def missing_modules(snippet: Snippet) -> list[str]:
 
 
 def run(snippet: Snippet, timeout: float) -> Outcome:
+    context = sorted(snippet.free_names() - IMPLIED.keys())
+    if context:  # checked first, so a snippet needing a missing library is still checked for this
+        return Outcome(snippet, "fragment", "not self-contained: uses " + ", ".join(context))
     missing = missing_modules(snippet)
     if missing:
         return Outcome(snippet, "skipped", "needs " + ", ".join(missing))
-    context = sorted(snippet.free_names() - IMPLIED.keys())
-    if context:
-        return Outcome(snippet, "fragment", "not self-contained: uses " + ", ".join(context))
     with tempfile.TemporaryDirectory() as tmp:
         try:
             done = subprocess.run(

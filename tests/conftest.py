@@ -117,6 +117,10 @@ class State:
     cards: dict[int, tuple[int, int, int, int]]  # card id -> (note id, deck id, ivl, due)
     ids: tuple[str, ...]  # the Id field of every note, sorted (duplicates show twice)
 
+    @property
+    def duplicates(self) -> set[str]:
+        return {i for i in self.ids if self.ids.count(i) > 1}
+
 
 def state(anki: Anki) -> State:
     col = anki.col

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from conftest import T0, Anki, build_at, edit, imported_and_reviewed, refused, state
 from deckgen.build.hazards import HazardKind
+from deckgen.build.lock import LOCK_NAME
 from deckgen.build.pipeline import compile_deck
 from deckgen.cli import main
 
@@ -20,6 +21,7 @@ def test_notetype_change_is_refused_with_the_ways_out(sample: Path, out_dir: Pat
     before = imported_and_reviewed(sample, out_dir, anki)
     tags = "<!-- tags: topic::tools lang::python -->\n"
     edit(sample / "general.md", f"{tags}\nPython for", f"{tags}<!-- cloze -->\n\n{{{{c1::Python}}}} for")
+    lock_before = (sample / LOCK_NAME).read_bytes()
     assert refused(sample, out_dir, T0 + 1) == ("general.md:15:1 notetype-changed",)
     # a caller that converts notes itself (deckgen sync) gets the change as data instead of an error
     compiled = compile_deck(sample, T0 + 1, accept_notetype_changes=True)
@@ -32,6 +34,12 @@ def test_notetype_change_is_refused_with_the_ways_out(sample: Path, out_dir: Pat
         "1738425902",
     )
     assert hazard.guid == compiled.lock.notes["gen-languages"].guid
+    # what the error says is true: a package built anyway is "conflicting" for Anki, the old text stays
+    forced = build_at(sample, out_dir.parent / "forced", now=T0 + 1, accept_notetype_changes=True)
+    log = anki.import_package(forced.output)
+    assert (log.new, log.updated, log.conflicting) == (0, 0, 1)
+    assert anki.note_by_id_field("gen-languages").note_type()["name"] == "deckgen Basic"
+    (sample / LOCK_NAME).write_bytes(lock_before)  # back to the lock the collection matches
     # the other way out: a new id makes a new note; the old one stays (an orphan), nothing else moves
     edit(sample / "general.md", "<!-- id: gen-languages -->\n", "<!-- id: gen-languages-cloze -->\n")
     result = build_at(sample, out_dir, now=T0 + 2)
@@ -39,6 +47,7 @@ def test_notetype_change_is_refused_with_the_ways_out(sample: Path, out_dir: Pat
     log = anki.import_package(result.output)
     assert (log.new, log.updated, log.conflicting) == (1, 0, 0)
     after = state(anki)
+    assert after.duplicates == set()
     assert after.revlog == before.revlog and {c: after.cards[c] for c in before.cards} == before.cards
 
 
@@ -61,6 +70,7 @@ def test_moved_note_and_renamed_subdeck_warn_and_say_what_to_do(sample: Path, ou
     log = anki.import_package(result.output)
     assert (log.new, log.updated, log.conflicting) == (0, 4, 0)
     after = state(anki)
+    assert after.duplicates == set()
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
     # and following the hint moves them with their schedule
     tips = anki.col.decks.id_for_name("Sample Deck::Tips")
@@ -86,6 +96,7 @@ def test_removed_cards_warn_and_name_empty_cards(sample: Path, out_dir: Path, an
     log = anki.import_package(result.output)
     assert (log.new, log.updated, log.conflicting) == (0, 2, 0)
     after = state(anki)
+    assert after.duplicates == set()
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
     # the cards are still there; Anki's Empty Cards finds exactly them
     report = anki.col.get_empty_cards()

@@ -53,6 +53,7 @@ def test_two_decks_using_the_same_ids_keep_their_own_notes(tmp_path: Path, anki:
     log = anki.import_package(build_at(b, tmp_path / "out-b", now=T0 + 5).output)
     assert (log.new, log.updated, log.duplicate, log.conflicting) == (10, 0, 0, 0)
     after = state(anki)
+    assert after.ids == tuple(sorted(before.ids * 2))  # each id once per deck
     assert after.notes == 20 and after.revlog == before.revlog
     assert {cid: after.cards[cid] for cid in before.cards} == before.cards
     texts = {anki.col.get_note(nid)["Answer"] for nid in anki.col.find_notes('"Id:gen-why-ml"')}
@@ -84,6 +85,7 @@ def test_rename_chain_keeps_the_guid_in_any_alias_order(sample: Path, out_dir: P
         log = anki.import_package(result.output)
         assert (log.new, log.updated, log.conflicting) == (0, 1, 0), new
     after = state(anki)
+    assert after.duplicates == set()
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
     assert "gen-e" in after.ids and "gen-why-ml" not in after.ids
     assert read_lock(sample / LOCK_NAME).notes["gen-e"].was == ("gen-b", "gen-c", "gen-d", "gen-why-ml")
@@ -121,4 +123,41 @@ def test_removed_id_is_retired_for_new_notes_and_for_deckgen_new(sample: Path, o
     log = anki.import_package(restored.output)
     assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
     after = state(anki)
+    assert after.duplicates == set()
     assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
+
+
+def test_pinned_guid_is_used_and_then_kept_by_the_lock(sample: Path, out_dir: Path, anki: Anki) -> None:
+    """<!-- guid: --> keeps an existing Anki note's GUID (deckgen import); once recorded it cannot change."""
+    edit(
+        sample / "tips.md", "<!-- id: tip-think-aloud -->\n", "<!-- id: tip-think-aloud -->\n<!-- guid: Ab1$x{y}~ -->\n"
+    )
+    before = imported_and_reviewed(sample, out_dir, anki)
+    assert anki.note_by_id_field("tip-think-aloud").guid == "Ab1$x{y}~"
+    assert read_lock(sample / LOCK_NAME).notes["tip-think-aloud"].guid == "Ab1$x{y}~"
+    edit(sample / "tips.md", "<!-- guid: Ab1$x{y}~ -->", "<!-- guid: Zz9 -->")
+    assert refused(sample, out_dir, T0 + 1) == ("tips.md:9:1 guid-changed",)
+    # without the option the lock still knows the GUID: a rename keeps it too
+    edit(
+        sample / "tips.md",
+        "<!-- id: tip-think-aloud -->\n<!-- guid: Zz9 -->\n",
+        "<!-- id: tip-aloud; was: tip-think-aloud -->\n",
+    )
+    log = anki.import_package(build_at(sample, out_dir, now=T0 + 2).output)
+    assert (log.new, log.updated, log.conflicting) == (0, 1, 0)
+    after = state(anki)
+    assert after.duplicates == set()
+    assert (after.notes, after.revlog, after.cards) == (before.notes, before.revlog, before.cards)
+
+
+def test_a_copied_folder_with_the_other_decks_lock_is_refused(sample: Path, tmp_path: Path, anki: Anki) -> None:
+    """A copy given a new uuid but still holding the original's lock would reuse the original's GUIDs."""
+    build_at(sample, tmp_path / "out-a", now=T0)
+    copy = tmp_path / "copy"
+    shutil.copytree(sample, copy)
+    (copy / "deckgen.toml").write_text('name = "Copy"\nuuid = "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d"\n', "utf-8")
+    assert refused(copy, tmp_path / "out-b", T0 + 1) == ("deckgen.lock:3:1 lock-foreign",)
+    (copy / LOCK_NAME).unlink()
+    anki.import_package(next((tmp_path / "out-a").glob("*.apkg")))
+    log = anki.import_package(build_at(copy, tmp_path / "out-b", now=T0 + 1).output)
+    assert (log.new, log.updated) == (10, 0) and anki.col.note_count() == 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,10 +45,52 @@ def test_lock_text_round_trips_and_lists_one_note_per_line(sample: Path, out_dir
     assert sum('"guid"' in line for line in text.splitlines()) == len(lock.notes) == 10
 
 
-def test_damaged_lock_is_a_clear_error(sample: Path, out_dir: Path) -> None:
-    (sample / LOCK_NAME).write_text("{not json", encoding="utf-8")
-    with pytest.raises(Exception, match="lock file is damaged"):
-        build_at(sample, out_dir)
+MOD = f'"mod": {T0}, "parts"'
+
+
+# (damage to the lock's text, where it is reported, what the message says); line 9 is the first note
+DAMAGES = [
+    (lambda t: "{not json", "1:2", "damaged: Expecting property name"),
+    (lambda t: "\n\n  \udcff".encode("utf-8", "surrogateescape") + t.encode(), "3:3", "not UTF-8 (byte 0xff)"),
+    (lambda t: t.replace(MOD, '"mod": Infinity, "parts"', 1), "9:76", "Infinity is not a number deckgen writes"),
+    (lambda t: t.replace(MOD, '"mod": 1e30, "parts"', 1), "9:1", "mod must be an integer"),
+    (lambda t: t.replace(MOD, '"mod": -5, "parts"', 1), "9:1", "mod must be an integer from 0"),
+    (lambda t: t.replace(MOD, '"mod": true, "parts"', 1), "9:1", "not True"),
+    (lambda t: t.replace(MOD, '"mod": 32503680000, "parts"', 1), "9:1", "not 32503680000"),  # the year 3000
+    (lambda t: t.replace('"guid"', '"removed": "false", "guid"', 1), "9:1", "removed must be true or false"),
+    (lambda t: t.replace('"cards": [0]', '"cards": ' + "[" * 100_000 + "]" * 100_000, 1), "1:1", "nested too"),
+    (lambda t: t.replace('"version": 2', '"version": 1'), "2:1", "unsupported lock version 1"),
+    (lambda t: t.replace('"notes": {', '"notes": [', 1), "9:17", "damaged: Expecting ',' delimiter"),
+    (lambda t: t.replace('"notes": {', '"notes": [], "x": {', 1), "1:1", "notes must be an object"),
+]
+
+
+@pytest.mark.parametrize(("damage", "where", "message"), DAMAGES)
+def test_damaged_lock_is_a_located_error_and_changes_nothing(
+    sample: Path, out_dir: Path, damage: Any, where: str, message: str
+) -> None:
+    from click.testing import CliRunner
+
+    from deckgen.cli import main
+
+    build_at(sample, out_dir, now=T0)
+    lock_path = sample / LOCK_NAME
+    damaged = damage(lock_path.read_text(encoding="utf-8"))
+    lock_path.write_bytes(damaged if isinstance(damaged, bytes) else damaged.encode("utf-8"))
+    before = {p: p.read_bytes() for p in (lock_path, *out_dir.glob("*.apkg"))}
+    for command in (["build", str(sample), "-o", str(out_dir)], ["check", str(sample)]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 1 and (result.exception is None or isinstance(result.exception, SystemExit))
+        assert "Traceback" not in result.output
+        assert f"{lock_path.as_posix()}:{where}: error: " in result.output and "[lock-invalid]" in result.output
+        assert message in result.output and "git checkout" in result.output
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_a_lock_that_is_a_folder_is_a_located_error(sample: Path, out_dir: Path) -> None:
+    (sample / LOCK_NAME).mkdir()
+    with pytest.raises(SourceError, match=r"deckgen\.lock:1:1: error: cannot read the lock file: .*\[lock-invalid\]"):
+        build_at(sample, out_dir, now=T0)
 
 
 def test_locked_build_fails_instead_of_changing_the_lock(sample: Path, out_dir: Path) -> None:

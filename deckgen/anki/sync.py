@@ -19,6 +19,7 @@ then overwrites it).
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import unicodedata
@@ -32,6 +33,7 @@ from deckgen.anki import notetypes
 from deckgen.anki.collection import CollectionError, backup_folder, open_collection
 from deckgen.anki.notetypes import NoteType
 from deckgen.build.cache import CACHE_DIR
+from deckgen.build.exclusive import exclusive
 from deckgen.build.lock import LOCK_NAME, Lock, _digest
 from deckgen.build.pipeline import Compiled, compile_deck, package_inputs, sweep_leftovers, write_outputs
 from deckgen.errors import DeckgenError, Diagnostic, SourceError
@@ -924,10 +926,32 @@ def sync_deck(
     options: SyncOptions,
     confirm: Callable[[SyncPlan], bool] = lambda plan: False,
     wall_clock: int = 0,
+    on_wait: Callable[[Path], None] | None = None,
 ) -> DeckSync:
     """Build ``source`` (refusing on errors, writing nothing but the render cache), apply it to
     ``collection``, then write the package and lock as ``build`` does. A refused or failed sync
-    writes nothing else anywhere."""
+    writes nothing else anywhere. Like a build, a sync that writes holds the source and output
+    folders (``exclusive``) from before it reads the sources until it has written."""
+    run = functools.partial(_sync_deck, source, out_dir, collection, now, options, confirm, wall_clock)
+    if options.dry_run or not source.is_dir():  # a missing source is reported by the build
+        return run()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DeckgenError(f"cannot write {out_dir}: {exc.strerror or exc}") from exc
+    with exclusive(source, out_dir, on_wait):
+        return run()
+
+
+def _sync_deck(
+    source: Path,
+    out_dir: Path,
+    collection: Path,
+    now: int,
+    options: SyncOptions,
+    confirm: Callable[[SyncPlan], bool],
+    wall_clock: int,
+) -> DeckSync:
     if not options.dry_run:
         sweep_leftovers(out_dir, source)
     # Notetype changes are errors for build (the importer cannot apply them); sync converts them.

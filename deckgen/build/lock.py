@@ -18,6 +18,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -30,12 +31,13 @@ from typing import BinaryIO
 
 from deckgen.anki.notetypes import NoteType
 from deckgen.build.hazards import Hazard, find_hazards
-from deckgen.errors import DeckgenError, Diagnostic
+from deckgen.errors import Diagnostic, SourceError
 from deckgen.render.markdown import RenderedNote, note_cards
-from deckgen.sources.model import Note, note_guid
+from deckgen.sources.model import Note, SourceLocation, note_guid
 
 LOCK_NAME = "deckgen.lock"
 LOCK_VERSION = 2
+UUID_LINE = 3  # where ``dumps`` writes the deck uuid
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class NotetypeEntry:
 class Lock:
     notes: Mapping[str, NoteEntry] = field(default_factory=dict)
     notetypes: Mapping[str, NotetypeEntry] = field(default_factory=dict)
+    uuid: str = ""  # the deck the lock belongs to ("" in a lock written before deckgen recorded it)
 
     def retired_ids(self) -> frozenset[str]:
         """Ids no new note may take: removed notes' ids and every former id of a renamed note."""
@@ -146,6 +149,9 @@ class _Identities:
 
     def match(self, note: Note) -> _Claim | bool | None:
         """The lock entry ``note`` continues; None for a new note; False after reporting a problem."""
+        entry = self.old.get(note.id)
+        if entry is not None and not entry.removed and not note.aliases and not note.guid:
+            return _Claim(note, note.id, "id")  # the common case: a known note under its own id
         keys: dict[str, str] = {}
         if note.id in self.index:
             keys[self.index[note.id]] = "id"
@@ -250,6 +256,22 @@ class _Identities:
         return kept
 
 
+def foreign_lock(lock: Lock, deck_uuid: str, path: Path) -> list[Diagnostic]:
+    """A lock recorded for another deck (a copied folder, an edited uuid): its GUIDs are that deck's."""
+    if not lock.uuid or lock.uuid == deck_uuid:
+        return []
+    return [
+        Diagnostic(
+            SourceLocation(path, UUID_LINE),
+            "lock-foreign",
+            f"this lock belongs to the deck with uuid {lock.uuid}, but deckgen.toml says {deck_uuid}: "
+            "its GUIDs would make the two decks overwrite each other's notes in Anki",
+            "if this folder is a copy made to start a new deck, delete its deckgen.lock; if the uuid in "
+            f'deckgen.toml was changed by mistake, put back uuid = "{lock.uuid}"',
+        )
+    ]
+
+
 def lock_findings(
     lock: Lock, notes: Sequence[tuple[Note, str]], deck_uuid: str
 ) -> tuple[list[Diagnostic], list[Hazard]]:
@@ -342,7 +364,7 @@ def update_lock(
         tuple(problems),
         tuple(sorted(hazards, key=lambda h: (h.note_id, h.kind.value))),
     )
-    return Lock(dict(sorted(new.items())), dict(sorted(nt_entries.items()))), diff
+    return Lock(dict(sorted(new.items())), dict(sorted(nt_entries.items())), deck_uuid), diff
 
 
 def _duplicate_guids(entries: Mapping[str, NoteEntry], fresh: Mapping[str, Note]) -> list[Diagnostic]:
@@ -368,13 +390,19 @@ def _duplicate_guids(entries: Mapping[str, NoteEntry], fresh: Mapping[str, Note]
 # --- reading and writing ----------------------------------------------------------------------
 
 
-class LockFileError(DeckgenError):
-    pass
+class LockFileError(SourceError):
+    """The lock cannot be read or is damaged: one located ``lock-invalid`` diagnostic."""
+
+    def __init__(self, path: Path, message: str, line: int = 1, col: int = 1) -> None:
+        super().__init__([Diagnostic(SourceLocation(path, line, col), "lock-invalid", message, RECOVER_HINT)])
 
 
 def dumps(lock: Lock) -> str:
     """One line per note so that version-control diffs show exactly which notes changed."""
-    lines = ["{", f'  "version": {LOCK_VERSION},', '  "notetypes": {']
+    lines = ["{", f'  "version": {LOCK_VERSION},']
+    if lock.uuid:
+        lines.append(f'  "uuid": {json.dumps(lock.uuid)},')  # on UUID_LINE
+    lines.append('  "notetypes": {')
     nts = [
         f"    {json.dumps(k)}: {json.dumps({'hash': v.hash, 'mod': v.mod}, sort_keys=True)}"
         for k, v in lock.notetypes.items()
@@ -403,11 +431,19 @@ def dumps(lock: Lock) -> str:
 # A mod is a time in seconds; anything negative or after 2099 is damage, not a time deckgen wrote.
 MOD_RANGE = range(0, 4_102_444_800)
 MAX_CARD_ORD = 65536  # Anki's own limit: card ords are 16-bit
-RECOVER_HINT = "restore it from version control (see 'A damaged lock' in the README)"
+RECOVER_HINT = (
+    "restore it from version control (git checkout -- deckgen.lock); deleting it loses the recorded GUIDs "
+    "and retired ids (see 'A damaged lock' in the README)"
+)
 
 
 class _Damaged(ValueError):
-    """A lock value of the wrong type or range; the message names it."""
+    """A lock value of the wrong type or range; the message names it, ``key`` the entry holding it."""
+
+    def __init__(self, message: str, key: str = "", pattern: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+        self.pattern = pattern  # where to point instead, when there is no key
 
 
 def _int(value: object, what: str, valid: range) -> int:
@@ -436,49 +472,74 @@ def _list(value: object, what: str) -> list[object]:
 
 def _note_entry(key: str, raw: object) -> NoteEntry:
     where = f"note {key!r}"
-    value = _mapping(raw, where)
-    unknown = set(value) - {"guid", "mod", "parts", "cards", "was", "removed"}
-    if unknown:
-        raise _Damaged(f"{where} has unknown keys {sorted(unknown)}")
-    parts = {k: _str(v, f"{where}: part {k!r}") for k, v in _mapping(value.get("parts"), f"{where}: parts").items()}
-    removed = value.get("removed", False)
-    if not isinstance(removed, bool):
-        raise _Damaged(f"{where}: removed must be true or false, not {removed!r}")
-    return NoteEntry(
-        _str(value.get("guid"), f"{where}: guid"),
-        _int(value.get("mod"), f"{where}: mod", MOD_RANGE),
-        parts,
-        tuple(_int(c, f"{where}: card", range(MAX_CARD_ORD)) for c in _list(value.get("cards"), f"{where}: cards")),
-        tuple(_str(a, f"{where}: former id") for a in _list(value.get("was", []), f"{where}: was")),
-        removed,
-    )
+    try:
+        value = _mapping(raw, where)
+        unknown = set(value) - {"guid", "mod", "parts", "cards", "was", "removed"}
+        if unknown:
+            raise _Damaged(f"{where} has unknown keys {sorted(unknown)}")
+        parts = _mapping(value.get("parts"), f"{where}: parts")
+        removed = value.get("removed", False)
+        if not isinstance(removed, bool):
+            raise _Damaged(f"{where}: removed must be true or false, not {removed!r}")
+        return NoteEntry(
+            _str(value.get("guid"), f"{where}: guid"),
+            _int(value.get("mod"), f"{where}: mod", MOD_RANGE),
+            {k: _str(v, f"{where}: part {k!r}") for k, v in parts.items()},
+            tuple(_int(c, f"{where}: card", range(MAX_CARD_ORD)) for c in _list(value.get("cards"), f"{where}: cards")),
+            tuple(_str(a, f"{where}: former id") for a in _list(value.get("was", []), f"{where}: was")),
+            removed,
+        )
+    except _Damaged as exc:
+        raise _Damaged(str(exc), key) from None
+
+
+def _notetype_entry(key: str, raw: object) -> NotetypeEntry:
+    try:
+        v = _mapping(raw, f"notetype {key!r}")
+        return NotetypeEntry(
+            _str(v.get("hash"), f"notetype {key!r}: hash"), _int(v.get("mod"), f"notetype {key!r}: mod", MOD_RANGE)
+        )
+    except _Damaged as exc:
+        raise _Damaged(str(exc), key) from None
 
 
 def _no_constant(name: str) -> object:
-    raise _Damaged(f"{name} is not a number deckgen writes")
+    raise _Damaged(f"{name} is not a number deckgen writes", pattern=r"(?<![\w\"])-?" + name)
+
+
+def _line_of(text: str, key: str) -> int:
+    """The line of the entry ``key`` (the lock holds one entry per line), else 1."""
+    needle = "\n    " + json.dumps(key, ensure_ascii=False) + ":"
+    at = text.find(needle)
+    return 1 if at < 0 or not key else text.count("\n", 0, at) + 2
 
 
 def loads(text: str, path: Path) -> Lock:
-    """Parse and validate the lock; anything of the wrong type or range is a LockFileError naming it."""
+    """Parse and validate the lock; anything of the wrong type or range is a located LockFileError."""
     try:
         data = _mapping(json.loads(text, parse_constant=_no_constant), "the lock")
         if data.get("version") != LOCK_VERSION:
-            raise LockFileError(
-                f"{path}: unsupported lock version {data.get('version')!r} (this deckgen reads {LOCK_VERSION}); "
-                + RECOVER_HINT
+            raise _Damaged(
+                f"unsupported lock version {data.get('version')!r} (this deckgen reads {LOCK_VERSION})", "version"
             )
         notes = {k: _note_entry(k, v) for k, v in _mapping(data.get("notes"), "notes").items()}
-        nts = {}
-        for k, raw in _mapping(data.get("notetypes"), "notetypes").items():
-            v = _mapping(raw, f"notetype {k!r}")
-            nts[k] = NotetypeEntry(
-                _str(v.get("hash"), f"notetype {k!r}: hash"), _int(v.get("mod"), f"notetype {k!r}: mod", MOD_RANGE)
-            )
+        nts = {k: _notetype_entry(k, v) for k, v in _mapping(data.get("notetypes"), "notetypes").items()}
+        deck_uuid = _str(data["uuid"], "uuid") if "uuid" in data else ""
+    except json.JSONDecodeError as exc:
+        raise LockFileError(path, f"the lock file is damaged: {exc.msg}", exc.lineno, exc.colno) from exc
     except RecursionError as exc:
-        raise LockFileError(f"{path}: the lock file is damaged (nested too deeply); {RECOVER_HINT}") from exc
-    except ValueError as exc:  # json's errors and _Damaged
-        raise LockFileError(f"{path}: the lock file is damaged ({exc}); {RECOVER_HINT}") from exc
-    return Lock(notes, nts)
+        raise LockFileError(path, "the lock file is damaged: values nested too deeply") from exc
+    except _Damaged as exc:
+        line, col = _line_of(text, exc.key), 1
+        if exc.key == "version":
+            line = text.count("\n", 0, max(text.find('"version"'), 0)) + 1
+        elif exc.pattern and (found := re.search(exc.pattern, text)):
+            line = text.count("\n", 0, found.start()) + 1
+            col = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+        raise LockFileError(path, f"the lock file is damaged: {exc}", line, col) from exc
+    except ValueError as exc:  # e.g. an integer too long to read
+        raise LockFileError(path, f"the lock file is damaged: {exc}") from exc
+    return Lock(notes, nts, deck_uuid)
 
 
 def read_lock(path: Path) -> Lock:
@@ -488,14 +549,16 @@ def read_lock(path: Path) -> Lock:
     except FileNotFoundError:
         return Lock()
     except OSError as exc:
-        raise LockFileError(f"{path}: cannot read the lock file: {exc.strerror or exc}") from exc
+        raise LockFileError(path, f"cannot read the lock file: {exc.strerror or exc}") from exc
     if data is None:
-        raise LockFileError(f"{path}: the lock is not a regular file (a FIFO or device); {RECOVER_HINT}")
+        raise LockFileError(path, "the lock is not a regular file (a FIFO or device)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise LockFileError(
-            f"{path}: the lock file is damaged (not UTF-8 at byte {exc.start}); {RECOVER_HINT}"
+            path, f"the lock file is damaged: not UTF-8 (byte 0x{data[exc.start]:02x})", line, col
         ) from exc
     return loads(text, path)
 

@@ -7,6 +7,7 @@ Everything here is a plain function the CLI calls; the stages it calls are pure 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -15,7 +16,7 @@ import sqlite3
 import stat
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,12 +24,14 @@ from deckgen.anki import notetypes
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
 from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR, Cache, open_cache
+from deckgen.build.exclusive import exclusive
 from deckgen.build.hazards import hazard_diagnostics
 from deckgen.build.incremental import Progress, RenderStage, warm_up_worker
 from deckgen.build.lock import (
     LOCK_NAME,
     Lock,
     LockDiff,
+    foreign_lock,
     lock_findings,
     read_lock,
     read_regular,
@@ -315,16 +318,23 @@ def compile_deck(
     ``wall_clock`` is the real time of the build: changed notes get a ``mod`` no earlier (see lock.py).
     """
     run = _run_stages(source, cache_dir, save=save_cache, jobs=jobs, progress=progress, check=False)
-    lock = read_lock(source / LOCK_NAME)
+    lock, foreign = _read_own_lock(source, run.deck.config.uuid)
     new_lock, diff = update_lock(lock, run.rendered, notetypes.all_notetypes(), now, run.deck.config.uuid, wall_clock)
     timings.lap("lock")
-    problems = run.problems + list(diff.problems)
+    problems = run.problems + foreign + list(diff.problems)
     problems += hazard_diagnostics(diff.hazards, accept_notetype_changes=accept_notetype_changes)
     diagnostics = tuple(sorted(problems, key=Diagnostic.sort_key))
     media_files = dict(sorted(run.media.files.items()))
     return Compiled(
         run.deck, tuple(run.rendered), run.intros, media_files, lock, new_lock, diff, diagnostics, run.notices
     )
+
+
+def _read_own_lock(source: Path, deck_uuid: str) -> tuple[Lock, list[Diagnostic]]:
+    """The source folder's lock, or an empty one plus an error when it belongs to another deck."""
+    lock = read_lock(source / LOCK_NAME)
+    foreign = foreign_lock(lock, deck_uuid, source / LOCK_NAME)
+    return (Lock(), foreign) if foreign else (lock, [])
 
 
 def check_sources(
@@ -337,8 +347,9 @@ def check_sources(
     run = _run_stages(source, cache_dir, save=False, jobs=jobs, progress=progress, check=True)
     deck = run.deck
     placed = [(note, deck.subdeck_name(c)) for c in deck.categories for note in c.notes]
-    found, hazards = lock_findings(read_lock(source / LOCK_NAME), placed, deck.config.uuid)
-    problems = run.problems + found + hazard_diagnostics(hazards)
+    lock, foreign = _read_own_lock(source, deck.config.uuid)
+    found, hazards = lock_findings(lock, placed, deck.config.uuid)
+    problems = run.problems + foreign + found + hazard_diagnostics(hazards)
     return tuple(sorted(problems, key=Diagnostic.sort_key))
 
 
@@ -421,12 +432,65 @@ def build(
     progress: Progress | None = None,
     accept_notetype_changes: bool = False,
     wall_clock: int = 0,
+    on_wait: Callable[[Path], None] | None = None,
 ) -> BuildResult:
     """Build the package. On any error nothing is written and the previous package stays intact.
 
     ``strict`` treats warnings as errors. ``cache`` keeps rendered notes in ``out_dir/.cache`` for
     the next build (a dry run only reads it); the package is the same bytes with or without it.
+    A build that writes holds OS locks on the source and output folders from before it reads the
+    sources until it has written (``exclusive``), so builds run one at a time; ``on_wait`` is called
+    when it has to wait for another one.
     """
+    run = functools.partial(
+        _build,
+        source,
+        out_dir,
+        now=now,
+        locked=locked,
+        dry_run=dry_run,
+        strict=strict,
+        cache=cache,
+        jobs=jobs,
+        progress=progress,
+        accept_notetype_changes=accept_notetype_changes,
+        wall_clock=wall_clock,
+    )
+    if dry_run or not source.is_dir():  # nothing to protect (a missing source is reported by the build)
+        return run()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DeckgenError(f"cannot write {out_dir}: {exc.strerror or exc}") from exc
+    with exclusive(source, out_dir, on_wait):
+        return run()
+
+
+def _fingerprint(path: Path) -> tuple[int, int, int] | None:
+    """What changes when anything rewrites ``path`` (an atomic rename gives a new inode)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _build(
+    source: Path,
+    out_dir: Path,
+    *,
+    now: int,
+    locked: bool,
+    dry_run: bool,
+    strict: bool,
+    cache: bool,
+    jobs: int | None,
+    progress: Progress | None,
+    accept_notetype_changes: bool,
+    wall_clock: int,
+) -> BuildResult:
+    lock_path = source / LOCK_NAME
+    lock_seen = _fingerprint(lock_path)
     cache_dir = out_dir / CACHE_DIR if cache else None
     if not dry_run:
         sweep_leftovers(out_dir, source)
@@ -443,7 +507,6 @@ def build(
     fatal = compiled.diagnostics if strict else compiled.errors
     if fatal:
         raise SourceError(fatal)
-    lock_path = source / LOCK_NAME
     output = out_dir / compiled.deck.config.output
     lock_changes = compiled.new_lock != compiled.lock
     if locked and lock_changes:
@@ -453,6 +516,11 @@ def build(
             f"{len(d.removed)} removed); run 'deckgen build' without --locked and commit the lock"
         )
     if not dry_run:
+        if _fingerprint(lock_path) != lock_seen:
+            raise DeckgenError(
+                f"{lock_path} changed while this build ran (another program wrote it); nothing written: "
+                "run the build again"
+            )
         write_outputs(compiled, output, lock_path)
     cards: Counter[str] = Counter()
     for rn in compiled.notes:

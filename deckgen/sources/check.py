@@ -45,6 +45,8 @@ RULES: dict[str, Rule] = {
         Rule("config-unknown-key", _E, "deckgen.toml has a key deckgen does not know (with a 'did you mean')"),
         Rule("uuid-missing", _E, "deckgen.toml has no deck uuid (the hint prints a fresh line to paste)"),
         Rule("unreadable", _E, "a category file cannot be read"),
+        Rule("lock-foreign", _E, "deckgen.lock belongs to another deck (another uuid): a copied folder's lock"),
+        Rule("lock-invalid", _E, "deckgen.lock cannot be read or is damaged (wrong types, ranges, not JSON or UTF-8)"),
         Rule("encoding", _E, "a file (or its name) is not valid UTF-8"),
         Rule("file-outside-source", _E, "a category file that is a symlink leaving the source folder"),
         Rule("binary-content", _E, "a file contains NUL bytes"),
