@@ -35,7 +35,14 @@ from deckgen.anki.notetypes import NoteType
 from deckgen.build.cache import CACHE_DIR
 from deckgen.build.exclusive import exclusive
 from deckgen.build.lock import LOCK_NAME, Lock, _digest
-from deckgen.build.pipeline import Compiled, compile_deck, package_inputs, sweep_leftovers, write_outputs
+from deckgen.build.pipeline import (
+    Compiled,
+    compile_deck,
+    fingerprint,
+    package_inputs,
+    sweep_leftovers,
+    write_outputs,
+)
 from deckgen.errors import DeckgenError, Diagnostic, SourceError
 from deckgen.render.markdown import RenderedNote
 
@@ -954,6 +961,7 @@ def _sync_deck(
 ) -> DeckSync:
     if not options.dry_run:
         sweep_leftovers(out_dir, source)
+    lock_seen = fingerprint(source / LOCK_NAME)
     # Notetype changes are errors for build (the importer cannot apply them); sync converts them.
     compiled = compile_deck(
         source, now, cache_dir=out_dir / CACHE_DIR, accept_notetype_changes=True, wall_clock=wall_clock
@@ -964,5 +972,10 @@ def _sync_deck(
     output = out_dir / compiled.deck.config.output
     wrote = not options.dry_run and not result.refused
     if wrote:
+        if fingerprint(source / LOCK_NAME) != lock_seen:
+            raise DeckgenError(
+                f"{collection} is synced, but {source / LOCK_NAME} changed during the sync (another program "
+                "wrote it): the package and lock were not written; run deckgen sync again"
+            )
         write_outputs(compiled, output, source / LOCK_NAME)
     return DeckSync(compiled, output, collection, result, wrote)

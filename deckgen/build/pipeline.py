@@ -466,7 +466,7 @@ def build(
         return run()
 
 
-def _fingerprint(path: Path) -> tuple[int, int, int] | None:
+def fingerprint(path: Path) -> tuple[int, int, int] | None:
     """What changes when anything rewrites ``path`` (an atomic rename gives a new inode)."""
     try:
         st = path.stat()
@@ -490,7 +490,7 @@ def _build(
     wall_clock: int,
 ) -> BuildResult:
     lock_path = source / LOCK_NAME
-    lock_seen = _fingerprint(lock_path)
+    lock_seen = fingerprint(lock_path)
     cache_dir = out_dir / CACHE_DIR if cache else None
     if not dry_run:
         sweep_leftovers(out_dir, source)
@@ -516,7 +516,7 @@ def _build(
             f"{len(d.removed)} removed); run 'deckgen build' without --locked and commit the lock"
         )
     if not dry_run:
-        if _fingerprint(lock_path) != lock_seen:
+        if fingerprint(lock_path) != lock_seen:
             raise DeckgenError(
                 f"{lock_path} changed while this build ran (another program wrote it); nothing written: "
                 "run the build again"
