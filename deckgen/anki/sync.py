@@ -33,12 +33,12 @@ from deckgen.anki import notetypes
 from deckgen.anki.collection import CollectionError, backup_folder, open_collection
 from deckgen.anki.notetypes import NoteType
 from deckgen.build.cache import CACHE_DIR
-from deckgen.build.exclusive import exclusive
 from deckgen.build.lock import LOCK_NAME, Lock, _digest
 from deckgen.build.pipeline import (
     Compiled,
     compile_deck,
     fingerprint,
+    one_at_a_time,
     package_inputs,
     sweep_leftovers,
     write_outputs,
@@ -940,14 +940,7 @@ def sync_deck(
     writes nothing else anywhere. Like a build, a sync that writes holds the source and output
     folders (``exclusive``) from before it reads the sources until it has written."""
     run = functools.partial(_sync_deck, source, out_dir, collection, now, options, confirm, wall_clock)
-    if options.dry_run or not source.is_dir():  # a missing source is reported by the build
-        return run()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DeckgenError(f"cannot write {out_dir}: {exc.strerror or exc}") from exc
-    with exclusive(source, out_dir, on_wait):
-        return run()
+    return one_at_a_time(source, out_dir, run, dry_run=options.dry_run, on_wait=on_wait)
 
 
 def _sync_deck(

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from deckgen.anki import notetypes
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
@@ -46,6 +47,7 @@ from deckgen.sources.config import CONFIG_NAME, load_config
 from deckgen.sources.model import Deck, DeckConfig, SourceLocation
 from deckgen.sources.parse import decode, parse_deck
 
+T = TypeVar("T")
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 
 
@@ -456,6 +458,19 @@ def build(
         accept_notetype_changes=accept_notetype_changes,
         wall_clock=wall_clock,
     )
+    return one_at_a_time(source, out_dir, run, dry_run=dry_run, on_wait=on_wait)
+
+
+def one_at_a_time(
+    source: Path,
+    out_dir: Path,
+    run: Callable[[], T],
+    *,
+    dry_run: bool,
+    on_wait: Callable[[Path], None] | None = None,
+) -> T:
+    """``run()`` holding the OS locks on the source and output folders (``exclusive``), unless it
+    writes nothing; used by every command that writes a package and lock (build, sync)."""
     if dry_run or not source.is_dir():  # nothing to protect (a missing source is reported by the build)
         return run()
     try:
