@@ -7,44 +7,71 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from deckgen import __version__
-from deckgen.authoring import new_note, stats
+from deckgen.authoring import add_ids, appended, init_files, new_note, stats
 from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR
 from deckgen.build.hazards import HazardKind, card_names, notetype_label
-from deckgen.build.lock import LOCK_NAME, LockDiff, read_lock
+from deckgen.build.locate import DISCOVERY_HELP, default_out_dir, find_deck
+from deckgen.build.lock import LockDiff, atomic_file
 from deckgen.build.parallel import batch_gc
-from deckgen.build.pipeline import BuildResult, build, category_files, check_sources, load_deck
+from deckgen.build.pipeline import (
+    BuildResult,
+    build,
+    category_files,
+    check_sources,
+    load_deck,
+    lock_ids,
+    read_sources,
+)
 
 if TYPE_CHECKING:
     from deckgen.anki.sync import DeckSync
 from deckgen.build.progress import ProgressBar, progress_bar
-from deckgen.errors import DeckgenError, Severity, SourceError
+from deckgen.errors import DeckgenError, Diagnostic, Severity, SourceError
+from deckgen.reports import check_json, diff_json, diff_line, failure_line, plural, stats_json
+from deckgen.sources.config import deck_name_from_path
 
 F = TypeVar("F", bound=Callable[..., Any])
-SOURCE_ARG = click.argument("source", type=click.Path(path_type=Path, file_okay=False), default=Path("source"))
+SOURCE_ARG = click.argument("source", type=click.Path(path_type=Path, file_okay=False), required=False)
 
 
-def _out_option(default: Path, help_text: str) -> Callable[[F], F]:
+def _out_option(subfolder: str, help_text: str) -> Callable[[F], F]:
+    where = f"build/{subfolder}" if subfolder else "build/"
     return click.option(
         "-o",
         "--out",
         "out_dir",
         type=click.Path(path_type=Path, file_okay=False),
-        default=default,
-        show_default=True,
-        help=help_text,
+        default=None,
+        help=f"{help_text} [default: {where} beside the deck: next to a folder named source/, else inside the deck]",
     )
 
 
 QUIET_OPTION = click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary; only problems.")
 NO_CACHE_OPTION = click.option("--no-cache", is_flag=True, help="Neither read nor write OUT/.cache.")
+FORMAT_OPTION = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one document with a summary object (schema: deckgen/data/output.schema.json).",
+)
+
+
+def _help(text: str) -> str:
+    """A command's help with the deck-discovery rule every command shares."""
+    return f"{text}\n\n{DISCOVERY_HELP}"
+
+
 VERBOSE_OPTION = click.option("-v", "--verbose", is_flag=True, help="Also list the files of SOURCE that are skipped.")
 
 
@@ -78,22 +105,33 @@ def _now() -> int:
     return int(epoch)
 
 
-def _fail(exc: DeckgenError) -> None:
+def _report_failure(exc: DeckgenError, strict: bool = False) -> None:
     if isinstance(exc, SourceError):
         for diagnostic in exc.diagnostics:
             click.echo(diagnostic.format(), err=True)
-        n = len(exc.diagnostics)
-        click.echo(f"{n} error{'s' * (n != 1)}; nothing written", err=True)
+        click.echo(f"{failure_line(exc.diagnostics, strict)}; nothing written", err=True)
     else:
         click.echo(f"error: {exc}", err=True)
+
+
+def _fail(exc: DeckgenError, strict: bool = False) -> NoReturn:
+    _report_failure(exc, strict)
     sys.exit(1)
 
 
-def _diff_line(diff: LockDiff) -> str:
-    parts = [f"{len(diff.added)} added", f"{len(diff.changed)} changed", f"{len(diff.removed)} removed"]
-    if diff.renamed:
-        parts.append(f"{len(diff.renamed)} renamed")
-    return ", ".join(parts) + f", {diff.unchanged} unchanged"
+def _replace(path: Path, data: bytes) -> None:
+    """Rewrite a source file atomically, but never one its owner made read-only (a rename would)."""
+    if not os.access(path, os.W_OK):
+        raise PermissionError(13, "Permission denied", str(path))
+    with atomic_file(path) as fh:
+        fh.write(data)
+
+
+def _deck(source: Path | None) -> Path:
+    try:
+        return find_deck(source)
+    except DeckgenError as exc:
+        _fail(exc)
 
 
 ORPHAN_TEXT = (
@@ -147,7 +185,7 @@ def report_build(result: BuildResult, dry_run: bool) -> None:
     total_notes = sum(n for _, n, _ in result.subdecks)
     total_cards = sum(c for _, _, c in result.subdecks)
     click.echo(f"  {'total':<{width}}  {total_notes:>5} notes  {total_cards:>5} cards")
-    click.echo(f"since the lock: {_diff_line(result.compiled.diff)}")
+    click.echo(f"since the lock: {diff_line(result.compiled.diff)}")
     if dry_run:
         report_diff(result.compiled.diff)
         click.echo("dry run: nothing written")
@@ -162,7 +200,12 @@ def report_build(result: BuildResult, dry_run: bool) -> None:
 @click.version_option(__version__, prog_name="deckgen")
 @click.pass_context
 def main(ctx: click.Context) -> None:
-    """Compile Markdown sources into an Anki deck (.apkg) that updates in place."""
+    """Compile Markdown sources into an Anki deck (.apkg) that updates in place.
+
+    Every command finds its deck like git finds its repository: SOURCE if given, else
+    ./source/deckgen.toml, else ./deckgen.toml, else the nearest parent folder with one.
+    Output goes to build/ beside the deck (next to a folder named source/, else inside the deck).
+    """
     batch_gc()
     ctx.call_on_close(timings.write)
     # SIGTERM (kill, a CI timeout) stops a build like Ctrl-C: temp files are removed on the way out.
@@ -173,101 +216,182 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-@main.command("build")
+# --- init ------------------------------------------------------------------------------------------
+
+
+@main.command("init", help="Start a new deck in DIR (default: the current folder).")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=Path("."), required=False)
+@click.option("--name", help="The deck's name in Anki [default: from DIR's name].")
+def init_cmd(directory: Path, name: str | None) -> None:
+    """Write DIR/source/deckgen.toml (with a fresh uuid), an example category file and a .gitignore for build/.
+
+    Refuses to touch a folder that already holds a deck.
+    """
+    deck_name = name or deck_name_from_path(directory.resolve())
+    try:
+        files = init_files(directory, deck_name, str(uuid.uuid4()))
+        for path, text in files:
+            with atomic_file(path) as fh:
+                fh.write(text.encode("utf-8"))
+    except DeckgenError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(DeckgenError(f"cannot write in {directory}: {exc.strerror or exc}"))
+    for path, _ in files:
+        click.echo(f"wrote {path}")
+    go = "" if directory == Path(".") else f"cd {directory} && "
+    click.echo(f"next: edit {files[1][0].relative_to(directory).as_posix()}, then: {go}deckgen build")
+
+
+# --- build / check / diff --------------------------------------------------------------------------
+
+
+@main.command("build", help=_help("Build the deck into OUT/<name>.apkg and update its deckgen.lock."))
 @SOURCE_ARG
-@_out_option(Path("build"), "Output folder for the .apkg.")
+@_out_option("", "Output folder for the .apkg.")
 @click.option("--locked", is_flag=True, help="Fail instead of updating deckgen.lock (for CI).")
 @click.option("--dry-run", is_flag=True, help="Show what would change (like 'deckgen diff'); write nothing.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--watch", is_flag=True, help="Rebuild on every save; print what changed and the problems. Ctrl-C stops.")
 @QUIET_OPTION
 @NO_CACHE_OPTION
 @VERBOSE_OPTION
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Rendering processes [default: one per core].")
 def build_cmd(
-    source: Path,
-    out_dir: Path,
+    source: Path | None,
+    out_dir: Path | None,
     locked: bool,
     dry_run: bool,
     strict: bool,
+    watch: bool,
     quiet: bool,
     no_cache: bool,
     verbose: bool,
     jobs: int | None,
 ) -> None:
-    """Build SOURCE (default: source/) into OUT/<name>.apkg."""
-    _report_skipped(source, verbose)
-    bar = progress_bar(sys.stderr, "rendering", quiet=quiet, after="writing the package")
-    try:
-        result = build(
-            source,
-            out_dir,
-            now=_now(),
-            wall_clock=int(time.time()),
-            on_wait=lambda folder: click.echo(f"waiting for another build using {folder} to finish ...", err=True),
-            locked=locked,
-            dry_run=dry_run,
-            strict=strict,
-            cache=not no_cache,
-            jobs=jobs,
-            progress=bar,
-        )
-    except DeckgenError as exc:
+    deck = _deck(source)
+    out = out_dir or default_out_dir(deck)
+    _report_skipped(deck, verbose)
+    if watch and (dry_run or locked):
+        raise click.UsageError("--watch cannot be combined with --dry-run or --locked")
+
+    def run(label: str = "rendering") -> BuildResult | None:
+        bar = progress_bar(sys.stderr, label, quiet=quiet, after="writing the package")
+        try:
+            result = build(
+                deck,
+                out,
+                now=_now(),
+                wall_clock=int(time.time()),
+                on_wait=lambda folder: click.echo(f"waiting for another build using {folder} to finish ...", err=True),
+                locked=locked,
+                dry_run=dry_run,
+                strict=strict,
+                cache=not no_cache,
+                jobs=jobs,
+                progress=bar,
+            )
+        except DeckgenError as exc:
+            _close(bar)
+            _report_failure(exc, strict)
+            return None
         _close(bar)
-        _fail(exc)
-        return
-    _close(bar)
-    for notice in result.compiled.notices:
-        click.echo(f"warning: {notice}", err=True)
-    for warning in result.compiled.warnings:
-        click.echo(warning.format(), err=True)
-    for notice in result.compiled.notices:
-        click.echo(f"warning: {notice}", err=True)
-    if not quiet:
+        for notice in result.compiled.notices:
+            click.echo(f"warning: {notice}", err=True)
+        for warning in result.compiled.warnings:
+            click.echo(warning.format(), err=True)
+        return result
+
+    result = run()
+    if result is not None and not quiet:
         report_build(result, dry_run)
+    if watch:
+        _watch(deck, out, run)
+    elif result is None:
+        sys.exit(1)
 
 
-@main.command("check")
+def _watch(deck: Path, out: Path, run: Callable[[], BuildResult | None]) -> None:
+    """Rebuild on every save until Ctrl-C; a failing build is reported and waited out."""
+    from deckgen.build.watch import source_changes
+
+    click.echo(f"watching {deck} for changes (Ctrl-C to stop)")
+    try:
+        for changed in source_changes(deck, out):
+            click.echo(f"\nchanged: {', '.join(_shown(p, deck) for p in changed)}")
+            result = run()
+            if result is None:
+                click.echo("waiting for the next save")
+                continue
+            click.echo(f"rebuilt: {diff_line(result.compiled.diff)}")
+            if result.written:
+                click.echo(f"wrote {result.output}")
+    except KeyboardInterrupt:
+        pass
+    click.echo("stopped watching")
+
+
+def _shown(path: Path, deck: Path) -> str:
+    try:
+        return path.relative_to(deck.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+@main.command("check", help=_help("Validate and lint the deck without writing anything; exit 1 on errors."))
 @SOURCE_ARG
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@_out_option(Path("build"), "Build folder whose cache (OUT/.cache) the check reuses; it writes nothing there.")
+@FORMAT_OPTION
+@_out_option("", "Build folder whose cache (OUT/.cache) the check reuses; it writes nothing there.")
 @QUIET_OPTION
 @NO_CACHE_OPTION
 @VERBOSE_OPTION
-def check_cmd(source: Path, strict: bool, fmt: str, out_dir: Path, quiet: bool, no_cache: bool, verbose: bool) -> None:
-    """Validate and lint SOURCE without writing anything; exit 1 on errors."""
-    _report_skipped(source, verbose)
+def check_cmd(
+    source: Path | None, strict: bool, fmt: str, out_dir: Path | None, quiet: bool, no_cache: bool, verbose: bool
+) -> None:
+    deck = _deck(source)
+    _report_skipped(deck, verbose)
+    cache_dir = None if no_cache else (out_dir or default_out_dir(deck)) / CACHE_DIR
     bar = progress_bar(sys.stderr, "checking", quiet=quiet)
+    diagnostics: Sequence[Diagnostic]
     try:
-        diagnostics = check_sources(source, cache_dir=None if no_cache else out_dir / CACHE_DIR, progress=bar)
+        diagnostics = check_sources(deck, cache_dir=cache_dir, progress=bar)
     except SourceError as exc:
         diagnostics = exc.diagnostics
     except DeckgenError as exc:
         _close(bar)
         _fail(exc)
-        return
     _close(bar)
     failing = [d for d in diagnostics if strict or d.severity is Severity.ERROR]
     if fmt == "json":
-        click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2, ensure_ascii=False))
+        click.echo(json.dumps(check_json(diagnostics, strict), indent=2, ensure_ascii=False))
     else:
         for diagnostic in diagnostics:
             click.echo(diagnostic.format(), err=bool(failing))
         errors = sum(d.severity is Severity.ERROR for d in diagnostics)
-        click.echo(f"{errors} error(s), {len(diagnostics) - errors} warning(s)", err=bool(failing))
+        warnings = len(diagnostics) - errors
+        summary = f"{errors} error(s), {warnings} warning(s)"
+        if strict and warnings:
+            summary += f"; {plural(warnings, 'warning')} treated as errors (--strict)"
+        click.echo(summary, err=bool(failing))
     sys.exit(1 if failing else 0)
 
 
-@main.command("diff")
+@main.command(
+    "diff", help=_help("Show what a rebuild changes against the lock: added, changed, removed, renamed, orphans.")
+)
 @SOURCE_ARG
-def diff_cmd(source: Path) -> None:
-    """Show what a rebuild of SOURCE changes against its lock: added, changed, removed, renamed, orphans."""
+@FORMAT_OPTION
+def diff_cmd(source: Path | None, fmt: str) -> None:
+    deck = _deck(source)
     try:
-        result = build(source, Path("build"), now=_now(), wall_clock=int(time.time()), dry_run=True)
+        result = build(deck, default_out_dir(deck), now=_now(), wall_clock=int(time.time()), dry_run=True)
     except DeckgenError as exc:
         _fail(exc)
-        return
-    report_build(result, dry_run=True)
+    if fmt == "json":
+        click.echo(json.dumps(diff_json(result), indent=2, ensure_ascii=False))
+    else:
+        report_build(result, dry_run=True)
 
 
 PRUNE_HINT = {
@@ -361,7 +485,13 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
         click.echo(f"wrote {done.output}")
 
 
-@main.command("sync")
+@main.command(
+    "sync",
+    help=_help(
+        "Build the deck and apply it to an Anki collection (close Anki first): adds, updates, moves, "
+        "notetype changes, removed cards and orphans, keeping review history."
+    ),
+)
 @SOURCE_ARG
 @click.option(
     "--collection",
@@ -369,7 +499,7 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
     required=True,
     help="The collection.anki2 file, a profile folder, or an Anki profile name (e.g. 'User 1').",
 )
-@_out_option(Path("build"), "Output folder for the .apkg, written as by build once the sync succeeds.")
+@_out_option("", "Output folder for the .apkg, written as by build once the sync succeeds.")
 @click.option("--dry-run", is_flag=True, help="Show the whole plan; change nothing.")
 @click.option(
     "--prune",
@@ -379,10 +509,8 @@ def report_sync(done: DeckSync, dry_run: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask before deleting, or before pruning over 10% of the deck.")
 @click.option("--force", is_flag=True, help="Overwrite notes edited inside Anki.")
 def sync_cmd(
-    source: Path, collection: str, out_dir: Path, dry_run: bool, prune: str | None, yes: bool, force: bool
+    source: Path | None, collection: str, out_dir: Path | None, dry_run: bool, prune: str | None, yes: bool, force: bool
 ) -> None:
-    """Build SOURCE and apply it to an Anki collection (close Anki first): adds, updates, moves,
-    notetype changes, removed cards and orphans, keeping review history."""
     from deckgen.anki.collection import locate_collection
     from deckgen.anki.sync import Prune, SyncOptions, SyncPlan, sync_deck
 
@@ -391,11 +519,12 @@ def sync_cmd(
             return False
         return click.confirm(f"This sync {plan.needs_yes}. Continue?", default=False)
 
+    deck = _deck(source)
     options = SyncOptions(dry_run=dry_run, prune=Prune(prune or "report"), force=force, yes=yes)
     try:
         done = sync_deck(
-            source,
-            out_dir,
+            deck,
+            out_dir or default_out_dir(deck),
             locate_collection(collection),
             now=_now(),
             options=options,
@@ -405,7 +534,6 @@ def sync_cmd(
         )
     except DeckgenError as exc:
         _fail(exc)
-        return
     for warning in done.warnings:
         click.echo(warning.format(), err=True)
     report_sync(done, dry_run)
@@ -414,50 +542,111 @@ def sync_cmd(
         sys.exit(1)
 
 
-@main.command("new")
+# --- authoring -------------------------------------------------------------------------------------
+
+
+@main.command("new", help=_help("Append a note skeleton with a fresh unique id to a subdeck's file."))
 @click.argument("prompt")
-@click.option("--deck", "deck_name", help="Subdeck to add the note to (default: the first one).")
+@SOURCE_ARG
 @click.option(
-    "--source", "source", type=click.Path(path_type=Path, file_okay=False), default=Path("source"), show_default=True
+    "--deck",
+    "deck_name",
+    help="Subdeck to add the note to, e.g. 'Deep Learning::Transformers' [default: the first]. "
+    "A subdeck that does not exist yet gets a new file.",
 )
-def new_cmd(prompt: str, deck_name: str | None, source: Path) -> None:
-    """Append a note skeleton with a fresh unique id to the subdeck's file."""
+@click.option(
+    "--source", "source_option", type=click.Path(path_type=Path, file_okay=False), hidden=True
+)  # deprecated: SOURCE is positional like in every other command
+def new_cmd(prompt: str, source: Path | None, deck_name: str | None, source_option: Path | None) -> None:
+    if source is not None and source_option is not None:
+        raise click.UsageError("give SOURCE once: as the argument (--source is a deprecated alias)")
+    if source_option is not None:
+        click.echo("note: --source is deprecated; pass SOURCE as an argument: deckgen new PROMPT SOURCE", err=True)
+    deck_path = _deck(source or source_option)
     try:
-        deck, _ = load_deck(source)
-        note = new_note(deck, prompt, deck_name, read_lock(source / LOCK_NAME).retired_ids())
+        deck, _, lock = load_deck(deck_path)
+        note = new_note(deck, prompt, deck_name, reserved=lock_ids(lock))
     except DeckgenError as exc:
         _fail(exc)
-        return
+    for path, text in note.create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("x", encoding="utf-8", newline="\n") as fh:
+                fh.write(text)
+        except OSError as exc:
+            _fail(DeckgenError(f"cannot create {path}: {exc.strerror or exc}"))
+        click.echo(f"created {path}")
     try:
-        with note.path.open("a", encoding="utf-8", newline="\n") as fh:
-            fh.write(note.text)
+        data = appended(note.path.read_bytes(), note.text)
+        _replace(note.path, data)
     except OSError as exc:
         _fail(DeckgenError(f"cannot add the note to {note.path}: {exc.strerror or exc}"))
     click.echo(f"added '{note.id}' to {note.path}")
 
 
-@main.command("stats")
+@main.command("fix", help=_help("Repair the sources in place: --add-ids gives every note heading without an id one."))
 @SOURCE_ARG
-def stats_cmd(source: Path) -> None:
-    """Print notes per subdeck, kind and tag."""
+@click.option(
+    "--add-ids", "add_ids_flag", is_flag=True, help="Add a readable, unique id under every note heading that has none."
+)
+@click.option("--dry-run", is_flag=True, help="Print the changes as a unified diff; write nothing.")
+def fix_cmd(source: Path | None, add_ids_flag: bool, dry_run: bool) -> None:
+    if not add_ids_flag:
+        raise click.UsageError("say what to fix: --add-ids")
+    deck_path = _deck(source)
     try:
-        deck, _ = load_deck(source)
+        deck, _, lock = load_deck(deck_path)
+        _, files, _ = read_sources(deck_path)
+        fixes = add_ids(deck, files, reserved=lock_ids(lock))
+        if not dry_run:
+            for fix in fixes:
+                _replace(fix.path, fix.new)
     except DeckgenError as exc:
         _fail(exc)
-        return
-    result = stats(deck)
-    for title, rows in (("subdeck", result.subdecks), ("kind", result.kinds), ("tag", result.tags)):
-        width = max([len(name) for name, _ in rows] + [len(title)])
-        click.echo(f"{title:<{width}}  notes")
-        for name, count in rows:
-            click.echo(f"{name:<{width}}  {count:>5}")
-        click.echo("")
-    click.echo(f"total  {result.total} notes")
+    except OSError as exc:
+        _fail(DeckgenError(f"cannot write {exc.filename}: {exc.strerror or exc}"))
+    for fix in fixes:
+        if dry_run:
+            click.echo(fix.diff(), nl=False)
+        else:
+            click.echo(f"{fix.path}: added {plural(len(fix.ids), 'id')}: {', '.join(fix.ids)}")
+    total = sum(len(f.ids) for f in fixes)
+    if not fixes:
+        click.echo("every note heading has an id; nothing to do")
+    elif dry_run:
+        click.echo(f"dry run: would add {plural(total, 'id')} in {plural(len(fixes), 'file')}; nothing written")
 
 
-@main.command("preview")
+@main.command("stats", help=_help("Count notes and cards per subdeck and notetype, notes per kind and tag."))
 @SOURCE_ARG
-@_out_option(Path("build/preview"), "Output folder for index.html, its images and MathJax.")
+@FORMAT_OPTION
+@click.option("--top", type=click.IntRange(min=0), help="Show only the N most used tags.")
+def stats_cmd(source: Path | None, fmt: str, top: int | None) -> None:
+    deck_path = _deck(source)
+    try:
+        deck, _, _ = load_deck(deck_path)
+    except DeckgenError as exc:
+        _fail(exc)
+    result = stats(deck, top)
+    if fmt == "json":
+        click.echo(json.dumps(stats_json(deck.name, result), indent=2, ensure_ascii=False))
+        return
+    tables = (("subdeck", result.subdecks, True), ("notetype", result.notetypes, True), ("kind", result.kinds, True))
+    for title, rows, cards in (*tables, ("tag", result.tags, False)):
+        width = max([len(r.name) for r in rows] + [len(title)])
+        click.echo(f"{title:<{width}}  notes" + ("  cards" if cards else ""))
+        for r in rows:
+            click.echo(f"{r.name:<{width}}  {r.notes:>5}" + (f"  {r.cards:>5}" if cards else ""))
+        click.echo("")
+    click.echo(f"total  {result.notes} notes  {result.cards} cards")
+
+
+# --- preview ---------------------------------------------------------------------------------------
+
+
+@main.command("preview", help=_help("Write a static HTML page with every card's front and back."))
+@SOURCE_ARG
+@_out_option("preview", "Output folder for index.html, its images and MathJax.")
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
 @click.option(
     "--mathjax",
@@ -465,15 +654,15 @@ def stats_cmd(source: Path) -> None:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="A MathJax 3 tex-svg-full.js to use (default: the one from 'pip install deckgen[preview]').",
 )
-def preview_cmd(source: Path, out_dir: Path, open_page: bool, mathjax_file: Path | None) -> None:
-    """Write a static HTML page with every card's front and back (night mode, phone width, search)."""
+def preview_cmd(source: Path | None, out_dir: Path | None, open_page: bool, mathjax_file: Path | None) -> None:
     from deckgen.preview.page import find_mathjax, write_preview
 
+    deck = _deck(source)
+    out = out_dir or default_out_dir(deck) / "preview"
     try:
-        result = write_preview(source, out_dir, now=_now(), mathjax=mathjax_file or find_mathjax())
+        result = write_preview(deck, out, now=_now(), mathjax=mathjax_file or find_mathjax())
     except DeckgenError as exc:
         _fail(exc)
-        return
     for diagnostic in result.diagnostics:
         click.echo(diagnostic.format(), err=True)
     click.echo(f"{result.subdecks} subdecks, {result.notes} notes, {result.cards} cards, {result.media} images")

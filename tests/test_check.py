@@ -113,7 +113,7 @@ def test_check_reports_all_findings_sorted_in_one_run(tmp_path: Path) -> None:
         shutil.copyfile(BAD / f"{name}.md", src / f"{name}.md")
     result = _run("check", str(src), "--format", "json")
     assert result.exit_code == 1
-    found = json.loads(result.stdout)
+    found = json.loads(result.stdout)["diagnostics"]
     # the three files also all claim the subdeck "Case": reported too, in the same run
     assert {f["rule"] for f in found} == {"id-missing", "list-too-long", "unsafe-html", "deck-duplicate"}
     keys = [(f["path"], f["line"], f["col"]) for f in found]

@@ -26,7 +26,8 @@ def test_build_prints_subdecks_changes_and_output_path(sample: Path, tmp_path: P
     assert lines[0] == "Sample Deck"
     assert any(line.split() == ["Algorithms", "and", "Models", "3", "notes", "5", "cards"] for line in lines)
     assert any(line.split()[:5] == ["total", "10", "notes", "12", "cards"] for line in lines)
-    assert "since the lock: 10 added, 0 changed, 0 removed, 0 unchanged" in result.output
+    assert "since the lock: 10 added (" in result.output
+    assert " and 7 more), 0 changed, 0 removed, 0 unchanged" in result.output
     assert f"wrote {tmp_path / 'out' / 'sample-deck.apkg'}" in result.output
     again = run("build", str(sample), "-o", str(tmp_path / "out"))
     assert "0 added, 0 changed, 0 removed, 10 unchanged" in again.output and "updated" not in again.output
@@ -70,24 +71,37 @@ def test_version_and_help() -> None:
         assert command in help_text
 
 
-def test_new_appends_a_skeleton_with_a_fresh_unique_id(sample: Path) -> None:
-    result = run("new", "What is the kernel trick?", "--deck", "technical", "--source", str(sample))
+def test_new_appends_a_skeleton_with_an_id_from_the_prompt_alone(sample: Path) -> None:
+    result = run("new", "What is the kernel trick?", str(sample), "--deck", "technical")
     assert result.exit_code == 0, result.output
-    assert "added 'tech-kernel-trick'" in result.output
-    assert "## What is the kernel trick?\n<!-- id: tech-kernel-trick -->" in (sample / "technical.md").read_text()
-    again = run("new", "What is the kernel trick?", "--deck", "Technical", "--source", str(sample))
-    assert "added 'tech-kernel-trick-2'" in again.output
-    assert run("check", str(sample)).exit_code == 0
-    missing = run("new", "Q?", "--deck", "Nope", "--source", str(sample))
-    assert missing.exit_code == 1 and "no subdeck named 'Nope'" in missing.output
+    assert "added 'kernel-trick'" in result.output  # no prefix guessed from the neighbours' ids
+    assert "## What is the kernel trick?\n<!-- id: kernel-trick -->" in (sample / "technical.md").read_text()
+    again = run("new", "What is the kernel trick?", str(sample), "--deck", "Technical")
+    assert "added 'kernel-trick-2'" in again.output
+    checked = run("check", str(sample), "--strict")  # the untouched skeletons are caught
+    assert checked.exit_code == 1 and checked.output.count("[placeholder]") == 2
+    assert "0 error(s), 3 warning(s); 3 warnings treated as errors (--strict)" in checked.output  # + prompt-duplicate
 
 
-def test_stats_counts_subdecks_kinds_and_tags(sample: Path) -> None:
+def test_new_keeps_source_as_a_deprecated_alias(sample: Path) -> None:
+    result = run("new", "Why bag models?", "--source", str(sample), "--deck", "Technical")
+    assert result.exit_code == 0 and "added 'bag-models'" in result.output
+    assert "--source is deprecated" in result.output
+    assert "--source" not in run("new", "--help").output
+    both = run("new", "Q?", str(sample), "--source", str(sample))
+    assert both.exit_code == 2
+
+
+def test_stats_counts_cards_per_subdeck_and_notetype_and_kinds_without_cloze(sample: Path) -> None:
     result = run("stats", str(sample))
     assert result.exit_code == 0
     rows = [line.split() for line in result.output.splitlines()]
-    assert ["Technical", "3"] in rows and ["cloze", "1"] in rows and ["tip", "1"] in rows
-    assert ["topic::general", "2"] in rows and ["total", "10", "notes"] in rows
+    assert ["Technical", "3", "3"] in rows and ["Algorithms", "and", "Models", "3", "5"] in rows
+    assert ["deckgen", "Cloze", "1", "2"] in rows and ["deckgen", "Basic", "9", "10"] in rows
+    assert ["question", "8", "10"] in rows and ["tip", "1", "1"] in rows and not any(r[:1] == ["cloze"] for r in rows)
+    assert ["topic::general", "2"] in rows and ["total", "10", "notes", "12", "cards"] in rows
+    top = [line.split() for line in run("stats", str(sample), "--top", "1").output.split("tag ")[1].splitlines()]
+    assert len([r for r in top if len(r) == 2 and r[0] != "total"]) == 1
 
 
 def test_python_dash_m_and_console_script_both_work(sample: Path, tmp_path: Path) -> None:

@@ -114,7 +114,8 @@ def test_removed_id_is_retired_for_new_notes_and_for_deckgen_new(sample: Path, o
     assert refused(sample, out_dir, T0 + 2) == ("general.md:15:1 id-retired",)
 
     general.write_text(original[: original.index("## Which languages")], encoding="utf-8")
-    made = CliRunner().invoke(main, ["new", "Languages?", "--deck", "General", "--source", str(sample)])
+    # ids come from the prompt alone: this prompt's id is the retired one, so it gets a suffix
+    made = CliRunner().invoke(main, ["new", "Gen languages?", str(sample), "--deck", "General"])
     assert made.exit_code == 0 and "added 'gen-languages-2'" in made.output, made.output
 
     general.write_text(original.replace("<!-- id: gen-languages -->", "<!-- id: gen-languages; restore -->"), "utf-8")

@@ -549,3 +549,34 @@ def test_readme_screenshots_light_desktop_and_night_phone(pages: dict[str, Loade
         shutil.copyfile(light, README_SCREENSHOTS / "preview-light-desktop.png")
         shutil.copyfile(night, README_SCREENSHOTS / "preview-night-phone.png")
     assert state.errors == []
+
+
+def test_notes_with_errors_are_left_out_consistently_and_no_element_id_repeats(tmp_path: Path) -> None:
+    source = _copy_source(TRICKY, tmp_path / "source")
+    (source / "faq.md").write_text(
+        "---\ndeck: FAQ\nkind: faq\n---\n\n"
+        "## Math broken?\n<!-- id: tf-math -->\n\nAn open $x + y here.\n\n"  # an error found after parsing
+        "## Twice?\n<!-- id: tf-twice -->\n\nFirst.\n\n"
+        "## Twice again?\n<!-- id: tf-twice -->\n\nSecond, same id.\n\n"  # id-duplicate
+        "## Fine?\n<!-- id: tf-fine -->\n\nFine.\n",
+        "utf-8",
+    )
+    result = CliRunner().invoke(main, ["preview", str(source), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "[math-unbalanced]" in result.output and "[id-duplicate]" in result.output
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    ids = re.findall(r'\sid="((?:note|deck)-[^"]+)"', page)  # the page's own ids (card templates repeat Anki's)
+    assert len(ids) == len(set(ids)) > 3, sorted(i for i in ids if ids.count(i) > 1)
+    assert 'id="note-tf-fine"' in page and 'id="note-tf-math"' not in page
+    assert page.count('id="note-tf-twice"') == 1 and "Second, same id." not in page
+    opened = r'<details class="pv-problems[^"]*" open><summary>2 errors, \d+ warnings? \(notes with errors'
+    assert re.search(opened, page)
+    shown = re.search(r'<span class="pv-summary">(\d+) notes', page)
+    assert shown is not None and f"{shown.group(1)} notes" in result.output  # the CLI counts the same notes
+
+
+def test_problem_list_starts_folded_with_warnings_only(tmp_path: Path) -> None:
+    source = _copy_source(TRICKY, tmp_path / "source")
+    (source / "faq.md").write_text("---\ndeck: FAQ\n---\n\n## A statement\n<!-- id: tf-st -->\n\nText.\n", "utf-8")
+    assert CliRunner().invoke(main, ["preview", str(source), "-o", str(tmp_path / "out")]).exit_code == 0
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert '<details class="pv-problems tex2jax_ignore"><summary>0 errors, 1 warning</summary>' in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,25 @@ def test_no_color_turns_the_colour_off(env: dict[str, str], colored: bool) -> No
     bar.clock, bar.started = clock, -10.0
     bar(5, 10)
     assert ("\x1b[" in out.getvalue()) == colored
+
+
+def test_build_progress_counts_notes_cold_and_warm(sample: Path, tmp_path: Path) -> None:
+    from deckgen.build.pipeline import compile_deck
+
+    calls: list[tuple[int, int]] = []
+    for _ in ("cold", "warm"):
+        calls.clear()
+        compile_deck(sample, 1, cache_dir=tmp_path / "cache", jobs=1, progress=lambda d, t: calls.append((d, t)))
+        assert {t for _, t in calls} <= {10}  # the sample deck's 10 notes, never rendered texts
+        assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert calls == []  # warm: nothing left to do, no bar
+    cold: list[tuple[int, int]] = []
+    compile_deck(sample, 1, jobs=1, progress=lambda d, t: cold.append((d, t)))
+    assert cold[-1] == (10, 10) and len(cold) == 10
+
+
+def test_bar_names_what_it_counts() -> None:
+    out = Terminal(True)
+    bar = ProgressBar(out, "rendering", color=False, delay=0, clock=lambda: 5.0, unit="notes")
+    bar(3, 10)
+    assert "3/10 notes  30%" in out.getvalue()

@@ -11,6 +11,7 @@ probed only with the prompts that changed.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import fields
@@ -114,8 +115,11 @@ class RenderStage:
         self._render_jobs: list[tuple[list[int], Future[list[Rendered]]]] = []
         self._new_lint = [i for i, f in enumerate(self.found) if f is None]  # computed by this build
         self._new_render = [j for j, d in enumerate(self.done) if d is None]
-        self._total = len(self._new_lint) + len(self._new_render)
-        self._finished = 0
+        self._total = len(self._new_lint) + len(self._new_render)  # units of work (lint or render a note)
+        # Progress counts notes: a note is done once it is linted and rendered (from the cache or now).
+        self._todo_note = [position[id(n)] for _, n in self.todo]
+        self._pending = Counter(self._new_lint + [self._todo_note[j] for j in self._new_render])
+        self._notes_done = len(self.notes) - len(self._pending)
         self._own_renderer: Renderer | None = None
         if pool.jobs > 1 and (pool.started or self._total * NOTE_SECONDS >= POOL_MIN_SECONDS):
             self._submit()
@@ -141,10 +145,14 @@ class RenderStage:
             items = [self.todo[j] for j in batch]
             self._render_jobs.append((batch, self.pool.submit(render_batch, self.deck, self.factory, items)))
 
-    def _advance(self, n: int) -> None:
-        self._finished += n
-        if self.progress is not None and n:
-            self.progress(self._finished, self._total)
+    def _advance(self, note: int) -> None:
+        """One unit of note ``note`` (a position in ``self.notes``) is done; report finished notes."""
+        self._pending[note] -= 1
+        if self._pending[note] == 0:
+            del self._pending[note]
+            self._notes_done += 1
+            if self.progress is not None:
+                self.progress(self._notes_done, len(self.notes))
 
     def note_findings(self, notes: Sequence[Note], config: LintConfig) -> list[list[Diagnostic]]:
         """Per-note lint findings for ``check_deck``: cached, from the workers, or computed here."""
@@ -153,13 +161,13 @@ class RenderStage:
         for batch, job in self._lint_jobs:
             for i, found in zip(batch, job.result(), strict=True):
                 self.found[i] = found
-            self._advance(len(batch))
+                self._advance(i)
         self._lint_jobs = []
         out = []
         for i, note in enumerate(self.notes):
             if self.found[i] is None:
                 self.found[i] = note_findings(note, config)
-                self._advance(1)
+                self._advance(i)
             out.append(self.found[i] or [])
         return out
 
@@ -178,13 +186,13 @@ class RenderStage:
         for batch, job in self._render_jobs:
             for j, result in zip(batch, job.result(), strict=True):
                 self.done[j] = self._adopt(result)
-            self._advance(len(batch))
+                self._advance(self._todo_note[j])
         self._render_jobs = []
         for j, done in enumerate(self.done):
             if done is None:
                 category, note = self.todo[j]
                 self.done[j] = _render(self._renderer(), self.media, self.deck, category, note)
-                self._advance(1)
+                self._advance(self._todo_note[j])
         notes: list[RenderedNote] = []
         problems: list[Diagnostic] = []
         for done in self.done:

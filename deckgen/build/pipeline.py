@@ -41,11 +41,11 @@ from deckgen.build.lock import (
 )
 from deckgen.build.parallel import WorkPool, available_cores
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
-from deckgen.render.markdown import MediaError, RenderedNote, safe_html, safe_note
-from deckgen.sources.check import check_deck
+from deckgen.render.markdown import MediaError, RenderedNote, Renderer, safe_html, safe_note
+from deckgen.sources.check import RULES, check_deck
 from deckgen.sources.config import CONFIG_NAME, load_config
 from deckgen.sources.model import Deck, DeckConfig, SourceLocation
-from deckgen.sources.parse import decode, parse_deck
+from deckgen.sources.parse import FOLDER_FILE, decode, parse_deck
 
 T = TypeVar("T")
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
@@ -159,7 +159,7 @@ def read_sources(source: Path) -> tuple[DeckConfig, dict[Path, bytes], list[Diag
     config_text, problems = decode(config_bytes, config_path)
     if config_text is None:
         raise SourceError(problems)
-    config, problems = load_config(config_text, config_path)
+    config, problems = load_config(config_text, config_path, RULES.keys())
     if config is None:
         raise SourceError(problems)
     found = category_files(source)
@@ -189,8 +189,11 @@ class CategoryFiles:
 
 
 def category_files(source: Path) -> CategoryFiles:
-    """Which files of ``source`` are category files: the one place that decides it.
+    """Which files of ``source`` and its sub-folders are category files: the one place that decides it.
 
+    Folders are subdecks, so sub-folders are read too, except hidden ones, symlinked ones and those
+    holding their own ``deckgen.toml`` (another deck). ``README.md`` and ``_*.md`` files are not
+    categories; ``_deck.md`` (a folder's subdeck name, order and description) is listed with them.
     Dot-files and editor droppings (``.#x.md`` Emacs locks, ``._x.md`` macOS forks, ``x.md~``
     backups, ``.x.md.swp``) and anything that is not a regular file (a FIFO would block the read
     forever) are skipped; a symlink leaving the source folder is an error, as for images.
@@ -203,6 +206,7 @@ def category_files(source: Path) -> CategoryFiles:
         entries = sorted(source.iterdir())
     except OSError as exc:
         raise SourceError.single(SourceLocation(source, 1), "unreadable", f"cannot list: {exc.strerror}") from exc
+    entries += _sub_folder_entries(entries, problems)
     for path in entries:
         name = path.name
         markdown_like = any(s in name.lower() for s in CATEGORY_SUFFIXES)
@@ -210,6 +214,9 @@ def category_files(source: Path) -> CategoryFiles:
             continue
         if name.startswith(".") or name.endswith(("~", "#")) or not name.lower().endswith(CATEGORY_SUFFIXES):
             skipped.append((path, "hidden, backup or editor file"))
+            continue
+        if name != FOLDER_FILE and (name.startswith("_") or path.stem.lower() == "readme"):
+            skipped.append((path, "README and _* files are not categories"))
             continue
         shown = Path(os.fsencode(path).decode("utf-8", "replace"))
         if shown != path:
@@ -241,6 +248,29 @@ def category_files(source: Path) -> CategoryFiles:
     return CategoryFiles(tuple(paths), tuple(problems), tuple(skipped))
 
 
+def _sub_folder_entries(entries: list[Path], problems: list[Diagnostic]) -> list[Path]:
+    """The entries of the sub-folders among ``entries``, recursively (see ``category_files``)."""
+    found: list[Path] = []
+    for folder in entries:
+        name = folder.name
+        if name.startswith(".") or any(s in name.lower() for s in CATEGORY_SUFFIXES):
+            continue  # hidden; or named like a category file, which the caller reports
+        if folder.is_symlink() or not folder.is_dir() or (folder / CONFIG_NAME).exists():
+            continue
+        try:
+            inside = sorted(folder.iterdir())
+        except OSError as exc:
+            problems.append(Diagnostic(SourceLocation(folder, 1), "unreadable", f"cannot list: {exc.strerror}"))
+            continue
+        found += inside + _sub_folder_entries(inside, problems)
+    return found
+
+
+def lock_ids(lock: Lock) -> frozenset[str]:
+    """Every id the lock has ever used (alive, removed, or a former id): a new note may take none of them."""
+    return frozenset(lock.notes) | lock.retired_ids()
+
+
 def render_deck(deck: Deck, media: MediaStore) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
     """Render every note (in deck order) and every category intro, here, with no cache."""
     with open_cache(None) as cache, WorkPool(1) as pool:
@@ -268,6 +298,8 @@ class _Stages:
     intros: dict[str, str]
     problems: list[Diagnostic]
     notices: tuple[str, ...]
+    lock: Lock  # this deck's lock (empty when the file belongs to another deck: ``foreign`` says so)
+    foreign: list[Diagnostic]
 
 
 def _run_stages(
@@ -276,9 +308,10 @@ def _run_stages(
     """Read, parse, lint and render (from the cache where it can); ``check``: only what can report problems."""
     timings.lap("startup")
     config, files, problems = read_sources(source)
+    lock, foreign = _read_own_lock(source, config.uuid)
     timings.lap("read")
     with open_cache(cache_dir, writable=save) as cache, _early_pool(jobs, files, cache) as pool:
-        deck, found = parse_deck(config, source, files)
+        deck, found = parse_deck(config, source, files, reserved=lock_ids(lock))  # id suggestions avoid them
         problems += found
         media = MediaStore(source)
         timings.lap("parse")
@@ -287,6 +320,7 @@ def _run_stages(
         problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
         timings.lap("checks")
         rendered, intros, found = stage.rendered()
+        intros = {**_folder_intros(deck), **intros}
         problems += found
         timings.lap("render")
         if save:
@@ -296,7 +330,7 @@ def _run_stages(
     # The safety net for everything that leaves deckgen, from the renderer or from the cache.
     rendered = [safe_note(rn) for rn in rendered]
     intros = {name: safe_html(intro) for name, intro in intros.items()}
-    return _Stages(deck, media, rendered, intros, problems, notices)
+    return _Stages(deck, media, rendered, intros, problems, notices, lock, foreign)
 
 
 def compile_deck(
@@ -320,7 +354,7 @@ def compile_deck(
     ``wall_clock`` is the real time of the build: changed notes get a ``mod`` no earlier (see lock.py).
     """
     run = _run_stages(source, cache_dir, save=save_cache, jobs=jobs, progress=progress, check=False)
-    lock, foreign = _read_own_lock(source, run.deck.config.uuid)
+    lock, foreign = run.lock, run.foreign
     new_lock, diff = update_lock(lock, run.rendered, notetypes.all_notetypes(), now, run.deck.config.uuid, wall_clock)
     timings.lap("lock")
     problems = run.problems + foreign + list(diff.problems)
@@ -349,9 +383,8 @@ def check_sources(
     run = _run_stages(source, cache_dir, save=False, jobs=jobs, progress=progress, check=True)
     deck = run.deck
     placed = [(note, deck.subdeck_name(c)) for c in deck.categories for note in c.notes]
-    lock, foreign = _read_own_lock(source, deck.config.uuid)
-    found, hazards = lock_findings(lock, placed, deck.config.uuid)
-    problems = run.problems + foreign + found + hazard_diagnostics(hazards)
+    found, hazards = lock_findings(run.lock, placed, deck.config.uuid)
+    problems = run.problems + run.foreign + found + hazard_diagnostics(hazards)
     return tuple(sorted(problems, key=Diagnostic.sort_key))
 
 
@@ -359,11 +392,13 @@ def package_inputs(
     compiled: Compiled,
 ) -> tuple[list[PackageDeck], list[PackagedNote], dict[int, tuple[notetypes.NoteType, int]]]:
     deck = compiled.deck
-    decks = [PackageDeck(deck.name)] + [
-        PackageDeck(deck.subdeck_name(c), compiled.intros.get(deck.subdeck_name(c), ""))
-        for c in deck.categories
-        if c.notes
-    ]
+    used = {deck.subdeck_name(c) for c in deck.categories if c.notes}
+    # Folder subdecks holding notes are written too, so each has a stable id (not one Anki makes up).
+    folders = [deck.folder_deck_name(f) for f in deck.folders if f.name]
+    names = [n for n in folders if any(u.startswith(n + "::") for u in used) and n not in used]
+    names += [deck.subdeck_name(c) for c in deck.categories if c.notes]
+    decks = [PackageDeck(deck.name, compiled.intros.get(deck.name, ""))]
+    decks += [PackageDeck(name, compiled.intros.get(name, "")) for name in names]
     entries = compiled.new_lock.notes
     notes = [
         PackagedNote(rn, entries[rn.note.id].guid, entries[rn.note.id].mod, due)
@@ -397,11 +432,21 @@ def sweep_leftovers(out_dir: Path, source: Path, now: float | None = None) -> No
                     path.unlink()
 
 
-def load_deck(source: Path) -> tuple[Deck, list[Diagnostic]]:
-    """Read and parse the sources only (for authoring commands that need no rendering)."""
+def load_deck(source: Path) -> tuple[Deck, list[Diagnostic], Lock]:
+    """Read and parse the sources and the lock only (for authoring commands that need no rendering)."""
     config, files, problems = read_sources(source)
-    deck, found = parse_deck(config, source, files)
-    return deck, problems + found
+    lock, foreign = _read_own_lock(source, config.uuid)
+    deck, found = parse_deck(config, source, files, reserved=lock_ids(lock))
+    return deck, problems + foreign + found, lock
+
+
+def _folder_intros(deck: Deck) -> dict[str, str]:
+    """Rendered descriptions of the folder subdecks (and of the root deck), by full deck name."""
+    described = [f for f in deck.folders if f.intro]
+    if not described:
+        return {}
+    renderer = Renderer()
+    return {deck.folder_deck_name(f): renderer.convert(f.intro)[0] for f in described}
 
 
 def write_outputs(compiled: Compiled, output: Path, lock_path: Path) -> None:

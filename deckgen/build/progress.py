@@ -28,8 +28,10 @@ class ProgressBar:
         delay: float = DELAY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         after: str = "",
+        unit: str = "",
     ) -> None:
         self.stream = stream
+        self.unit = f" {unit}" if unit else ""  # what is counted, e.g. "notes"
         self.label = label
         self.color = color
         self.delay = delay
@@ -49,9 +51,9 @@ class ProgressBar:
 
     def _line(self, done: int, total: int, finished: bool) -> str:
         if finished and self.after:
-            return f"{self.label}: {total}/{total} done; {self.after}…"
+            return f"{self.label}: {total}/{total}{self.unit} done; {self.after}…"
         columns = shutil.get_terminal_size((80, 24)).columns
-        count = f" {done}/{total} {100 * done // max(total, 1):3d}%"
+        count = f" {done}/{total}{self.unit} {100 * done // max(total, 1):3d}%"
         width = max(10, min(40, columns - len(self.label) - len(count) - 4))
         filled = width * done // max(total, 1)
         bar = "#" * filled
@@ -79,10 +81,16 @@ class ProgressBar:
 
 
 def progress_bar(
-    stream: TextIO, label: str, *, quiet: bool = False, after: str = "", environ: Mapping[str, str] | None = None
+    stream: TextIO,
+    label: str,
+    *,
+    quiet: bool = False,
+    after: str = "",
+    unit: str = "notes",
+    environ: Mapping[str, str] | None = None,
 ) -> ProgressBar | None:
     """A bar for ``stream`` when it is an interactive terminal and the user did not ask for quiet."""
     env = os.environ if environ is None else environ
     if quiet or not stream.isatty() or env.get("TERM") == "dumb":
         return None
-    return ProgressBar(stream, label, color=not env.get("NO_COLOR"), after=after)
+    return ProgressBar(stream, label, color=not env.get("NO_COLOR"), after=after, unit=unit)

@@ -25,6 +25,7 @@ from deckgen.build.lock import atomic_file
 from deckgen.build.pipeline import Compiled, compile_deck
 from deckgen.errors import DeckgenError, Diagnostic, Severity
 from deckgen.render.markdown import RenderedNote
+from deckgen.sources.check import notes_with_errors
 
 # Where MathJax 3 lives inside the PyPI package ``django-static-mathjax`` (no dependencies; a plain
 # copy of MathJax). The SVG build is self-contained: no font files to copy next to it.
@@ -369,6 +370,13 @@ def _note_html(note: RenderedNote, source_root: Path) -> str:
     )
 
 
+def shown_notes(compiled: Compiled) -> tuple[RenderedNote, ...]:
+    """The notes the preview shows: every note an error is about is left out, like the ones parsing
+    already dropped, so the page never shows a card the build would refuse (and no id twice)."""
+    broken = notes_with_errors([rn.note for rn in compiled.notes], compiled.errors)
+    return tuple(rn for i, rn in enumerate(compiled.notes) if i not in broken)
+
+
 def _problems_html(diagnostics: tuple[Diagnostic, ...]) -> str:
     if not diagnostics:
         return ""
@@ -377,8 +385,10 @@ def _problems_html(diagnostics: tuple[Diagnostic, ...]) -> str:
     items = "".join(f"<li>{_esc(d.format())}</li>" for d in diagnostics)
     summary = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
     note = " (notes with errors are left out of the preview)" if errors else ""
+    # Errors are what the author must act on: the list starts open then; warnings alone start folded.
+    opened = " open" if errors else ""
     return (
-        f'<details class="pv-problems tex2jax_ignore"><summary>{summary}{note}</summary>'
+        f'<details class="pv-problems tex2jax_ignore"{opened}><summary>{summary}{note}</summary>'
         f'<ol class="pv-problem-list">{items}</ol></details>'
     )
 
@@ -403,8 +413,9 @@ def _mathjax_head(available: bool) -> str:
 def build_page(compiled: Compiled, *, mathjax: bool) -> str:
     """The whole preview page as one HTML string (pure: no I/O)."""
     deck = compiled.deck
+    shown = shown_notes(compiled)
     by_deck: dict[str, list[RenderedNote]] = {}
-    for note in compiled.notes:
+    for note in shown:
         by_deck.setdefault(note.deck, []).append(note)
     sections, toc = [], []
     total_cards = 0
@@ -424,7 +435,7 @@ def build_page(compiled: Compiled, *, mathjax: bool) -> str:
             + "</section>"
         )
     css = notetypes.card_css()  # both notetypes share one stylesheet
-    n_notes = len(compiled.notes)
+    n_notes = len(shown)
     summary = (
         f"{n_notes} note{'s' * (n_notes != 1)} · {total_cards} card{'s' * (total_cards != 1)} · "
         f"{len(deck.categories)} subdeck{'s' * (len(deck.categories) != 1)}"
@@ -484,10 +495,11 @@ def write_preview(source: Path, out_dir: Path, *, now: int, mathjax: Path | None
         path = _write_files(compiled, out_dir, mathjax)
     except OSError as exc:
         raise DeckgenError(f"cannot write the preview to {exc.filename or out_dir}: {exc.strerror or exc}") from exc
+    shown = shown_notes(compiled)
     return PreviewResult(
         path=path,
-        notes=len(compiled.notes),
-        cards=sum(len(n.card_ords) for n in compiled.notes),
+        notes=len(shown),
+        cards=sum(len(n.card_ords) for n in shown),
         subdecks=len(compiled.deck.categories),
         media=len(compiled.media),
         mathjax=mathjax,

@@ -19,6 +19,8 @@ from deckgen.sources.duplicates import duplicate_pairs
 from deckgen.sources.model import Body, Deck, Kind, LintConfig, Note, SourceLocation
 from deckgen.sources.parse import find_fences
 
+# The answer ``deckgen new`` writes into a skeleton; the ``placeholder`` rule catches it left in place.
+PLACEHOLDER = "Write the answer here."
 LIST_ITEM_RE = re.compile(r"^(\s*)(?:[-*+]|\d+[.)])\s+\S")
 CLOZE_RE = re.compile(r"\{\{c(\d+)::")
 # A paragraph that is only a bold question: how public Q&A lists mark their questions.
@@ -104,6 +106,7 @@ RULES: dict[str, Rule] = {
         Rule("prompt-duplicate", _W, "two notes with identical or near-identical prompts"),
         Rule("code-too-long", _W, "a code block longer than the limit (default 30 lines)"),
         Rule("category-empty", _W, "a category file without any note"),
+        Rule("placeholder", _W, "an answer still holding the skeleton text 'deckgen new' wrote"),
         Rule("image-remote", _W, "an image loaded from the web: missing offline and on phones"),
         Rule("bold-question", _W, "a paragraph that is only a bold question: probably a note without a heading"),
         # card design (one idea per card)
@@ -319,6 +322,16 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
                 "answer-too-long",
                 f"answer has {words} words (limit {config.max_answer_words})",
                 "keep one idea per note: move elaboration below <!-- extra --> or split the note",
+                Severity.WARNING,
+            )
+        )
+    if PLACEHOLDER in note.answer.text:
+        found.append(
+            Diagnostic(
+                note.answer.location(path, note.answer.text.index(PLACEHOLDER)),
+                "placeholder",
+                f"note '{note.id}' still has the skeleton answer {PLACEHOLDER!r}",
+                "write the real answer (it would become a card as it is)",
                 Severity.WARNING,
             )
         )
@@ -672,7 +685,7 @@ def check_deck(
     config = deck.config.lint
     found: list[Diagnostic] = []
     notes = list(deck.notes())
-    index = _NoteIndex(notes)
+    index = NoteIndex(notes)
     per_note = findings(notes, config) if findings else (note_findings(n, config) for n in notes)
     for note_found in per_note:
         found += note_found
@@ -687,19 +700,10 @@ def check_deck(
                     "see the rule table in README.md",
                 )
             )
-    for rule in sorted(config.disable - RULES.keys()):
-        found.append(
-            Diagnostic(
-                SourceLocation(deck.root / "deckgen.toml", 1),
-                "config-invalid",
-                f"lint.disable names unknown rule {rule!r}",
-                "see the rule table in README.md",
-            )
-        )
     return [d for d in found if not _silenced(d, config, index)]
 
 
-def _silenced(d: Diagnostic, config: LintConfig, notes: _NoteIndex) -> bool:
+def _silenced(d: Diagnostic, config: LintConfig, notes: NoteIndex) -> bool:
     if d.severity is Severity.ERROR:
         return False
     if d.rule in config.disable:
@@ -708,7 +712,19 @@ def _silenced(d: Diagnostic, config: LintConfig, notes: _NoteIndex) -> bool:
     return note is not None and d.rule in note.ignore
 
 
-class _NoteIndex:
+def notes_with_errors(notes: Sequence[Note], diagnostics: Iterable[Diagnostic]) -> set[int]:
+    """Positions in ``notes`` of the notes an error diagnostic is about (the note it falls in)."""
+    index = NoteIndex(list(notes))
+    position = {id(n): i for i, n in enumerate(notes)}
+    found = set()
+    for d in diagnostics:
+        note = index.containing(d.location) if d.severity is Severity.ERROR else None
+        if note is not None:
+            found.add(position[id(note)])
+    return found
+
+
+class NoteIndex:
     """Finds the note a diagnostic belongs to: the last note of its file starting at or above its line."""
 
     def __init__(self, notes: list[Note]) -> None:

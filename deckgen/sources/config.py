@@ -6,6 +6,7 @@ import difflib
 import re
 import tomllib
 import uuid
+from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from deckgen.sources.model import DeckConfig, Kind, LintConfig, SourceLocation
 
 CONFIG_NAME = "deckgen.toml"
 FRONT_MATTER_KEYS = ("deck", "kind", "tags", "order", "reverse")
+FOLDER_KEYS = ("deck", "order")  # the front matter of a folder's _deck.md
 CONFIG_KEYS = ("name", "uuid", "output", "lint")
 LINT_KEYS = ("max_answer_words", "max_list_items", "max_code_lines", "max_cloze_deletions", "disable")
 TAG_RE = re.compile(r"^[^\s\"<>\x00-\x1f\x7f]+$")
@@ -36,14 +38,32 @@ def default_output(name: str) -> str:
     return f"{slug or 'deck'}.apkg"
 
 
-def load_config(text: str, path: Path) -> tuple[DeckConfig | None, list[Diagnostic]]:
-    """Parse ``deckgen.toml``; returns the config or the diagnostics explaining why not."""
-    here = SourceLocation(path, 1)
+def _toml_error_location(exc: tomllib.TOMLDecodeError, path: Path) -> SourceLocation:
+    line = getattr(exc, "lineno", None)
+    col = getattr(exc, "colno", None)
+    if not line:  # Python < 3.14 keeps the place only in the message: "... (at line 3, column 7)"
+        m = re.search(r"at line (\d+), column (\d+)", str(exc))
+        line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
+    return SourceLocation(path, int(line), int(col or 1))
+
+
+def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
+    return getattr(exc, "msg", None) or re.sub(r"\s*\(at (?:line \d+, column \d+|end of document)\)$", "", str(exc))
+
+
+def load_config(
+    text: str, path: Path, known_rules: Set[str] | None = None
+) -> tuple[DeckConfig | None, list[Diagnostic]]:
+    """Parse ``deckgen.toml``; returns the config or the diagnostics explaining why not.
+
+    Every diagnostic points at the line and column of the key or value it is about.
+    ``known_rules`` (check.RULES) lets ``lint.disable`` name only rules that exist.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", 1) or 1
-        return None, [Diagnostic(SourceLocation(path, line), "config-invalid", f"invalid TOML: {exc}")]
+        where = _toml_error_location(exc, path)
+        return None, [Diagnostic(where, "config-invalid", f"invalid TOML: {_toml_message(exc)}")]
     problems = [
         Diagnostic(
             toml_key_location(text, key, path, table=isinstance(data[key], dict)),
@@ -78,7 +98,7 @@ def load_config(text: str, path: Path) -> tuple[DeckConfig | None, list[Diagnost
         )
         output = default_output(name)
     here = toml_key_location(text, "lint", path, table=True)
-    lint, lint_problems = _load_lint(data.get("lint", {}), here, text)
+    lint, lint_problems = _load_lint(data.get("lint", {}), here, text, known_rules)
     problems.extend(lint_problems)
     deck_uuid = _load_uuid(data.get("uuid"), text, path, problems)
     if deck_uuid is None:
@@ -108,7 +128,6 @@ def _load_uuid(value: Any, text: str, path: Path, problems: list[Diagnostic]) ->
             )
         )
         return None
-    line = next((i + 1 for i, raw in enumerate(text.split("\n")) if re.match(r"^\s*uuid\s*=", raw)), 1)
     try:
         if not isinstance(value, str):
             raise ValueError(value)
@@ -116,7 +135,7 @@ def _load_uuid(value: Any, text: str, path: Path, problems: list[Diagnostic]) ->
     except ValueError:
         problems.append(
             Diagnostic(
-                SourceLocation(path, line),
+                toml_key_location(text, "uuid", path),
                 "config-invalid",
                 f"'uuid' must be a UUID string like \"{uuid.UUID(int=0)}\", not {value!r}",
                 "if this deck was never shipped, " + paste + "; if it was, restore the old value",
@@ -164,11 +183,27 @@ def _within(text: str, table: SourceLocation, key: str) -> SourceLocation:
     return table
 
 
-def _load_lint(data: Any, here: SourceLocation, text: str) -> tuple[LintConfig, list[Diagnostic]]:
+def _text_after(text: str, start: SourceLocation, snippet: str) -> SourceLocation:
+    """Where ``snippet`` first stands at or after ``start`` (e.g. one rule id in a list), else ``start``."""
+    lines = text.split("\n")
+    offset = sum(len(line) + 1 for line in lines[: start.line - 1]) + start.col - 1
+    found = text.find(snippet, offset)
+    if found < 0:
+        return start
+    line = text.count("\n", 0, found) + 1
+    return SourceLocation(start.path, line, found - (text.rfind("\n", 0, found) + 1) + 1)
+
+
+def _load_lint(
+    data: Any, here: SourceLocation, text: str, known_rules: Set[str] | None = None
+) -> tuple[LintConfig, list[Diagnostic]]:
+    """The ``[lint]`` table (at ``here``); ``known_rules`` (check.RULES) are the ids ``disable`` may name."""
     if not isinstance(data, dict):
         return LintConfig(), [Diagnostic(here, "config-invalid", "[lint] must be a table")]
     problems = [
-        Diagnostic(here, "config-unknown-key", f"unknown key 'lint.{key}'", did_you_mean(key, LINT_KEYS))
+        Diagnostic(
+            _within(text, here, key), "config-unknown-key", f"unknown key 'lint.{key}'", did_you_mean(key, LINT_KEYS)
+        )
         for key in data
         if key not in LINT_KEYS
     ]
@@ -186,8 +221,18 @@ def _load_lint(data: Any, here: SourceLocation, text: str) -> tuple[LintConfig, 
     disable = data.get("disable", [])
     if isinstance(disable, list) and all(isinstance(r, str) for r in disable):
         values["disable"] = frozenset(disable)
+        for rule in sorted(set(disable) - known_rules if known_rules is not None else ()):
+            problems.append(
+                Diagnostic(
+                    _text_after(text, _within(text, here, "disable"), f'"{rule}"'),
+                    "config-invalid",
+                    f"lint.disable names unknown rule {rule!r}",
+                    did_you_mean(rule, sorted(known_rules or ())),
+                )
+            )
     else:
-        problems.append(Diagnostic(here, "config-invalid", "'lint.disable' must be a list of rule ids"))
+        where = _within(text, here, "disable")
+        problems.append(Diagnostic(where, "config-invalid", "'lint.disable' must be a list of rule ids"))
     return LintConfig(**values), problems
 
 
@@ -203,9 +248,9 @@ class FrontMatter:
 
 
 def deck_name_from_path(path: Path) -> str:
-    """``algorithms-and-models.md`` → ``Algorithms and Models``."""
+    """``algorithms-and-models.md`` → ``Algorithms and Models`` (a folder ``deep-learning`` → ``Deep Learning``)."""
     small = {"and", "or", "of", "the", "in", "on", "for", "to", "a", "an", "vs"}
-    words = re.split(r"[-_\s]+", path.stem)
+    words = re.split(r"[-_\s]+", path.stem if path.suffix.lower() in (".md", ".markdown") else path.name)
     out = [w if (i and w.lower() in small) else w[:1].upper() + w[1:] for i, w in enumerate(words) if w]
     return " ".join(out) or path.stem
 
@@ -229,8 +274,14 @@ def _key_location(text: str | None, key: str, path: Path, line: int) -> SourceLo
     return SourceLocation(path, line)
 
 
-def parse_front_matter(text: str | None, path: Path, line: int) -> tuple[FrontMatter, list[Diagnostic]]:
-    """Validate the YAML between the ``---`` lines (``text`` is None when there is none)."""
+def parse_front_matter(
+    text: str | None, path: Path, line: int, keys: tuple[str, ...] = FRONT_MATTER_KEYS, default_deck: str = ""
+) -> tuple[FrontMatter, list[Diagnostic]]:
+    """Validate the YAML between the ``---`` lines (``text`` is None when there is none).
+
+    ``keys`` are the keys allowed (a folder's ``_deck.md`` allows fewer than a category file);
+    ``deck`` defaults to ``default_deck``, else to a name made from the file name.
+    """
     here = SourceLocation(path, line)
     problems: list[Diagnostic] = []
     data: Any = {}
@@ -253,20 +304,21 @@ def parse_front_matter(text: str | None, path: Path, line: int) -> tuple[FrontMa
         return _key_location(text, key, path, line)
 
     for key in data:
-        if key not in FRONT_MATTER_KEYS:
+        if key not in keys:
             problems.append(
                 Diagnostic(
                     at(str(key)),
                     "front-matter-unknown-key",
                     f"unknown front-matter key '{key}'",
-                    did_you_mean(str(key), FRONT_MATTER_KEYS),
+                    did_you_mean(str(key), keys),
                 )
             )
-    deck = data.get("deck", deck_name_from_path(path))
+    fallback = default_deck or deck_name_from_path(path)
+    deck = data.get("deck", fallback)
     deck_problem = deck_name_problem(deck, root=False)
     if deck_problem is not None:
         problems.append(Diagnostic(at("deck"), "front-matter-invalid", f"'deck' {deck_problem}"))
-        deck = deck_name_from_path(path)
+        deck = fallback
     kind = Kind.QUESTION
     raw_kind = data.get("kind", "question")
     try:

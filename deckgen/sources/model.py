@@ -109,11 +109,23 @@ class Category:
     order: int | None = None
     intro: str = ""
     reverse: bool = False
+    # (prompt, heading line) of every note heading that has no id comment: for id suggestions and fix --add-ids.
+    missing_ids: tuple[tuple[str, int], ...] = ()
 
     @property
     def tag(self) -> str:
         """The tag every note of the category carries (Anki tags cannot hold spaces)."""
         return "category::" + "-".join(self.name.lower().split())
+
+
+@dataclass(frozen=True, slots=True)
+class FolderDeck:
+    """A folder of category files: a subdeck holding their subdecks (named by its ``_deck.md`` or its name)."""
+
+    name: str  # full name below the root deck, e.g. "Deep Learning::Architectures"
+    location: SourceLocation  # its _deck.md, or the folder itself
+    order: int | None = None
+    intro: str = ""  # the _deck.md body: the subdeck's description
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +158,20 @@ class Deck:
     config: DeckConfig
     root: Path
     categories: tuple[Category, ...]
+    # Folders holding category files, parents before children; the root's _deck.md (name "") first.
+    folders: tuple[FolderDeck, ...] = ()
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def intro(self) -> str:
+        """The root deck's description (from the root folder's ``_deck.md``)."""
+        return next((f.intro for f in self.folders if not f.name), "")
+
+    def folder_deck_name(self, folder: FolderDeck) -> str:
+        return f"{self.config.name}::{folder.name}" if folder.name else self.config.name
 
     def notes(self) -> tuple[Note, ...]:
         return tuple(n for c in self.categories for n in c.notes)

@@ -7,13 +7,24 @@ so a single run reports everything that is wrong.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence, Set
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from deckgen.errors import Diagnostic, Severity, SourceError
-from deckgen.sources.config import check_tag, did_you_mean, parse_front_matter
-from deckgen.sources.model import NOTE_CLASSES, Body, Category, Deck, DeckConfig, Kind, Note, SourceLocation
+from deckgen.sources.config import FOLDER_KEYS, check_tag, deck_name_from_path, did_you_mean, parse_front_matter
+from deckgen.sources.ids import assign_ids, suggest_id
+from deckgen.sources.model import (
+    NOTE_CLASSES,
+    Body,
+    Category,
+    Deck,
+    DeckConfig,
+    FolderDeck,
+    Kind,
+    Note,
+    SourceLocation,
+)
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 HEADING_RE = re.compile(r"^(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
@@ -24,6 +35,7 @@ CLOZE_RE = re.compile(r"\{\{c\d+::")
 NOTE_OPTIONS = ("id", "guid", "tags", "source", "cloze", "reverse", "type-in", "ignore")
 # What Anki accepts in its guid column and deckgen can write in a comment: printable ASCII, no space.
 GUID_RE = re.compile(r"^[!-~]{1,64}$")
+FOLDER_FILE = "_deck.md"  # a folder's name, order and description; not a category
 TRUE_WORDS = {"", "true", "yes", "on", "1"}
 FALSE_WORDS = {"false", "no", "off", "0"}
 
@@ -116,23 +128,52 @@ def find_fences(lines: Sequence[str], first: int = 0) -> list[Fence]:
     return fences
 
 
-def _mark_fences(lines: list[str], start: int, path: Path) -> tuple[list[_Line], list[Diagnostic]]:
-    """Number the lines and mark those inside fenced code, so headings in code are not notes."""
+def _is_note_heading(line: str) -> bool:
+    m = HEADING_RE.match(line)
+    return m is not None and len(m.group(1)) == 2
+
+
+def _mark_fences(lines: list[str], start: int, path: Path) -> tuple[list[_Line], list[Diagnostic], set[int]]:
+    """Number the lines and mark those inside fenced code, so headings in code are not notes.
+
+    A fence that is never closed would swallow the rest of the file. Its error names the note
+    headings it swallows, and parsing recovers at the first of them, so the notes after it are
+    still parsed and checked (no follow-on errors from swallowed text, no hidden later errors).
+    Also returns the line numbers (1-based) where unclosed fences open.
+    """
     in_fence = [False] * len(lines)
     problems = []
-    for fence in find_fences(lines, start):
-        last = len(lines) - 1 if fence.end is None else fence.end
-        in_fence[fence.start : last + 1] = [True] * (last + 1 - fence.start)
-        if fence.end is None:
-            problems.append(
-                Diagnostic(
-                    SourceLocation(path, fence.start + 1),
-                    "fence-unclosed",
-                    f"code fence {fence.marker!r} is never closed; everything after it would be code",
-                    f"close the block with a line {fence.marker!r}",
-                )
-            )
-    return [_Line(i + 1, lines[i], in_fence[i]) for i in range(start, len(lines))], problems
+    unclosed: set[int] = set()
+    first = start
+    while first < len(lines):
+        resume = len(lines)
+        for fence in find_fences(lines, first):
+            if fence.end is not None:
+                in_fence[fence.start : fence.end + 1] = [True] * (fence.end + 1 - fence.start)
+                continue
+            swallowed = [i for i in range(fence.start + 1, len(lines)) if _is_note_heading(lines[i])]
+            last = (swallowed[0] if swallowed else len(lines)) - 1
+            in_fence[fence.start : last + 1] = [True] * (last + 1 - fence.start)
+            unclosed.add(fence.start + 1)
+            problems.append(_unclosed_fence(path, fence, [(i + 1, lines[i]) for i in swallowed]))
+            resume = swallowed[0] if swallowed else len(lines)
+        first = resume
+    return [_Line(i + 1, lines[i], in_fence[i]) for i in range(start, len(lines))], problems, unclosed
+
+
+def _unclosed_fence(path: Path, fence: Fence, swallowed: list[tuple[int, str]]) -> Diagnostic:
+    message = f"code fence {fence.marker!r} is never closed; everything after it would be code"
+    if swallowed:
+        names = ", ".join(f"'{text[2:].strip()}' (line {number})" for number, text in swallowed[:3])
+        more = f" and {len(swallowed) - 3} more" if len(swallowed) > 3 else ""
+        count = len(swallowed)
+        message += f", swallowing {count} note{'s' * (count != 1)}: {names}{more}"
+    return Diagnostic(
+        SourceLocation(path, fence.start + 1),
+        "fence-unclosed",
+        message,
+        f"close the block with a line {fence.marker!r} before the next '## ' heading",
+    )
 
 
 def _hidden_heading(line: _Line, path: Path, *, in_note: bool) -> list[Diagnostic]:
@@ -238,7 +279,7 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
     problems += fm_problems
     front, front_problems = parse_front_matter(fm_text, path, 1)
     problems += front_problems
-    numbered, fence_problems = _mark_fences(lines, body_start, path)
+    numbered, fence_problems, unclosed = _mark_fences(lines, body_start, path)
     problems += fence_problems
     problems += [d for line in numbered if not line.in_fence for d in _extra_with_text(line, path)]
     numbered = _blank_comments(numbered, path, problems)
@@ -277,9 +318,11 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
         )
     notes: list[Note] = []
     for draft in drafts:
-        note = _build_note(draft, front.kind, front.reverse, path, problems)
+        broken = any(line.number in unclosed for line in draft.body)  # already reported, with what it swallows
+        note = _build_note(draft, front.kind, front.reverse, path, problems, broken)
         if note is not None:
             notes.append(note)
+    missing = tuple((d.prompt, d.heading.number) for d in drafts if d.prompt and _id_line(d) is None)
     category = Category(
         name=front.deck,
         kind=front.kind,
@@ -289,6 +332,7 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
         order=front.order,
         intro="\n".join(x.text for x in intro).strip(),
         reverse=front.reverse,
+        missing_ids=missing,
     )
     return category, problems
 
@@ -344,10 +388,43 @@ def _bool(value: str, key: str, where: SourceLocation, problems: list[Diagnostic
     return False
 
 
+def _leading_options(draft: _NoteDraft) -> list[tuple[str, str, _Line]]:
+    """The ``<!-- key: value -->`` comments right under the heading, up to the answer or ``<!-- extra -->``."""
+    found = []
+    for line in draft.body:
+        if not line.text.strip():
+            continue
+        m = None if line.in_fence else META_RE.match(line.text.strip())
+        if not m or m.group(1) == EXTRA_MARKER:
+            break
+        found.append((m.group(1), (m.group(2) or "").strip(), line))
+    return found
+
+
+def _id_line(draft: _NoteDraft) -> int | None:
+    """The line of the note's id comment, wherever it stands among the options; None when it has none."""
+    return next((line.number for key, _, line in _leading_options(draft) if key == "id"), None)
+
+
+def missing_id_hint(suggestion: str) -> str:
+    return f"add <!-- id: {suggestion} --> on the line after the heading (or run 'deckgen fix --add-ids')"
+
+
+def _no_id(here: SourceLocation, prompt: str) -> Diagnostic:
+    """'has no id', suggesting the prompt's own id; ``parse_deck`` makes the suggestion free deck-wide."""
+    return Diagnostic(here, "id-missing", f"note {prompt!r} has no id", missing_id_hint(suggest_id(prompt)))
+
+
 def _build_note(
-    draft: _NoteDraft, kind: Kind, default_reverse: bool, path: Path, problems: list[Diagnostic]
+    draft: _NoteDraft, kind: Kind, default_reverse: bool, path: Path, problems: list[Diagnostic], broken: bool = False
 ) -> Note | None:
+    """The note of one heading, or None after reporting why it cannot be one.
+
+    ``broken`` notes (an unclosed fence opens inside them) are only checked for their options:
+    their text is not what the author meant, so further findings would mislead.
+    """
     here = SourceLocation(path, draft.heading.number)
+    id_line = _id_line(draft)
     ok = True
     if not draft.prompt:
         problems.append(
@@ -378,14 +455,17 @@ def _build_note(
         elif key in options:
             problems.append(Diagnostic(where, "note-option-duplicate", f"note option '{key}' given twice"))
         elif not options and key != "id":
-            problems.append(
-                Diagnostic(
-                    where,
-                    "id-missing",
-                    "the id comment must come first, right after the heading",
-                    "move <!-- id: ... --> directly under the heading",
+            if id_line is None:
+                problems.append(_no_id(here, draft.prompt))
+            else:
+                problems.append(
+                    Diagnostic(
+                        where,
+                        "id-missing",
+                        f"the id comment (line {id_line}) must come first, right after the heading",
+                        "move <!-- id: ... --> directly under the heading",
+                    )
                 )
-            )
             ok = False
         else:
             options[key] = (value, where)
@@ -394,18 +474,10 @@ def _build_note(
     if not ok:
         return None
     if "id" not in options:
-        if ok:
-            problems.append(
-                Diagnostic(
-                    here,
-                    "id-missing",
-                    f"note {draft.prompt!r} has no id",
-                    "add <!-- id: some-id --> on the line after the heading",
-                )
-            )
+        problems.append(_no_id(here, draft.prompt))
         return None
     parsed_id = _parse_id(*options["id"], problems)
-    if parsed_id is None:
+    if parsed_id is None or broken:
         return None
     note_id, aliases = parsed_id.id, parsed_id.aliases
     guid = ""
@@ -524,23 +596,129 @@ FileParser = Callable[[bytes, Path], tuple[Category | None, list[Diagnostic]]]
 
 
 def parse_deck(
-    config: DeckConfig, root: Path, files: Mapping[Path, bytes], parse_file: FileParser | None = None
+    config: DeckConfig,
+    root: Path,
+    files: Mapping[Path, bytes],
+    parse_file: FileParser | None = None,
+    reserved: Set[str] = frozenset(),
 ) -> tuple[Deck, list[Diagnostic]]:
     """Parse every category file into a deck of the notes that parsed, plus every problem found.
 
     A note with an error is left out of the deck, so callers must treat any error diagnostic as
     fatal for building (``deckgen check`` reports them; ``deckgen build`` refuses to write).
+    Files in sub-folders are subdecks of their folder's subdeck; ``_deck.md`` files (folder name,
+    order, description) are read here too. ``reserved`` holds ids that suggestions must avoid
+    (every id the lock remembers).
     """
     problems: list[Diagnostic] = []
-    categories: list[Category] = []
-    for path in sorted(files):
+    folders = _parse_folders(root, files, problems)
+    ordered: list[tuple[tuple[tuple[bool, int, str], ...], Category]] = []
+    for path in sorted(p for p in files if p.name != FOLDER_FILE):
         category, found = (parse_file or parse_category)(files[path], path)
         problems += found
-        if category is not None:
-            categories.append(category)
+        if category is None:
+            continue
+        chain = _folder_chain(root, path)
+        key = tuple(_order_key(folders[f].order, f.name) for f in chain)
+        key += (_order_key(category.order, path.name),)
+        if chain:
+            category = replace(category, name=f"{folders[chain[-1]].name}::{category.name}")
+        ordered.append((key, category))
+    ordered.sort(key=lambda item: item[0])
+    categories = [c for _, c in ordered]
     problems += _check_unique(categories)
-    categories.sort(key=lambda c: (c.order is None, c.order or 0, c.location.path.name))
-    return Deck(config=config, root=root, categories=tuple(categories)), problems
+    problems = _suggest_free_ids(categories, problems, reserved)
+    folder_decks = tuple(folders[f] for f in sorted(folders, key=lambda f: (len(f.parts), f.parts)))
+    return Deck(config=config, root=root, categories=tuple(categories), folders=folder_decks), problems
+
+
+def _order_key(order: int | None, name: str) -> tuple[bool, int, str]:
+    """Explicit ``order`` first (ascending), then by file or folder name."""
+    return (order is None, order or 0, name)
+
+
+def _folder_chain(root: Path, path: Path) -> list[Path]:
+    """The folders between ``root`` and ``path``, outermost first, relative to ``root``."""
+    try:
+        parts = path.parent.relative_to(root).parts
+    except ValueError:
+        return []
+    return [Path(*parts[: i + 1]) for i in range(len(parts))]
+
+
+def _parse_folders(root: Path, files: Mapping[Path, bytes], problems: list[Diagnostic]) -> dict[Path, FolderDeck]:
+    """Every folder below ``root`` that holds a file: its full subdeck name, order and description."""
+    folders: dict[Path, FolderDeck] = {}
+    relative = {}
+    meta = {p: d for p, d in files.items() if p.name == FOLDER_FILE}
+    for path in meta:
+        try:
+            relative[path.parent.relative_to(root)] = path
+        except ValueError:
+            continue
+    wanted = set(relative)
+    for path in files:
+        wanted.update(_folder_chain(root, path))
+    for folder in sorted(wanted, key=lambda f: (len(f.parts), f.parts)):
+        meta_path = relative.get(folder)
+        leaf, order, intro = deck_name_from_path(root / folder) if folder.parts else "", None, ""
+        location = SourceLocation(meta_path or root / folder, 1)
+        if meta_path is not None:
+            leaf, order, intro = _parse_folder_file(meta[meta_path], meta_path, leaf, problems)
+        parent = folders.get(folder.parent) if len(folder.parts) > 1 else None
+        name = f"{parent.name}::{leaf}" if parent is not None else leaf
+        folders[folder] = FolderDeck(name, location, order, intro)
+    return folders
+
+
+def _parse_folder_file(
+    data: bytes, path: Path, default: str, problems: list[Diagnostic]
+) -> tuple[str, int | None, str]:
+    """A ``_deck.md``: front matter ``deck`` and ``order``, and the description below it."""
+    text, found = decode(data, path)
+    problems += found
+    if text is None:
+        return default, None, ""
+    lines = text.split("\n")
+    fm_text, body_start, fm_problems = _split_front_matter(lines, path)
+    problems += fm_problems
+    root_folder = not default
+    front, front_problems = parse_front_matter(fm_text, path, 1, FOLDER_KEYS, default or "root")
+    problems += front_problems
+    if root_folder and fm_text and re.search(r"^(deck|order)\s*:", fm_text, re.M):
+        problems.append(
+            Diagnostic(
+                SourceLocation(path, 1),
+                "front-matter-invalid",
+                "the root folder's _deck.md can only describe the deck",
+                "the root deck's name is 'name' in deckgen.toml; remove 'deck' and 'order' here",
+            )
+        )
+    body = "\n".join(lines[body_start:])
+    for m in re.finditer(r"^##?[ \t]", body, re.M):
+        line = body_start + body.count("\n", 0, m.start()) + 1
+        problems.append(
+            Diagnostic(
+                SourceLocation(path, line),
+                "heading-level",
+                "a heading in _deck.md, which holds only the folder's description (it would not be a card)",
+                "move notes into a category file of the folder",
+            )
+        )
+    return (default if root_folder else front.deck), front.order, body.strip()
+
+
+def _suggest_free_ids(categories: list[Category], problems: list[Diagnostic], reserved: Set[str]) -> list[Diagnostic]:
+    """Give each 'has no id' diagnostic a concrete id that is free across the deck and the lock."""
+    taken = {key for c in categories for n in c.notes for key in (n.id, *n.aliases)} | set(reserved)
+    missing = [(c.location.path, prompt, line) for c in categories for prompt, line in c.missing_ids]
+    free = assign_ids([prompt for _, prompt, _ in missing], taken)
+    suggestion = {(path, line): new for (path, _, line), new in zip(missing, free, strict=True)}
+    out = []
+    for d in problems:
+        new = suggestion.get((d.location.path, d.location.line)) if d.rule == "id-missing" else None
+        out.append(replace(d, hint=missing_id_hint(new)) if new and "has no id" in d.message else d)
+    return out
 
 
 def parse_deck_strict(config: DeckConfig, root: Path, files: Mapping[Path, bytes]) -> Deck:
