@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -31,6 +31,9 @@ from deckgen.build.pipeline import (
     lock_ids,
     read_sources,
 )
+
+if TYPE_CHECKING:
+    from deckgen.anki.sync import DeckSync
 from deckgen.build.progress import ProgressBar, progress_bar
 from deckgen.errors import DeckgenError, Diagnostic, Severity, SourceError
 from deckgen.reports import check_json, diff_json, diff_line, failure_line, plural, stats_json
@@ -389,6 +392,154 @@ def diff_cmd(source: Path | None, fmt: str) -> None:
         click.echo(json.dumps(diff_json(result), indent=2, ensure_ascii=False))
     else:
         report_build(result, dry_run=True)
+
+
+PRUNE_HINT = {
+    "report": "left as they are; --prune archive suspends them into {root}::Orphans, --prune delete deletes them",
+    "archive": "suspended, tagged deckgen::orphan, moved to {root}::Orphans",
+    "delete": "deleted with their review history",
+}
+
+
+def report_sync(done: DeckSync, dry_run: bool) -> None:
+    """The plan note by note, then a summary like build's."""
+    from deckgen.anki.sync import Prune
+
+    plan = done.result.plan
+    renamed = {c.id: c.old_id for c in done.compiled.diff.renamed}
+    click.echo(f"{plan.root} → {done.collection}")
+    for problem in plan.notetypes.problems.values():
+        click.echo(f"  ! {problem}", err=True)
+    for nt in plan.notetypes.create:
+        click.echo(f"  + notetype {nt.name}")
+    for nt in plan.notetypes.update:
+        click.echo(f"  ~ notetype {nt.name}  (templates and CSS updated in place)")
+    for nt in plan.notetypes.kept:
+        click.echo(f"  = notetype {nt.name}  (its look was changed inside Anki: kept until deckgen's changes)")
+    for rn, _ in plan.add:
+        click.echo(f"  + {rn.note.id}  (new note in {rn.deck})")
+    for u, card in plan.removed_cards:
+        reviews = f", {card.reps} review(s) lost" if card.reps else ""
+        click.echo(f"  - {u.rendered.note.id}  card {card.ord + 1} removed (its template or cloze is gone{reviews})")
+    for u in plan.update:
+        what = []
+        if u.notetype_from is not None:
+            what.append(f"notetype → {u.rendered.notetype.name}")
+        elif u.fields:
+            what.append("fields: " + ", ".join(u.fields))
+        if u.tags is not None:
+            what.append("tags")
+        if u.move:
+            what.append(f"moved to {u.rendered.deck}")
+        if u.rendered.note.id in renamed:
+            what.append(f"renamed from {renamed[u.rendered.note.id]}, history kept")
+        if u.restore:
+            what.append("restored from the orphans")
+        if u.forced:
+            what.append("overwrote edits made in Anki (--force)")
+        if what:
+            click.echo(f"  ~ {u.rendered.note.id}  {'; '.join(what)}")
+    if plan.orphans:
+        hint = PRUNE_HINT[plan.prune.value].format(root=plan.root)
+        click.echo(f"  orphans (in the collection, no longer in the sources): {hint}")
+        for orphan in plan.orphans:
+            state = "  (archived)" if orphan.archived else ""
+            click.echo(f"    {orphan.id}{state}")
+    for name in plan.empty_decks:
+        click.echo(f"  - {name}  (subdeck no longer in the sources, left empty: removed)")
+    for conflict in plan.conflicts:
+        click.echo(f"  ! {conflict.id}: {conflict.reason}; left untouched", err=True)
+        for fc in conflict.fields:
+            click.echo(f"      {fc.field}: in Anki {fc.held!r}, in the sources {fc.built!r}", err=True)
+    if plan.conflicts:
+        click.echo("  copy what you want to keep into the sources, or run sync with --force to overwrite", err=True)
+    pruned = len(plan.pruned) if plan.prune is not Prune.REPORT else 0
+    rows = [
+        ("added", len(plan.add)),
+        ("updated", len(plan.updated)),
+        ("moved", len(plan.moved)),
+        ("notetype changed", len(plan.notetype_changed)),
+        ("cards removed", len(plan.removed_cards)),
+        ("orphans", len(plan.orphans)),
+        (f"orphans {plan.prune.value}d" if pruned else "", pruned),
+        ("conflicts", len(plan.conflicts) + len(plan.notetypes.problems)),
+    ]
+    click.echo("  " + ", ".join(f"{n} {name}" for name, n in rows if name))
+    if plan.media:
+        click.echo(f"  {len(plan.media)} media file(s) to add")
+    if plan.notetype_changed:
+        click.echo(
+            "  note: changing a note's type changes the collection's schema: the next AnkiWeb sync asks for a "
+            "one-way upload (sync your phones to AnkiWeb before this sync, then choose Upload)"
+        )
+    if dry_run:
+        click.echo("dry run: nothing changed")
+    elif done.result.refused:
+        click.echo(f"refused: this sync {done.result.refused}; run again with --yes; nothing changed", err=True)
+    elif done.result.applied:
+        backup = f" (Anki's backup made first, in {done.result.backup})" if done.result.backup else ""
+        click.echo(f"updated {done.collection}{backup}")
+    else:
+        click.echo("the collection is up to date")
+    if done.wrote:
+        click.echo(f"wrote {done.output}")
+
+
+@main.command(
+    "sync",
+    help=_help(
+        "Build the deck and apply it to an Anki collection (close Anki first): adds, updates, moves, "
+        "notetype changes, removed cards and orphans, keeping review history."
+    ),
+)
+@SOURCE_ARG
+@click.option(
+    "--collection",
+    "collection",
+    required=True,
+    help="The collection.anki2 file, a profile folder, or an Anki profile name (e.g. 'User 1').",
+)
+@_out_option("", "Output folder for the .apkg, written as by build once the sync succeeds.")
+@click.option("--dry-run", is_flag=True, help="Show the whole plan; change nothing.")
+@click.option(
+    "--prune",
+    type=click.Choice(["archive", "delete"]),
+    help="Orphans: archive (suspend, tag deckgen::orphan, move to ROOT::Orphans) or delete [default: report].",
+)
+@click.option("--yes", is_flag=True, help="Do not ask before deleting, or before pruning over 10% of the deck.")
+@click.option("--force", is_flag=True, help="Overwrite notes edited inside Anki.")
+def sync_cmd(
+    source: Path | None, collection: str, out_dir: Path | None, dry_run: bool, prune: str | None, yes: bool, force: bool
+) -> None:
+    from deckgen.anki.collection import locate_collection
+    from deckgen.anki.sync import Prune, SyncOptions, SyncPlan, sync_deck
+
+    def confirm(plan: SyncPlan) -> bool:
+        if not sys.stdin.isatty():
+            return False
+        return click.confirm(f"This sync {plan.needs_yes}. Continue?", default=False)
+
+    deck = _deck(source)
+    options = SyncOptions(dry_run=dry_run, prune=Prune(prune or "report"), force=force, yes=yes)
+    try:
+        done = sync_deck(
+            deck,
+            out_dir or default_out_dir(deck),
+            locate_collection(collection),
+            now=_now(),
+            options=options,
+            confirm=confirm,
+            wall_clock=int(time.time()),
+            on_wait=lambda folder: click.echo(f"waiting for another build using {folder} to finish ...", err=True),
+        )
+    except DeckgenError as exc:
+        _fail(exc)
+    for warning in done.warnings:
+        click.echo(warning.format(), err=True)
+    report_sync(done, dry_run)
+    plan = done.result.plan
+    if plan.failed or done.result.refused:
+        sys.exit(1)
 
 
 # --- authoring -------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def _anki() -> Any:
     try:
         import anki.collection
     except ImportError as exc:
-        raise DeckgenError("importing Anki decks needs the 'anki' package: pip install 'deckgen[anki]'") from exc
+        raise DeckgenError("importing Anki decks needs the 'anki' package: pip install 'deckgen[sync]'") from exc
     return anki.collection
 
 

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from deckgen.anki import notetypes
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
@@ -46,6 +47,7 @@ from deckgen.sources.config import CONFIG_NAME, load_config
 from deckgen.sources.model import Deck, DeckConfig, SourceLocation
 from deckgen.sources.parse import FOLDER_FILE, decode, parse_deck
 
+T = TypeVar("T")
 IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 
 
@@ -453,6 +455,23 @@ def _folder_intros(deck: Deck) -> dict[str, str]:
     return {deck.folder_deck_name(f): renderer.convert(f.intro)[0] for f in described}
 
 
+def write_outputs(compiled: Compiled, output: Path, lock_path: Path) -> None:
+    """Write the package, then the lock if it changed (each atomically; temp files beside the package)."""
+    decks, notes, nt_mods = package_inputs(compiled)
+    try:
+        write_package(output, compiled.deck.config.uuid, decks, notes, nt_mods, compiled.media)
+        timings.lap("package")
+    except (OSError, sqlite3.Error) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise DeckgenError(f"cannot write {output}: {reason}; the previous package is unchanged") from exc
+    if compiled.new_lock != compiled.lock:
+        try:
+            write_lock(lock_path, compiled.new_lock, temp_dir=output.parent)
+            timings.lap("lock")
+        except OSError as exc:
+            raise DeckgenError(f"wrote {output} but cannot update {lock_path}: {exc.strerror or exc}") from exc
+
+
 def build(
     source: Path,
     out_dir: Path,
@@ -490,6 +509,19 @@ def build(
         accept_notetype_changes=accept_notetype_changes,
         wall_clock=wall_clock,
     )
+    return one_at_a_time(source, out_dir, run, dry_run=dry_run, on_wait=on_wait)
+
+
+def one_at_a_time(
+    source: Path,
+    out_dir: Path,
+    run: Callable[[], T],
+    *,
+    dry_run: bool,
+    on_wait: Callable[[Path], None] | None = None,
+) -> T:
+    """``run()`` holding the OS locks on the source and output folders (``exclusive``), unless it
+    writes nothing; used by every command that writes a package and lock (build, sync)."""
     if dry_run or not source.is_dir():  # nothing to protect (a missing source is reported by the build)
         return run()
     try:
@@ -500,7 +532,7 @@ def build(
         return run()
 
 
-def _fingerprint(path: Path) -> tuple[int, int, int] | None:
+def fingerprint(path: Path) -> tuple[int, int, int] | None:
     """What changes when anything rewrites ``path`` (an atomic rename gives a new inode)."""
     try:
         st = path.stat()
@@ -524,7 +556,7 @@ def _build(
     wall_clock: int,
 ) -> BuildResult:
     lock_path = source / LOCK_NAME
-    lock_seen = _fingerprint(lock_path)
+    lock_seen = fingerprint(lock_path)
     cache_dir = out_dir / CACHE_DIR if cache else None
     if not dry_run:
         sweep_leftovers(out_dir, source)
@@ -550,24 +582,12 @@ def _build(
             f"{len(d.removed)} removed); run 'deckgen build' without --locked and commit the lock"
         )
     if not dry_run:
-        if _fingerprint(lock_path) != lock_seen:
+        if fingerprint(lock_path) != lock_seen:
             raise DeckgenError(
                 f"{lock_path} changed while this build ran (another program wrote it); nothing written: "
                 "run the build again"
             )
-        decks, notes, nt_mods = package_inputs(compiled)
-        try:
-            write_package(output, compiled.deck.config.uuid, decks, notes, nt_mods, compiled.media)
-            timings.lap("package")
-        except (OSError, sqlite3.Error) as exc:
-            reason = getattr(exc, "strerror", None) or exc
-            raise DeckgenError(f"cannot write {output}: {reason}; the previous package is unchanged") from exc
-        if lock_changes:
-            try:
-                write_lock(lock_path, compiled.new_lock, temp_dir=out_dir)
-                timings.lap("lock")
-            except OSError as exc:
-                raise DeckgenError(f"wrote {output} but cannot update {lock_path}: {exc.strerror or exc}") from exc
+        write_outputs(compiled, output, lock_path)
     cards: Counter[str] = Counter()
     for rn in compiled.notes:
         cards[rn.deck] += len(rn.card_ords)
