@@ -3,6 +3,7 @@ needed) and garbage-collector settings for one-shot command-line runs."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import multiprocessing
@@ -111,9 +112,14 @@ class WorkPool:
         return self._executor.submit(fn, *args)
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        # RuntimeError: Ctrl-C or SIGTERM landed while the executor was still starting its manager
+        # thread, which it then cannot join. The workers need no joining: they die with this process
+        # (see ``_worker_init``), and the interruption itself is what the caller reports.
+        with contextlib.suppress(RuntimeError):
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> WorkPool:
         return self
