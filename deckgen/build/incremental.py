@@ -14,7 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -141,9 +141,13 @@ class RenderStage:
         config = self.deck.config.lint
         for batch in _batches(self._new_lint, self.pool.jobs):
             self._lint_jobs.append((batch, self.pool.submit(lint_batch, [self.notes[i] for i in batch], config)))
+        # Workers get the deck and subdecks without their notes: pickling all of them into every batch
+        # would cost more than the rendering (rendering reads a subdeck's name, tags and kind only).
+        deck = replace(self.deck, categories=())
+        bare = {id(c): replace(c, notes=()) for c in self.deck.categories}
         for batch in _batches(self._new_render, self.pool.jobs):
-            items = [self.todo[j] for j in batch]
-            self._render_jobs.append((batch, self.pool.submit(render_batch, self.deck, self.factory, items)))
+            items = [(bare[id(c)], n) for c, n in (self.todo[j] for j in batch)]
+            self._render_jobs.append((batch, self.pool.submit(render_batch, deck, self.factory, items)))
 
     def _advance(self, note: int) -> None:
         """One unit of note ``note`` (a position in ``self.notes``) is done; report finished notes."""
