@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -113,10 +113,6 @@ class Cache:
         self._used.add(key)
         if self.writable and self._db is not None:
             self._pending[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-    def keep(self, keys: Iterable[bytes]) -> None:
-        """Entries still in use although this build did not read them (pruning keeps them)."""
-        self._used.update(keys)
 
     def save(self) -> None:
         """Write what this build learnt in one transaction and prune unused entries; best effort."""

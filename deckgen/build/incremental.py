@@ -10,6 +10,7 @@ probed only with the prompts that changed.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -75,6 +76,11 @@ def lint_batch(notes: Sequence[Note], config: LintConfig) -> list[list[Diagnosti
     return [note_findings(note, config) for note in notes]
 
 
+@functools.cache
+def _notetypes_by_id() -> dict[int, notetypes.NoteType]:
+    return {t.id: t for t in notetypes.all_notetypes()}
+
+
 def may_render_problems(note: Note) -> bool:
     """Only media references and raw HTML can make the renderer report a problem."""
     texts = (note.prompt, note.answer.text, note.extra.text if note.extra else "")
@@ -128,7 +134,7 @@ class RenderStage:
         """A cached note, if its shape is right and its images still resolve to the same files."""
         try:
             deck, nt, values, tags, ords, media, images = value
-            notetype = {t.id: t for t in notetypes.all_notetypes()}[nt]
+            notetype = _notetypes_by_id()[nt]
             images = [(str(src), str(name)) for src, name in images]
             if any(self.media.resolve(note.location.path, src) != name for src, name in images):
                 return None
