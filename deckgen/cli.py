@@ -95,6 +95,11 @@ def _close(bar: ProgressBar | None) -> None:
 MAX_EPOCH = 253_402_300_799
 
 
+def _wall_clock() -> int:
+    """The real time, whatever SOURCE_DATE_EPOCH says: a changed note's mod never precedes it (lock.py)."""
+    return int(time.time())
+
+
 def _now() -> int:
     """Build time in seconds; SOURCE_DATE_EPOCH (reproducible-builds convention) overrides the clock."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
@@ -282,7 +287,7 @@ def build_cmd(
                 deck,
                 out,
                 now=_now(),
-                wall_clock=int(time.time()),
+                wall_clock=_wall_clock(),
                 on_wait=lambda folder: click.echo(f"waiting for another build using {folder} to finish ...", err=True),
                 locked=locked,
                 dry_run=dry_run,
@@ -385,7 +390,7 @@ def check_cmd(
 def diff_cmd(source: Path | None, fmt: str) -> None:
     deck = _deck(source)
     try:
-        result = build(deck, default_out_dir(deck), now=_now(), wall_clock=int(time.time()), dry_run=True)
+        result = build(deck, default_out_dir(deck), now=_now(), wall_clock=_wall_clock(), dry_run=True)
     except DeckgenError as exc:
         _fail(exc)
     if fmt == "json":
@@ -529,7 +534,7 @@ def sync_cmd(
             now=_now(),
             options=options,
             confirm=confirm,
-            wall_clock=int(time.time()),
+            wall_clock=_wall_clock(),
             on_wait=lambda folder: click.echo(f"waiting for another build using {folder} to finish ...", err=True),
         )
     except DeckgenError as exc:

@@ -438,15 +438,6 @@ _PROPERTY_ASK = re.compile(r"^\s*(?:is|are|does|do)\s+(?:its|their|each)\b", re.
 _BACK_REFERENCE = re.compile(r"\b(?:it|its|they|them|their|this|these|those|each)\b", re.I)
 
 
-def _blank(text: str, spans: Iterable[tuple[int, int]]) -> str:
-    """``text`` with each span replaced by spaces (line breaks kept, so offsets and lines stay put)."""
-    out, last = [], 0
-    for start, end in spans:
-        out += [text[last:start], re.sub(r"[^\n]", " ", text[start:end])]
-        last = end
-    return "".join([*out, text[last:]])
-
-
 def _math_spans(text: str) -> Iterator[tuple[int, int]]:
     opener, start = "", 0
     for m in _MATH_TOKEN.finditer(text):
@@ -465,8 +456,8 @@ def prose_only(text: str) -> str:
     if markup.too_dense(text):  # already an error; the patterns below are not linear on such text
         return markup.blank(text, [(0, len(text))])
     masked = _mask_code(text)
-    masked = _blank(masked, _math_spans(masked))
-    return _blank(masked, (m.span() for m in _NOT_PROSE.finditer(masked)))
+    masked = markup.blank(masked, list(_math_spans(masked)))
+    return markup.blank(masked, [m.span() for m in _NOT_PROSE.finditer(masked)])
 
 
 def _items(prose: str, segments: list[tuple[int, int]]) -> list[str]:
