@@ -25,7 +25,7 @@ from markdown.treeprocessors import Treeprocessor
 
 from deckgen.anki import notetypes
 from deckgen.errors import Diagnostic
-from deckgen.render.sanitize import POLICY, sanitize
+from deckgen.render.sanitize import POLICY, is_clean, sanitize
 from deckgen.sources.markup import MAX_NESTING, nesting_depth, too_dense
 from deckgen.sources.model import Body, Category, Deck, Note
 
@@ -437,9 +437,11 @@ HTML_FIELDS = frozenset({"Prompt", "Answer", "Extra", "Text"})
 def safe_html(value: str, *, cloze: bool = False) -> str:
     """The last pass over rendered HTML before it leaves deckgen, whatever produced it (renderer or cache).
 
-    The same for the renderer's own output; a forged or stale cache entry loses anything unsafe.
+    The same for the renderer's own output; a forged or stale cache entry loses anything unsafe. HTML
+    that ``is_clean`` proves safe (nearly all the renderer writes) is kept as it is; the rest is
+    sanitised again.
     """
-    clean = sanitize(value)
+    clean = value if is_clean(value) else sanitize(value)
     if not cloze:
         return neutralise_braces(clean)
     protected, _ = protect_cloze(clean)
