@@ -1,11 +1,28 @@
 """Near-identical prompts: which notes ask (almost) the same question, found without comparing every pair.
 
-Two prompts are *related* when their normalised texts (case, punctuation and spacing ignored) are
-identical, or differ by one word — replaced, added or dropped — and are still alike: at most 8
-characters apart in length and a difflib ratio of at least 0.92. The relation depends on the two
-prompts alone, so the related pairs of a deck can be kept between builds: ``DuplicateGraph.build``
-finds them from scratch, ``DuplicateGraph.update`` probes only the prompts that changed against the
-rest and gets exactly the same graph. ``first_duplicates`` turns a graph into the rule's findings.
+Prompts are compared normalised (case, punctuation and spacing folded away: ``normal_prompt``) and
+as lists of words. Two normalised prompts are *related* when they are identical, or when they are
+alike — at most 8 characters apart in length and a difflib ratio of at least 0.92 (``similar``) —
+and their words differ by one of these edits (``one_word_apart``, ``two_words_apart``):
+
+* one word: dropping one word from each leaves the same words in the same order (a word replaced or
+  moved, e.g. two neighbours swapped), or dropping one word from the longer gives the shorter (a
+  word added or dropped);
+* two words: both have the same number of words and differ at exactly two positions, and at one of
+  them the two words are spelling variants — equal once at most one letter is deleted from each (a
+  typo, a plural, two letters swapped).
+
+The relation depends on the two prompts alone, so the related pairs of a deck can be kept between
+builds: ``DuplicateGraph.build`` finds them from scratch, ``DuplicateGraph.update`` probes only the
+prompts that changed against the rest and gets exactly the same graph. ``first_duplicates`` turns a
+graph into the rule's findings.
+
+How ``build`` finds every related pair without comparing all of them: prompts one word apart share
+the multiset of their words with one word dropped (or whole, for the shorter one); prompts two words
+apart agree at every third position from one of the first three (the two differing positions leave
+one of the three classes untouched). Prompts sharing such a key are compared; a key shared by many
+prompts (a template such as "What is X?") is narrowed first by what ``similar`` and the edit demand
+of the differing words, so that templated decks are not searched pair by pair.
 """
 
 from __future__ import annotations
@@ -13,22 +30,25 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
 # Bump when the relation changes: a stored graph of another version is never used.
-RULE_VERSION = 1
+RULE_VERSION = 2
 MAX_LENGTH_GAP = 8
 MIN_RATIO = 0.92
-# A bucket (prompts equal but for one word) larger than this is searched through deletion variants
-# of the differing word instead of pair by pair; more deletions than this fall back to pairs.
+# A key shared by more prompts than this is narrowed by letters before its pairs are compared; more
+# letter deletions than this fall back to the pairs close enough in length.
 _CROWDED = 16
 _MAX_DELETIONS = 2
-# Changed prompts beyond this share of the deck are cheaper to search from scratch.
-_UPDATE_SHARE = 0.05
+# More changed prompts than this are cheaper to search from scratch than to probe one by one.
+_UPDATE_LIMIT = 40
 
 _PUNCT = re.compile(r"[^\w\s]")
+
+Pairs = set[tuple[int, int]]
 
 
 def normal_prompt(prompt: str) -> str:
@@ -44,20 +64,58 @@ def similar(a: str, b: str) -> bool:
     return difflib.SequenceMatcher(None, first, second).ratio() >= MIN_RATIO
 
 
+def words_of(key: str) -> list[str]:
+    """The words of a normalised prompt (none for the empty prompt)."""
+    return key.split(" ") if key else []
+
+
+def spelling_variants(a: str, b: str) -> bool:
+    """Different words that are equal once at most one letter is deleted from each."""
+    return a != b and abs(len(a) - len(b)) <= 1 and not _letter_drops(a).isdisjoint(_letter_drops(b))
+
+
+def _letter_drops(word: str) -> set[str]:
+    """The word, and the word without each one of its letters."""
+    return {word, *(word[:i] + word[i + 1 :] for i in range(len(word)))}
+
+
 def one_word_apart(a: Sequence[str], b: Sequence[str]) -> bool:
-    """Word lists equal but for one word replaced, added or dropped."""
-    if len(a) == len(b):
-        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
-    if abs(len(a) - len(b)) != 1:
+    """Word lists that are equal once one word is dropped from each, or from the longer one only.
+
+    That is, their longest common subsequence misses at most one word of each. Past their common
+    beginning and end, the rests differ in their first and in their last word, so one word each
+    dropped can only be the first of one and the last of the other.
+    """
+    start, stop = 0, min(len(a), len(b))
+    while start < stop and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < stop - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    rest_a, rest_b = list(a[start : len(a) - end]), list(b[start : len(b) - end])
+    if len(rest_a) <= 1 and len(rest_b) <= 1:
+        return True
+    if len(rest_a) != len(rest_b):
         return False
-    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
-    i = next((k for k, (x, y) in enumerate(zip(longer, shorter, strict=False)) if x != y), len(shorter))
-    return list(longer[:i]) + list(longer[i + 1 :]) == list(shorter)
+    return rest_a[1:] == rest_b[:-1] or rest_a[:-1] == rest_b[1:]
+
+
+def two_words_apart(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Word lists of one length that differ at exactly two positions, one of them spelling variants."""
+    if len(a) != len(b):
+        return False
+    differ = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    return len(differ) == 2 and any(spelling_variants(a[i], b[i]) for i in differ)
 
 
 def related(a: str, b: str) -> bool:
-    """The rule's relation between two normalised prompts."""
-    return a == b or (one_word_apart(a.split(" "), b.split(" ")) and similar(a, b))
+    """The rule's relation between two normalised prompts (see the module docstring)."""
+    if a == b:
+        return True
+    words_a, words_b = words_of(a), words_of(b)
+    if abs(len(words_a) - len(words_b)) > 1 or abs(len(a) - len(b)) > MAX_LENGTH_GAP:
+        return False
+    return (one_word_apart(words_a, words_b) or two_words_apart(words_a, words_b)) and similar(a, b)
 
 
 @dataclass(slots=True)
@@ -69,31 +127,23 @@ class DuplicateGraph:
 
     @classmethod
     def build(cls, keys: Iterable[str]) -> DuplicateGraph:
-        """Every related pair, found through buckets of prompts that share all words but one."""
+        """Every related pair, found among the prompts that share a key (see the module docstring)."""
         graph = cls(set(keys))
         distinct = sorted(graph.keys)
-        words = [k.split(" ") if k else [] for k in distinct]
-        buckets: dict[str, list[int]] = {}
-        for index, ws in enumerate(words):
-            for i in range(len(ws)):
-                buckets.setdefault(" ".join(ws[:i]) + "\x00" + " ".join(ws[i + 1 :]), []).append(index)
-        for members in buckets.values():
-            if len(members) > 1:
-                for x, y in _bucket_pairs(members, distinct, words):
-                    if similar(distinct[x], distinct[y]):
-                        graph._link(distinct[x], distinct[y])
-        for index, ws in enumerate(words):  # one word dropped from this prompt gives another prompt
-            for i in range(len(ws)):
-                shorter = " ".join(ws[:i] + ws[i + 1 :])
-                if shorter in graph.keys and similar(distinct[index], shorter):
-                    graph._link(distinct[index], shorter)
+        words = [words_of(k) for k in distinct]
+        candidates: Pairs = set()
+        _one_word_candidates(distinct, words, candidates)
+        _two_word_candidates(distinct, words, candidates)
+        for x, y in candidates:
+            if related(distinct[x], distinct[y]):
+                graph._link(distinct[x], distinct[y])
         return graph
 
     def update(self, keys: Iterable[str]) -> DuplicateGraph:
         """The graph of ``keys``: this one without the prompts that went, with the new ones probed."""
         current = set(keys)
         added = sorted(current - self.keys)
-        if len(added) > max(1, _UPDATE_SHARE * len(current)):
+        if len(added) > _UPDATE_LIMIT:
             return DuplicateGraph.build(current)
         graph = DuplicateGraph(current)
         for key, others in self.edges.items():
@@ -101,17 +151,10 @@ class DuplicateGraph:
                 kept = {o for o in others if o in current}
                 if kept:
                     graph.edges[key] = kept
-        profile = [(k, len(k), k.count(" ")) for k in current]
-        for key in added:
-            ws, length, gaps = key.split(" "), len(key), key.count(" ")
-            for other, other_length, other_gaps in profile:
-                if (
-                    abs(other_length - length) <= MAX_LENGTH_GAP
-                    and abs(other_gaps - gaps) <= 1
-                    and other != key
-                    and one_word_apart(ws, other.split(" "))
-                    and similar(key, other)
-                ):
+        if added:
+            profile = [(k, len(k), k.count(" ")) for k in current]
+            for key in added:
+                for other in _partners(key, profile):
                     graph._link(key, other)
         return graph
 
@@ -139,54 +182,253 @@ class DuplicateGraph:
         return graph
 
 
-def _bucket_pairs(members: list[int], keys: list[str], words: list[list[str]]) -> Iterable[tuple[int, int]]:
-    """Pairs of a bucket that can pass ``similar``: all of a small bucket, else those whose differing
-    words share a deletion variant deep enough for the ratio (complete: see ``_deletions_needed``)."""
-    if len(members) <= _CROWDED:
-        yield from combinations(members, 2)
-        return
-    position = _differing_position(words[members[0]], words[members[1]])
-    depth = {m: _deletions_needed(keys[m], words[m][position]) for m in members}
-    if max(depth.values()) > _MAX_DELETIONS:
+def _partners(key: str, profile: list[tuple[str, int, int]]) -> Iterator[str]:
+    """The prompts of ``profile`` (prompt, length, spaces) related to ``key``, by one pass over them.
+
+    A related prompt is within 8 characters and one word of ``key`` in length and contains all but at
+    most two of its words, which rules out nearly all prompts before ``related`` is asked.
+    """
+    length, gaps = len(key), key.count(" ")
+    distinct = set(words_of(key))
+    need = len(distinct) - 2
+    for other, other_length, other_gaps in profile:
+        if (
+            abs(other_length - length) <= MAX_LENGTH_GAP
+            and abs(other_gaps - gaps) <= 1
+            and other != key
+            and (need <= 0 or sum(w in other for w in distinct) >= need)
+            and related(key, other)
+        ):
+            yield other
+
+
+def _add(found: Pairs, x: int, y: int) -> None:
+    if x != y:
+        found.add((x, y) if x < y else (y, x))
+
+
+def _one_word_candidates(keys: list[str], words: list[list[str]], found: Pairs) -> None:
+    """Pairs that may be one word apart: sharing the multiset of their words with one word dropped from
+    each, or from one of them (kept as a sum of word hashes; a chance collision only adds a pair).
+
+    An entry is ``index << shift | position + 1`` (0: no word dropped); a key's value is its first
+    entry until a second one arrives (most keys have one).
+    """
+    shift = max((len(ws) for ws in words), default=0).bit_length() + 1
+    shared: dict[int, int | list[int]] = {}
+    for index, ws in enumerate(words):
+        hashes = [hash(w) for w in ws]
+        total = sum(hashes)
+        entry = index << shift
+        for key in (total, *(total - h for h in hashes)):
+            group = shared.get(key)
+            if group is None:
+                shared[key] = entry
+            elif isinstance(group, int):
+                shared[key] = [group, entry]
+            else:
+                group.append(entry)
+            entry += 1
+    mask = (1 << shift) - 1
+    for group in shared.values():
+        if isinstance(group, int):
+            continue
+        whole = {e >> shift for e in group if not e & mask}
+        dropped = {e >> shift: (e & mask) - 1 for e in group if e & mask}
+        for x in whole:
+            for y in dropped:
+                _add(found, x, y)
+        if len(dropped) > 1:
+            _one_word_group(sorted(dropped), dropped, keys, words, found)
+
+
+def _one_word_group(
+    members: list[int], dropped: dict[int, int], keys: list[str], words: list[list[str]], found: Pairs
+) -> None:
+    """The pairs of prompts, equal once the word at ``dropped`` is dropped from each, that can pass
+    ``similar``. Words dropped at one position sit between the same characters, so their longest
+    common subsequence bounds the match (``LCS(PuQ, PvQ) = |P| + |Q| + LCS(u, v)``); words dropped at
+    different positions (a word moved), or occurring twice in their prompt, are compared as multisets
+    of letters."""
+    texts = {m: words[m][dropped[m]] for m in members}
+    depth = {m: _deletions_needed(len(keys[m]) - len(texts[m]), len(texts[m])) for m in members}
+    sides = {m: dropped[m] if words[m].count(texts[m]) == 1 else -1 - m for m in members}
+    at: dict[int, list[int]] = {}
+    for m in members:
+        at.setdefault(sides[m], []).append(m)
+    for same in at.values():
+        for x, y in _close_in_letters(same, keys, texts, depth, ordered=True):
+            _add(found, x, y)
+    if len(at) > 1:
+        for x, y in _close_in_letters(members, keys, texts, depth, sides=sides):
+            _add(found, x, y)
+
+
+# Prompts two words apart touch at most two of these classes of positions (position modulo 4), so
+# they agree at all positions of two others: each prompt is filed under every pair of classes.
+_CLASSES = 4
+_CLASS_PAIRS = list(combinations(range(_CLASSES), 2))
+
+
+def _two_word_candidates(keys: list[str], words: list[list[str]], found: Pairs) -> None:
+    """Pairs that may be two words apart: of one length and agreeing at the positions of two classes
+    that leave at least two positions to differ."""
+    filed: dict[tuple[int, int, int, tuple[str, ...]], list[int]] = {}
+    for index, ws in enumerate(words):
+        n = len(ws)
+        for r, s in _CLASS_PAIRS:
+            if n - len(range(r, n, _CLASSES)) - len(range(s, n, _CLASSES)) >= 2:
+                key = (n, r, s, (*ws[r::_CLASSES], *ws[s::_CLASSES]))
+                group = filed.get(key)
+                if group is None:
+                    filed[key] = [index]
+                else:
+                    group.append(index)
+    for (n, r, s, _), members in filed.items():
+        if len(members) <= 1:
+            continue
+        if len(members) <= _CROWDED:
+            for x, y in combinations(members, 2):
+                if _at_most_two_differ(words[x], words[y]):
+                    _add(found, x, y)
+        else:
+            _anchored_pairs(members, [p for p in range(n) if p % _CLASSES not in (r, s)], keys, words, found)
+
+
+def _at_most_two_differ(a: list[str], b: list[str]) -> bool:
+    """Word lists of one length that differ at two positions or fewer (a cheap first test)."""
+    return sum(x != y for x, y in zip(a, b, strict=True)) <= 2
+
+
+def _anchored_pairs(
+    members: list[int], positions: list[int], keys: list[str], words: list[list[str]], found: Pairs
+) -> None:
+    """In a crowded class, the pairs whose words at one of ``positions`` are spelling variants."""
+    rests: _Rests | None = None
+    for p in positions:
+        by_word: dict[str, list[int]] = {}
+        for m in members:
+            by_word.setdefault(words[m][p], []).append(m)
+        if len(by_word) < 2:
+            continue
+        by_drop: dict[str, list[str]] = {}
+        for word in by_word:
+            for drop in _letter_drops(word):
+                by_drop.setdefault(drop, []).append(word)
+        variants = {(min(a, b), max(a, b)) for group in by_drop.values() for a, b in combinations(group, 2)}
+        for a, b in sorted(variants):
+            if len(by_word[a]) * len(by_word[b]) <= _CROWDED * _CROWDED:
+                for x in by_word[a]:
+                    for y in by_word[b]:
+                        if _at_most_two_differ(words[x], words[y]):
+                            _add(found, x, y)
+            else:
+                rests = rests or _Rests(members, positions, words)
+                rests.second_difference(p, (a, by_word[a]), (b, by_word[b]), keys, found)
+
+
+class _Rests:
+    """The prompts of a crowded class, each with one word left out, by a sum of word-and-position hashes.
+
+    Prompts with words ``a`` and ``b`` at ``p`` that agree everywhere else but at one position ``q``
+    have equal sums once ``q`` is left out and the hash of ``a`` at ``p`` is swapped for ``b``'s, so
+    the prompts with the rarer word find their partners without going through the others.
+    """
+
+    def __init__(self, members: list[int], positions: list[int], words: list[list[str]]) -> None:
+        self.positions, self.words = positions, words
+        self.sums: dict[int, int] = {}
+        self.without: dict[int, list[int]] = {}
+        for m in members:
+            total = self.sums[m] = sum(hash((s, w)) for s, w in enumerate(words[m]))
+            for q in positions:
+                self.without.setdefault(total - hash((q, words[m][q])), []).append(m)
+
+    def second_difference(
+        self, p: int, ours: tuple[str, list[int]], theirs: tuple[str, list[int]], keys: list[str], found: Pairs
+    ) -> None:
+        """Pairs of ``ours`` x ``theirs`` that differ at one more position and can pass ``similar``."""
+        (few_word, few), (many_word, _) = (ours, theirs) if len(ours[1]) <= len(theirs[1]) else (theirs, ours)
+        swap = hash((p, many_word)) - hash((p, few_word))
+        bonus = sum((Counter(few_word) & Counter(many_word)).values())
+        probes: dict[tuple[int, int], list[int]] = {}
+        for y in few:
+            for q in self.positions:
+                if q != p:
+                    probes.setdefault((q, self.sums[y] - hash((q, self.words[y][q])) + swap), []).append(y)
+        for (q, rest), ys in probes.items():
+            xs = [x for x in self.without.get(rest, ()) if self.words[x][p] == many_word]
+            if xs:
+                members = sorted({*xs, *ys})
+                texts = {m: self.words[m][q] for m in members}
+                depth = {}
+                for m in members:
+                    own, their = (many_word, few_word) if self.words[m][p] == many_word else (few_word, many_word)
+                    shared = len(keys[m]) - len(own) - len(texts[m])
+                    depth[m] = _deletions_needed(shared, len(texts[m]), len(own), len(their), bonus)
+                sides = {m: int(self.words[m][p] == many_word) for m in members}
+                for x, y in _close_in_letters(members, keys, texts, depth, sides=sides):
+                    _add(found, x, y)
+
+
+def _close_in_letters(
+    members: list[int],
+    keys: list[str],
+    texts: dict[int, str],
+    depth: dict[int, int],
+    *,
+    ordered: bool = False,
+    sides: dict[int, int] | None = None,
+) -> Iterator[tuple[int, int]]:
+    """Pairs of prompts, equal but for the letters ``texts``, that can pass ``similar``: all pairs of a
+    small group, else those whose texts keep common letters once each has lost at most ``depth`` of
+    them (complete when ``depth`` comes from ``_deletions_needed``): a common subsequence if
+    ``ordered`` (the texts sit between the same characters), else a common multiset. With ``sides``,
+    only pairs of members on different sides."""
+    if len(members) <= _CROWDED or max(depth[m] for m in members) > _MAX_DELETIONS:
         for x, y in combinations(members, 2):
-            if abs(len(keys[x]) - len(keys[y])) <= MAX_LENGTH_GAP:
+            if (sides is None or sides[x] != sides[y]) and abs(len(keys[x]) - len(keys[y])) <= MAX_LENGTH_GAP:
                 yield x, y
         return
-    by_variant: dict[str, list[int]] = {}
+    by_variant: dict[str, dict[int, list[int]]] = {}
     for m in members:
-        for variant in _variants(words[m][position], depth[m]):
-            by_variant.setdefault(variant, []).append(m)
+        text = texts[m] if ordered else "".join(sorted(texts[m]))
+        for variant in _variants(text, depth[m]):
+            by_variant.setdefault(variant, {}).setdefault(m if sides is None else sides[m], []).append(m)
     seen: set[tuple[int, int]] = set()
     for group in by_variant.values():
-        for pair in combinations(group, 2):
-            if pair not in seen:
-                seen.add(pair)
-                yield pair
+        for one, other in combinations(group.values(), 2):
+            for x in one:
+                for y in other:
+                    pair = (x, y) if x < y else (y, x)
+                    if pair not in seen:
+                        seen.add(pair)
+                        yield pair
 
 
-def _differing_position(a: list[str], b: list[str]) -> int:
-    return next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+def _deletions_needed(shared: int, free: int, own_fixed: int = 0, their_fixed: int = 0, bonus: int = 0) -> int:
+    """How many of a prompt's ``free`` letters any partner may lack, at most, and still be similar.
 
-
-def _deletions_needed(key: str, word: str) -> int:
-    """How many letters of ``word`` any partner in its bucket may lack, at most, and still be similar.
-
-    Partners share everything but the word (``context`` characters), so the ratio's matches are at
-    most the context plus the longest common subsequence of the two words: 2(context + lcs) >= 0.92
-    (L + L') bounds ``lcs`` from below for each possible length of the partner's word.
+    The two prompts have ``shared`` characters in common, then known words (``own_fixed`` and
+    ``their_fixed`` characters, ``bonus`` letters in common as multisets), then free letters (``free``
+    here, ``other`` in the partner). The ratio's matches, at most the longest common subsequence,
+    are at most shared + bonus + the free letters in common as multisets (``common``), so
+    2(shared + bonus + common) >= 0.92 (length + partner's length) bounds ``common`` from below for
+    each length ``other`` that keeps the prompts within 8 characters.
     """
-    context = len(key) - len(word)
     most = 0
-    for other in range(max(1, len(word) - MAX_LENGTH_GAP), len(word) + MAX_LENGTH_GAP + 1):
-        need = math.ceil(MIN_RATIO / 2 * (2 * context + len(word) + other) - context - 1e-9)
-        if need <= min(len(word), other):
-            most = max(most, len(word) - max(need, 0))
+    gap = own_fixed - their_fixed
+    for other in range(max(1, free + gap - MAX_LENGTH_GAP), free + gap + MAX_LENGTH_GAP + 1):
+        total = 2 * shared + own_fixed + their_fixed + free + other
+        need = math.ceil(MIN_RATIO / 2 * total - shared - bonus - 1e-9)
+        if need <= min(free, other):
+            most = max(most, free - max(need, 0))
     return most
 
 
-def _variants(word: str, depth: int) -> set[str]:
-    """The word with up to ``depth`` letters deleted (all of them)."""
-    found, frontier = {word}, {word}
+def _variants(letters: str, depth: int) -> set[str]:
+    """The letters with up to ``depth`` of them deleted (all ways)."""
+    found, frontier = {letters}, {letters}
     for _ in range(depth):
         frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
         found |= frontier
