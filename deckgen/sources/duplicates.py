@@ -18,11 +18,12 @@ prompts that changed against the rest and gets exactly the same graph. ``first_d
 graph into the rule's findings.
 
 How ``build`` finds every related pair without comparing all of them: prompts one word apart share
-the multiset of their words with one word dropped (or whole, for the shorter one); prompts two words
-apart agree at every third position from one of the first three (the two differing positions leave
-one of the three classes untouched). Prompts sharing such a key are compared; a key shared by many
-prompts (a template such as "What is X?") is narrowed first by what ``similar`` and the edit demand
-of the differing words, so that templated decks are not searched pair by pair.
+the multiset of their words with one word dropped from each (or from the longer one only); prompts
+two words apart agree at every position of two of the four classes of positions modulo 4. Prompts
+sharing such a key are compared. A key shared by many prompts (a template such as "What is X?") is
+narrowed first, by the spelling variants two words apart need and by the letters ``similar`` needs
+the differing words to share, so that templated decks are not searched pair by pair. Word hashes
+only group prompts: the pairs found do not depend on them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -39,10 +39,11 @@ from itertools import combinations
 RULE_VERSION = 2
 MAX_LENGTH_GAP = 8
 MIN_RATIO = 0.92
-# A key shared by more prompts than this is narrowed by letters before its pairs are compared; more
-# letter deletions than this fall back to the pairs close enough in length.
+# A key shared by more prompts than this is narrowed by letters before its pairs are compared, unless
+# the letter variants that takes would cost more than comparing the pairs (one comparison with
+# ``similar`` costs about as much as this many variants).
 _CROWDED = 16
-_MAX_DELETIONS = 2
+_VARIANTS_PER_PAIR = 20
 # More changed prompts than this are cheaper to search from scratch than to probe one by one.
 _UPDATE_LIMIT = 40
 
@@ -350,7 +351,6 @@ class _Rests:
         """Pairs of ``ours`` x ``theirs`` that differ at one more position and can pass ``similar``."""
         (few_word, few), (many_word, _) = (ours, theirs) if len(ours[1]) <= len(theirs[1]) else (theirs, ours)
         swap = hash((p, many_word)) - hash((p, few_word))
-        bonus = sum((Counter(few_word) & Counter(many_word)).values())
         probes: dict[tuple[int, int], list[int]] = {}
         for y in few:
             for q in self.positions:
@@ -360,14 +360,11 @@ class _Rests:
             xs = [x for x in self.without.get(rest, ()) if self.words[x][p] == many_word]
             if xs:
                 members = sorted({*xs, *ys})
-                texts = {m: self.words[m][q] for m in members}
-                depth = {}
-                for m in members:
-                    own, their = (many_word, few_word) if self.words[m][p] == many_word else (few_word, many_word)
-                    shared = len(keys[m]) - len(own) - len(texts[m])
-                    depth[m] = _deletions_needed(shared, len(texts[m]), len(own), len(their), bonus)
                 sides = {m: int(self.words[m][p] == many_word) for m in members}
-                for x, y in _close_in_letters(members, keys, texts, depth, sides=sides):
+                lo, hi = min(p, q), max(p, q)
+                spans = {m: " ".join(self.words[m][lo : hi + 1]) for m in members}
+                depth = {m: _deletions_needed(len(keys[m]) - len(spans[m]), len(spans[m])) for m in members}
+                for x, y in _close_in_letters(members, keys, spans, depth, ordered=True, sides=sides):
                     _add(found, x, y)
 
 
@@ -381,11 +378,12 @@ def _close_in_letters(
     sides: dict[int, int] | None = None,
 ) -> Iterator[tuple[int, int]]:
     """Pairs of prompts, equal but for the letters ``texts``, that can pass ``similar``: all pairs of a
-    small group, else those whose texts keep common letters once each has lost at most ``depth`` of
-    them (complete when ``depth`` comes from ``_deletions_needed``): a common subsequence if
-    ``ordered`` (the texts sit between the same characters), else a common multiset. With ``sides``,
-    only pairs of members on different sides."""
-    if len(members) <= _CROWDED or max(depth[m] for m in members) > _MAX_DELETIONS:
+    small group (or of one whose variants would cost more), else those whose texts keep common letters
+    once each has lost at most ``depth`` of them (complete when ``depth`` comes from
+    ``_deletions_needed``): a common subsequence if ``ordered`` (the texts sit between the same
+    characters), else a common multiset. With ``sides``, only pairs of members on different sides."""
+    pairs = len(members) * (len(members) - 1) // 2
+    if len(members) <= _CROWDED or _variant_count(members, texts, depth) > _VARIANTS_PER_PAIR * pairs:
         for x, y in combinations(members, 2):
             if (sides is None or sides[x] != sides[y]) and abs(len(keys[x]) - len(keys[y])) <= MAX_LENGTH_GAP:
                 yield x, y
@@ -406,21 +404,24 @@ def _close_in_letters(
                         yield pair
 
 
-def _deletions_needed(shared: int, free: int, own_fixed: int = 0, their_fixed: int = 0, bonus: int = 0) -> int:
+def _variant_count(members: list[int], texts: dict[int, str], depth: dict[int, int]) -> int:
+    """At most how many variants ``_variants`` gives for these members' texts and depths."""
+    return sum(sum(math.comb(len(texts[m]), k) for k in range(min(depth[m], len(texts[m])) + 1)) for m in members)
+
+
+def _deletions_needed(shared: int, free: int) -> int:
     """How many of a prompt's ``free`` letters any partner may lack, at most, and still be similar.
 
-    The two prompts have ``shared`` characters in common, then known words (``own_fixed`` and
-    ``their_fixed`` characters, ``bonus`` letters in common as multisets), then free letters (``free``
-    here, ``other`` in the partner). The ratio's matches, at most the longest common subsequence,
-    are at most shared + bonus + the free letters in common as multisets (``common``), so
-    2(shared + bonus + common) >= 0.92 (length + partner's length) bounds ``common`` from below for
+    The two prompts have ``shared`` characters in common and differ in their free letters (``free``
+    here, ``other`` in the partner), so the ratio's matches, at most the longest common subsequence,
+    are at most ``shared`` plus the free letters in common (``common``: as a subsequence if the free
+    letters sit between the same characters, LCS(PuQ, PvQ) = |P| + |Q| + LCS(u, v); as a multiset in
+    any case). 2(shared + common) >= 0.92 (length + partner's length) bounds ``common`` from below for
     each length ``other`` that keeps the prompts within 8 characters.
     """
     most = 0
-    gap = own_fixed - their_fixed
-    for other in range(max(1, free + gap - MAX_LENGTH_GAP), free + gap + MAX_LENGTH_GAP + 1):
-        total = 2 * shared + own_fixed + their_fixed + free + other
-        need = math.ceil(MIN_RATIO / 2 * total - shared - bonus - 1e-9)
+    for other in range(max(1, free - MAX_LENGTH_GAP), free + MAX_LENGTH_GAP + 1):
+        need = math.ceil(MIN_RATIO / 2 * (2 * shared + free + other) - shared - 1e-9)
         if need <= min(free, other):
             most = max(most, free - max(need, 0))
     return most
