@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import fields, replace
@@ -42,6 +41,7 @@ class ImageResolver(Protocol):
 
 ResolverFactory = Callable[[Path], ImageResolver]
 Rendered = tuple[RenderedNote, list[Diagnostic], list[tuple[str, str]]]  # note, problems, images resolved
+Processed = tuple[list[Diagnostic], Rendered | None]  # a note's lint findings, and its render if asked
 
 _worker: dict[str, Any] = {}  # a worker process's renderer and image resolvers, kept for its life
 
@@ -51,13 +51,19 @@ def warm_up_worker() -> None:
     _worker.setdefault("renderer", Renderer())
 
 
-def render_batch(deck: Deck, factory: ResolverFactory, items: Sequence[tuple[Category, Note]]) -> list[Rendered]:
-    """Render notes in a worker process, noting each image resolved as (src, media name)."""
+def process_batch(
+    deck: Deck, factory: ResolverFactory, config: LintConfig, items: Sequence[tuple[Category, Note, bool]]
+) -> list[Processed]:
+    """Lint notes, and render those marked, in a worker process (images resolved are noted as (src, name))."""
     warm_up_worker()
     media = _worker.get(str(deck.root))
     if media is None:
         media = _worker[str(deck.root)] = factory(deck.root)
-    return [_render(_worker["renderer"], media, deck, category, note) for category, note in items]
+    renderer = _worker["renderer"]
+    return [
+        (note_findings(note, config), _render(renderer, media, deck, category, note) if render else None)
+        for category, note, render in items
+    ]
 
 
 def _render(renderer: Renderer, media: ImageResolver, deck: Deck, category: Category, note: Note) -> Rendered:
@@ -72,10 +78,6 @@ def _render(renderer: Renderer, media: ImageResolver, deck: Deck, category: Cate
     return rendered, problems, seen
 
 
-def lint_batch(notes: Sequence[Note], config: LintConfig) -> list[list[Diagnostic]]:
-    return [note_findings(note, config) for note in notes]
-
-
 @functools.cache
 def _notetypes_by_id() -> dict[int, notetypes.NoteType]:
     return {t.id: t for t in notetypes.all_notetypes()}
@@ -88,8 +90,9 @@ def may_render_problems(note: Note) -> bool:
 
 
 class RenderStage:
-    """Lint and render one deck, cache first. ``problems_only`` (``deckgen check``) renders only the
-    notes that can report a rendering problem."""
+    """Lint and render one deck, cache first: one cache entry per note holds both results, keyed by the
+    note's text and everything around it that decides them. ``problems_only`` (``deckgen check``)
+    renders only the notes that can report a rendering problem."""
 
     def __init__(
         self,
@@ -106,34 +109,31 @@ class RenderStage:
         self.progress, self.problems_only = progress, problems_only
         pairs = [(c, n) for c in deck.categories for n in c.notes]
         self.notes = [n for _, n in pairs]
-        self.todo = [(c, n) for c, n in pairs if not problems_only or may_render_problems(n)]
-        texts = [_note_text(n) for n in self.notes]
-        lint_salt = config_text(deck.config.lint)
-        self.lint_keys = [cache.key("lint", lint_salt, t) for t in texts]
-        position = {id(n): i for i, n in enumerate(self.notes)}
-        self.render_keys = [cache.key("note", _context(deck, c), texts[position[id(n)]]) for c, n in self.todo]
-        known = cache.get_many(self.lint_keys + self.render_keys)
-        self.found = [_findings(known.get(k), n) for k, n in zip(self.lint_keys, self.notes, strict=True)]
-        self.done: list[Rendered | None] = [
-            self._restore(known.get(k), c, n) for k, (c, n) in zip(self.render_keys, self.todo, strict=True)
+        self.wanted = [not problems_only or may_render_problems(n) for n in self.notes]  # to render
+        salt = config_text(deck.config.lint)
+        contexts = {id(c): _context(deck, c) for c in deck.categories}
+        self.keys = [cache.key("note", salt, contexts[id(c)], _note_text(n)) for c, n in pairs]
+        known = cache.get_many(self.keys)
+        self.done: list[Processed | None] = [
+            self._restore(known.get(k), c, n, want)
+            for k, (c, n), want in zip(self.keys, pairs, self.wanted, strict=True)
         ]
-        self._lint_jobs: list[tuple[list[int], Future[list[list[Diagnostic]]]]] = []
-        self._render_jobs: list[tuple[list[int], Future[list[Rendered]]]] = []
-        self._new_lint = [i for i, f in enumerate(self.found) if f is None]  # computed by this build
-        self._new_render = [j for j, d in enumerate(self.done) if d is None]
-        self._total = len(self._new_lint) + len(self._new_render)  # units of work (lint or render a note)
-        # Progress counts notes: a note is done once it is linted and rendered (from the cache or now).
-        self._todo_note = [position[id(n)] for _, n in self.todo]
-        self._pending = Counter(self._new_lint + [self._todo_note[j] for j in self._new_render])
-        self._notes_done = len(self.notes) - len(self._pending)
+        self.todo = [i for i, d in enumerate(self.done) if d is None]  # computed by this build
+        self._pairs = pairs
+        self._jobs: list[tuple[list[int], Future[list[Processed]]]] = []
         self._own_renderer: Renderer | None = None
-        if pool.jobs > 1 and (pool.started or self._total * NOTE_SECONDS >= POOL_MIN_SECONDS):
+        self._count = len(self.notes) - len(self.todo)
+        if pool.jobs > 1 and (pool.started or len(self.todo) * NOTE_SECONDS >= POOL_MIN_SECONDS):
             self._submit()
 
-    def _restore(self, value: Any, category: Category, note: Note) -> Rendered | None:
+    def _restore(self, value: Any, category: Category, note: Note, render: bool) -> Processed | None:
         """A cached note, if its shape is right and its images still resolve to the same files."""
         try:
-            deck, nt, values, tags, ords, media, images = value
+            plain, fields = value
+            found = _findings(plain, note)
+            if found is None or not render:
+                return None if found is None else (found, None)
+            deck, nt, values, tags, ords, media, images = fields
             notetype = _notetypes_by_id()[nt]
             images = [(str(src), str(name)) for src, name in images]
             if any(self.media.resolve(note.location.path, src) != name for src, name in images):
@@ -141,45 +141,47 @@ class RenderStage:
             rendered = RenderedNote(note, deck, notetype, tuple(values), tuple(tags), tuple(ords), tuple(media))
         except (MediaError, TypeError, ValueError, KeyError):
             return None
-        return rendered, [], images
+        return found, (rendered, [], images)
 
     def _submit(self) -> None:
-        config = self.deck.config.lint
-        for batch in _batches(self._new_lint, self.pool.jobs):
-            self._lint_jobs.append((batch, self.pool.submit(lint_batch, [self.notes[i] for i in batch], config)))
         # Workers get the deck and subdecks without their notes: pickling all of them into every batch
         # would cost more than the rendering (rendering reads a subdeck's name, tags and kind only).
         deck = replace(self.deck, categories=())
         bare = {id(c): replace(c, notes=()) for c in self.deck.categories}
-        for batch in _batches(self._new_render, self.pool.jobs):
-            items = [(bare[id(c)], n) for c, n in (self.todo[j] for j in batch)]
-            self._render_jobs.append((batch, self.pool.submit(render_batch, deck, self.factory, items)))
+        config = self.deck.config.lint
+        for batch in _batches(self.todo, self.pool.jobs):
+            items = [(bare[id(self._pairs[i][0])], self._pairs[i][1], self.wanted[i]) for i in batch]
+            self._jobs.append((batch, self.pool.submit(process_batch, deck, self.factory, config, items)))
 
-    def _advance(self, note: int) -> None:
-        """One unit of note ``note`` (a position in ``self.notes``) is done; report finished notes."""
-        self._pending[note] -= 1
-        if self._pending[note] == 0:
-            del self._pending[note]
-            self._notes_done += 1
-            if self.progress is not None:
-                self.progress(self._notes_done, len(self.notes))
+    def _finish(self) -> None:
+        """Collect the workers' results and compute the rest here."""
+        for batch, job in self._jobs:
+            for i, (found, rendered) in zip(batch, job.result(), strict=True):
+                self.done[i] = (found, self._adopt(rendered) if rendered is not None else None)
+                self._advance()
+        self._jobs = []
+        config = self.deck.config.lint
+        for i in self.todo:
+            if self.done[i] is None:
+                category, note = self._pairs[i]
+                render = self.wanted[i]
+                self.done[i] = (
+                    note_findings(note, config),
+                    _render(self._renderer(), self.media, self.deck, category, note) if render else None,
+                )
+                self._advance()
+
+    def _advance(self) -> None:
+        self._count += 1
+        if self.progress is not None:
+            self.progress(self._count, len(self.notes))
 
     def note_findings(self, notes: Sequence[Note], config: LintConfig) -> list[list[Diagnostic]]:
         """Per-note lint findings for ``check_deck``: cached, from the workers, or computed here."""
         if len(notes) != len(self.notes) or any(a is not b for a, b in zip(notes, self.notes, strict=True)):
-            return lint_batch(notes, config)
-        for batch, job in self._lint_jobs:
-            for i, found in zip(batch, job.result(), strict=True):
-                self.found[i] = found
-                self._advance(i)
-        self._lint_jobs = []
-        out = []
-        for i, note in enumerate(self.notes):
-            if self.found[i] is None:
-                self.found[i] = note_findings(note, config)
-                self._advance(i)
-            out.append(self.found[i] or [])
-        return out
+            return [note_findings(note, config) for note in notes]
+        self._finish()
+        return [done[0] if done else [] for done in self.done]
 
     def duplicate_pairs(self, prompts: Sequence[str]) -> list[tuple[int, int]]:
         """The rule's (note, earlier note) pairs, from the stored graph updated with changed prompts."""
@@ -192,23 +194,14 @@ class RenderStage:
         return first_duplicates(prompts, graph)
 
     def rendered(self) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
-        """Rendered notes in deck order, subdeck intros, and rendering problems."""
-        for batch, job in self._render_jobs:
-            for j, result in zip(batch, job.result(), strict=True):
-                self.done[j] = self._adopt(result)
-                self._advance(self._todo_note[j])
-        self._render_jobs = []
-        for j, done in enumerate(self.done):
-            if done is None:
-                category, note = self.todo[j]
-                self.done[j] = _render(self._renderer(), self.media, self.deck, category, note)
-                self._advance(self._todo_note[j])
+        """Rendered notes in deck order (those rendered), subdeck intros, and rendering problems."""
+        self._finish()
         notes: list[RenderedNote] = []
         problems: list[Diagnostic] = []
         for done in self.done:
-            assert done is not None
-            notes.append(done[0])
-            problems += done[1]
+            if done is not None and done[1] is not None:
+                notes.append(done[1][0])
+                problems += done[1][1]
         return notes, ({} if self.problems_only else self._intros()), problems
 
     def _renderer(self) -> Renderer:
@@ -237,17 +230,15 @@ class RenderStage:
         return intros
 
     def save(self) -> None:
-        """Remember this build's results (best effort; never changes the build)."""
-        for i in self._new_lint:
-            found, note = self.found[i], self.notes[i]
-            if found is not None:
-                self.cache.put(self.lint_keys[i], [_plain(d, note) for d in found])
-        for j in self._new_render:
-            done = self.done[j]
-            if done is not None and not done[1]:
-                rn, _, images = done
-                value = [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
-                self.cache.put(self.render_keys[j], value)
+        """Remember this build's results (best effort; never changes the build): notes rendered without
+        a problem, with their findings."""
+        for i in self.todo:
+            found, rendered = self.done[i] or ([], None)
+            if rendered is None or rendered[1]:
+                continue
+            rn, _, images = rendered
+            value = [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
+            self.cache.put(self.keys[i], [[_plain(d, rn.note) for d in found], value])
         self.cache.save()
 
 

@@ -98,7 +98,6 @@ def sanitize(fragment: str, rewrite_src: SrcRewriter | None = None) -> str:
         _rewrite_src.reset(token)
 
 
-
 # --- proof that a fragment is already clean ---------------------------------------------------------
 # Every field leaves deckgen through the sanitizer, HTML read back from the build cache included. That
 # HTML is almost always the sanitizer's own earlier output, and nh3 reads it at ~10 MB/s; ``is_clean``
@@ -141,9 +140,7 @@ def _start_tags() -> str:
 _CONTAINERS = "|".join(sorted(ALLOWED_TAGS - set(_VOID), key=lambda t: (-len(t), t)))  # "b" must not cut "br"
 _GRAMMAR = re.compile(
     # End tags and classed spans first: they are most of the tags in highlighted code.
-    '[^<]*+(?:<(?:/(?:{close}){ws}*+>|span class="[^"<>]*+">|{open})[^<]*+)*+'.format(
-        open=_start_tags(), close=_CONTAINERS, ws=_WS
-    )
+    f'[^<]*+(?:<(?:/(?:{_CONTAINERS}){_WS}*+>|span class="[^"<>]*+">|{_start_tags()})[^<]*+)*+'
 )
 _VOID_TAG = re.compile("<(?:{})[^>]*+>".format("|".join(_VOID)))
 _MAX_DEPTH = 32
