@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from deckgen.build.parallel import WorkPool
 from deckgen.build.pipeline import check_sources, compile_deck
 from deckgen.errors import SourceError
 from deckgen.render import markdown as render
+from deckgen.sources.model import Body, Faq, Note, Question, SourceLocation, Tip
 
 BAD = Path(__file__).parent / "data" / "bad"
 
@@ -249,3 +251,58 @@ def test_quiet_build_prints_nothing_and_no_cache_leaves_no_cache(sample: Path, t
     assert sorted(p.name for p in out.iterdir()) == ["sample-deck.apkg"]
     checked = CliRunner().invoke(main, ["check", str(sample), "-o", str(out)])
     assert checked.exit_code == 0 and "0 error(s)" in checked.output
+
+
+_VARIANTS: dict[str, object] = {  # a field's annotation → a different value of that kind
+    "str": "changed",
+    "bool": True,
+    "tuple[str, ...]": ("changed",),
+    "Body": Body("changed", 3),
+    "Body | None": Body("changed", 3),
+    "SourceLocation": SourceLocation(Path("other.md"), 1),
+    "SourceLocation | None": SourceLocation(Path("other.md"), 2),
+    "frozenset[str]": frozenset({"changed"}),
+}
+
+
+@pytest.mark.parametrize("cls", [Question, Tip, Faq])
+def test_cache_key_covers_every_note_field(cls: type[Note]) -> None:
+    """The render/lint cache key (``_note_text``) changes with every field a note has, is the same for a
+    note moved to other lines, and is the same in every process (no set order leaks into it)."""
+    here = SourceLocation(Path("a.md"), 10)
+    note = cls(
+        id="n", prompt="P", answer=Body("A", 11), location=here, extra=Body("E", 14), ignore=frozenset({"b", "a"})
+    )
+    key = incremental._note_text(note)
+    for f in fields(cls):
+        assert str(f.type) in _VARIANTS, f"field {f.name}: {f.type} is not a kind the cache key knows"
+        changed = replace(note, **{f.name: _VARIANTS[str(f.type)]})
+        assert incremental._note_text(changed) != key, f.name
+
+    def moved(where: SourceLocation | None) -> SourceLocation | None:
+        return None if where is None else SourceLocation(where.path, where.line + 7, where.col)
+
+    shifted = replace(
+        note,
+        location=moved(note.location),
+        answer=Body(note.answer.text, note.answer.line + 7),
+        extra=Body("E", 21),
+    )
+    assert incremental._note_text(shifted) == key
+    code = (
+        "from pathlib import Path; from deckgen.build.incremental import _note_text; "
+        f"from deckgen.sources.model import Body, SourceLocation, {cls.__name__} as C; "
+        "print(_note_text(C(id='n', prompt='P', answer=Body('A', 11), location=SourceLocation(Path('a.md'), 10), "
+        "extra=Body('E', 14), ignore=frozenset({'b', 'a'}))))"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert runs == {key + "\n"}

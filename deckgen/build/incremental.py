@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import fields, replace
@@ -25,7 +26,7 @@ from deckgen.errors import Diagnostic, Severity
 from deckgen.render.markdown import MediaError, RenderedNote, Renderer, render_intro, render_note
 from deckgen.sources.check import note_findings
 from deckgen.sources.duplicates import DuplicateGraph, first_duplicates, normal_prompt
-from deckgen.sources.model import Body, Category, Deck, LintConfig, Note, SourceLocation
+from deckgen.sources.model import Category, Deck, LintConfig, Note, SourceLocation
 
 # Rough serial cost of one note (render and lint) on one core; a pool pays off above ~0.4 s of work.
 NOTE_SECONDS = 1e-3
@@ -248,33 +249,37 @@ def _context(deck: Deck, category: Category) -> str:
 
 
 def _note_text(note: Note) -> str:
-    """The note with every line number made relative to its heading, each field length-prefixed."""
+    """Every field of the note as text, line numbers made relative to its heading (so a note that moves
+    keeps its cache entry): ``repr`` of a tuple of plain values, which no two different notes share."""
+    getter, bodies, places, sets = _layout(type(note))
     base = note.location.line
-    out = [type(note).__name__]
-    for name in _field_names(type(note)):
-        value = getattr(note, name)
-        if type(value) is str:
-            text = value
-        elif isinstance(value, Body):
-            text = f"{value.line - base}:{value.text}"
-        elif isinstance(value, SourceLocation):
-            text = f"{value.line - base}:{value.col}:{value.path.as_posix()}"
-        elif isinstance(value, frozenset):
-            text = repr(sorted(value))
-        else:
-            text = repr(value)
-        out.append(f"{len(text)}:{text}")
-    return "|".join(out)
+    values = list(getter(note))
+    for i in bodies:
+        if (body := values[i]) is not None:
+            values[i] = (body.line - base, body.text)
+    for i in places:
+        if (where := values[i]) is not None:
+            values[i] = (where.line - base, where.col, where.path.as_posix())
+    for i in sets:
+        values[i] = sorted(values[i])  # a set's repr follows string hashing, which differs per process
+    return repr((type(note).__name__, *values))
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_Layout = tuple[Callable[[Note], tuple[Any, ...]], list[int], list[int], list[int]]
 
 
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
+@functools.cache
+def _layout(cls: type[Note]) -> _Layout:
+    """How to read a note class's fields at C speed: a getter for all, and which ones hold a Body, a
+    SourceLocation or a set (from the annotations; ``test_cache_key_covers_every_note_field`` checks them)."""
+    names = [f.name for f in fields(cls)]
+    kinds = [str(f.type) for f in fields(cls)]
+    return (
+        operator.attrgetter(*names),
+        [i for i, k in enumerate(kinds) if k.startswith("Body")],
+        [i for i, k in enumerate(kinds) if k.startswith("SourceLocation")],
+        [i for i, k in enumerate(kinds) if k.startswith("frozenset")],
+    )
 
 
 def _plain(d: Diagnostic, note: Note) -> list[object]:

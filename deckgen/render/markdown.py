@@ -448,12 +448,15 @@ def safe_html(value: str, *, cloze: bool = False) -> str:
     return restore_cloze(neutralise_braces(protected), clean)
 
 
+_ESCAPED = re.compile("[&<>\"']")  # plain text without these is its own escaped form
+
+
 def safe_note(rn: RenderedNote) -> RenderedNote:
     """``rn`` with every field passed through ``safe_html`` (HTML fields) or re-escaped (plain-text fields)."""
     values = tuple(
         safe_html(value, cloze=rn.notetype.is_cloze and name == "Text")
         if name in HTML_FIELDS
-        else html.escape(html.unescape(value))
+        else (html.escape(html.unescape(value)) if _ESCAPED.search(value) else value)
         for name, value in zip(rn.notetype.fields, rn.fields, strict=True)
     )
     return rn if values == rn.fields else replace(rn, fields=values)
