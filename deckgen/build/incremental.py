@@ -266,20 +266,23 @@ def _note_text(note: Note) -> str:
 
 
 _Layout = tuple[Callable[[Note], tuple[Any, ...]], list[int], list[int], list[int]]
+_LAYOUTS: dict[type[Note], _Layout] = {}
 
 
-@functools.cache
 def _layout(cls: type[Note]) -> _Layout:
     """How to read a note class's fields at C speed: a getter for all, and which ones hold a Body, a
     SourceLocation or a set (from the annotations; ``test_cache_key_covers_every_note_field`` checks them)."""
-    names = [f.name for f in fields(cls)]
-    kinds = [str(f.type) for f in fields(cls)]
-    return (
-        operator.attrgetter(*names),
-        [i for i, k in enumerate(kinds) if k.startswith("Body")],
-        [i for i, k in enumerate(kinds) if k.startswith("SourceLocation")],
-        [i for i, k in enumerate(kinds) if k.startswith("frozenset")],
-    )
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        names = [f.name for f in fields(cls)]
+        kinds = [str(f.type) for f in fields(cls)]
+        layout = _LAYOUTS[cls] = (
+            operator.attrgetter(*names),
+            [i for i, k in enumerate(kinds) if k.startswith("Body")],
+            [i for i, k in enumerate(kinds) if k.startswith("SourceLocation")],
+            [i for i, k in enumerate(kinds) if k.startswith("frozenset")],
+        )
+    return layout
 
 
 def _plain(d: Diagnostic, note: Note) -> list[object]:
