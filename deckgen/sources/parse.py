@@ -240,12 +240,14 @@ def _blank_comments(lines: list[_Line], path: Path, problems: list[Diagnostic]) 
     hides nothing: the notes after it are still read (and reported), never silently swallowed.
     """
     out = list(lines)
-    i = 0
-    while i < len(lines):
+    starts = [i for i, line in enumerate(lines) if "<!--" in line.text]  # the only lines a comment can open on
+    resume = 0  # the line after the last comment blanked out
+    for i in starts:
+        if i < resume:
+            continue
         line = lines[i]
-        stripped = line.text.strip() if "<!--" in line.text else ""
+        stripped = line.text.strip()
         if line.in_fence or not stripped.startswith("<!--") or "-->" in stripped[4:]:
-            i += 1
             continue
         end = next(
             (
@@ -270,7 +272,7 @@ def _blank_comments(lines: list[_Line], path: Path, problems: list[Diagnostic]) 
             out[j] = _Line(lines[j].number, "", False)
         if tail.strip():
             out[end] = _Line(lines[end].number, " " * (len(lines[end].text) - len(tail)) + tail, False)
-        i = end + 1
+        resume = end + 1
     return out
 
 
@@ -293,7 +295,9 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
     problems += front_problems
     numbered, fence_problems, unclosed = _mark_fences(lines, body_start, path)
     problems += fence_problems
-    problems += [d for line in numbered if not line.in_fence for d in _extra_with_text(line, path)]
+    problems += [
+        d for line in numbered if "<!--" in line.text and not line.in_fence for d in _extra_with_text(line, path)
+    ]
     numbered = _blank_comments(numbered, path, problems)
 
     intro: list[_Line] = []
@@ -331,7 +335,8 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
     notes: list[Note] = []
     missing: list[tuple[str, int]] = []
     for draft in drafts:
-        broken = any(line.number in unclosed for line in draft.body)  # already reported, with what it swallows
+        # already reported, with what it swallows
+        broken = bool(unclosed) and any(line.number in unclosed for line in draft.body)
         note = _build_note(draft, front, path, problems, broken)
         if note is not None:
             notes.append(note)  # a built note has an id
