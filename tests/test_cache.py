@@ -3,23 +3,27 @@ are byte-identical; a stale, corrupt, unwritable or concurrently written cache i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import T0, build_at
-from deckgen.build import incremental
+from deckgen.build import incremental, plain
 from deckgen.build.cache import CACHE_DIR, CACHE_FILE, open_cache
 from deckgen.build.parallel import WorkPool
 from deckgen.build.pipeline import check_sources, compile_deck
 from deckgen.errors import SourceError
 from deckgen.render import markdown as render
 from deckgen.sources.model import Body, Faq, Note, Question, SourceLocation, Tip
+from deckgen.sources.parse import parse_category
 
 BAD = Path(__file__).parent / "data" / "bad"
 
@@ -273,11 +277,11 @@ def test_cache_key_covers_every_note_field(cls: type[Note]) -> None:
     note = cls(
         id="n", prompt="P", answer=Body("A", 11), location=here, extra=Body("E", 14), ignore=frozenset({"b", "a"})
     )
-    key = incremental._note_text(note)
+    key = plain.note_text(note)
     for f in fields(cls):
         assert str(f.type) in _VARIANTS, f"field {f.name}: {f.type} is not a kind the cache key knows"
         changed = replace(note, **{f.name: _VARIANTS[str(f.type)]})
-        assert incremental._note_text(changed) != key, f.name
+        assert plain.note_text(changed) != key, f.name
 
     def moved(where: SourceLocation | None) -> SourceLocation | None:
         return None if where is None else SourceLocation(where.path, where.line + 7, where.col)
@@ -288,9 +292,9 @@ def test_cache_key_covers_every_note_field(cls: type[Note]) -> None:
         answer=Body(note.answer.text, note.answer.line + 7),
         extra=Body("E", 21),
     )
-    assert incremental._note_text(shifted) == key
+    assert plain.note_text(shifted) == key
     code = (
-        "from pathlib import Path; from deckgen.build.incremental import _note_text; "
+        "from pathlib import Path; from deckgen.build.plain import note_text as _note_text; "
         f"from deckgen.sources.model import Body, SourceLocation, {cls.__name__} as C; "
         "print(_note_text(C(id='n', prompt='P', answer=Body('A', 11), location=SourceLocation(Path('a.md'), 10), "
         "extra=Body('E', 14), ignore=frozenset({'b', 'a'}))))"
@@ -306,3 +310,66 @@ def test_cache_key_covers_every_note_field(cls: type[Note]) -> None:
         for seed in ("1", "2")
     }
     assert runs == {key + "\n"}
+
+
+REPO = Path(__file__).parent.parent
+_CORPORA = sorted(
+    p
+    for folder in (REPO / "tests" / "data", REPO / "source")
+    for p in folder.rglob("*.md")
+    if not p.name.startswith("_") and p.name != "README.md"
+)
+
+
+def test_a_remembered_parse_is_exactly_the_parse() -> None:
+    """Every corpus file (good, bad, the shipped deck) read back from its cache entry equals its parse."""
+    assert len(_CORPORA) > 60
+    for path in _CORPORA:
+        data = path.read_bytes()
+        parsed = parse_category(data, path)
+        value = json.loads(json.dumps(plain.category_plain(*parsed, path)))  # as the cache stores it
+        assert plain.category_from(value, path) == parsed, path
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda v: v[0][8][0].__setitem__(0, "Script"),  # no such note class
+        lambda v: v[0][8][0].__setitem__(2, 3),  # a prompt that is not text
+        lambda v: v[0][8][0].__setitem__(3, ["11", "answer"]),  # a body line that is not a number
+        lambda v: v[0][8][0].append("one field too many"),
+        lambda v: v[0][8][0].__setitem__(9, "true"),  # cloze: a string, not a boolean
+        lambda v: v[0][8].append(None),
+        lambda v: v[0].__setitem__(1, "poem"),  # no such kind
+        lambda v: v[1].append([None, "1", 1, "rule", "message", "", "error"]),
+        lambda v: v[1].append([None, 1, 1, "rule", "message", "", "fatal"]),
+        lambda v: v.append(0),
+    ],
+)
+def test_a_damaged_parse_entry_is_a_miss(damage: Callable[[Any], None]) -> None:
+    path = REPO / "source" / "algorithms-and-models.md"
+    value = json.loads(json.dumps(plain.category_plain(*parse_category(path.read_bytes(), path), path)))
+    value[1].append([None, 1, 1, "rule", "message", "", "warning"])  # so there is a finding to damage
+    assert plain.category_from(value, path) is not None
+    damage(value)
+    assert plain.category_from(value, path) is None
+
+
+def test_a_warm_build_parses_only_the_file_that_changed(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_at(sample, tmp_path / "out")
+    parsed: list[str] = []
+    real = incremental.parse_category
+
+    def counting(data: bytes, path: Path) -> Any:
+        parsed.append(path.name)
+        return real(data, path)
+
+    monkeypatch.setattr(incremental, "parse_category", counting)
+    first = sorted(sample.glob("*.md"))[0]
+    _edit(first, "## ", "## Edited: ")
+    warm = build_at(sample, tmp_path / "out", now=T0 + 60)
+    assert parsed == [first.name]
+    cold = build_at(sample, tmp_path / "cold", cache=False, now=T0 + 60)
+    assert warm.output.read_bytes() == cold.output.read_bytes()

@@ -1,5 +1,5 @@
-"""The render and lint stage of a build: each note's results from the cache, the rest computed — in worker
-processes when there is enough of it.
+"""The cached stages of a build: each file's parse, and each note's lint and render, from the cache; the rest
+computed — lint and render in worker processes when there is enough of it.
 
 Rendering a note and linting it are pure functions of the note and its subdeck, so ``Cache`` keys
 them by a hash of exactly that (line numbers relative to the note's heading, so a note that moves
@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import functools
 import math
-import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from deckgen.anki import notetypes
 from deckgen.build.cache import Cache, config_text
 from deckgen.build.parallel import WorkPool
-from deckgen.errors import Diagnostic, Severity
+from deckgen.build.plain import category_from, category_plain, diagnostics_from, diagnostics_plain, note_text
+from deckgen.errors import Diagnostic
 from deckgen.render.markdown import MediaError, RenderedNote, Renderer, render_intro, render_note
 from deckgen.sources.check import note_findings
 from deckgen.sources.duplicates import DuplicateGraph, first_duplicates, normal_prompt
-from deckgen.sources.model import Category, Deck, LintConfig, Note, SourceLocation
+from deckgen.sources.model import Category, Deck, LintConfig, Note
+from deckgen.sources.parse import FileParser, parse_category
 
 # Rough serial cost of one note (render and lint) on one core; a pool pays off above ~0.4 s of work.
 NOTE_SECONDS = 1e-3
@@ -113,7 +114,7 @@ class RenderStage:
         self.wanted = [not problems_only or may_render_problems(n) for n in self.notes]  # to render
         salt = config_text(deck.config.lint)
         contexts = {id(c): _context(deck, c) for c in deck.categories}
-        self.keys = [cache.key("note", salt, contexts[id(c)], _note_text(n)) for c, n in pairs]
+        self.keys = [cache.key("note", salt, contexts[id(c)], note_text(n)) for c, n in pairs]
         known = cache.get_many(self.keys)
         self.done: list[Processed | None] = [
             self._restore(known.get(k), c, n, want)
@@ -130,11 +131,11 @@ class RenderStage:
     def _restore(self, value: Any, category: Category, note: Note, render: bool) -> Processed | None:
         """A cached note, if its shape is right and its images still resolve to the same files."""
         try:
-            plain, fields = value
-            found = _findings(plain, note)
+            plain, render_value = value
+            found = diagnostics_from(plain, note.location.path, note.location.line)
             if found is None or not render:
                 return None if found is None else (found, None)
-            deck, nt, values, tags, ords, media, images = fields
+            deck, nt, values, tags, ords, media, images = render_value
             notetype = _notetypes_by_id()[nt]
             images = [(str(src), str(name)) for src, name in images]
             if any(self.media.resolve(note.location.path, src) != name for src, name in images):
@@ -239,76 +240,31 @@ class RenderStage:
                 continue
             rn, _, images = rendered
             value = [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
-            self.cache.put(self.keys[i], [[_plain(d, rn.note) for d in found], value])
+            plain = diagnostics_plain(found, rn.note.location.path, rn.note.location.line)
+            self.cache.put(self.keys[i], [plain, value])
         self.cache.save()
+
+
+def remembered_parser(cache: Cache, files: Mapping[Path, bytes]) -> FileParser:
+    """``parse_category`` for ``files``, each file's result kept in the cache under its path and bytes."""
+    keys = {path: cache.key("parse", path.as_posix(), data) for path, data in files.items()}
+    known = cache.get_many(list(keys.values()))
+
+    def parse(data: bytes, path: Path) -> tuple[Category | None, list[Diagnostic]]:
+        key = keys.get(path) if files.get(path) is data else None
+        parsed = category_from(known.get(key), path) if key is not None else None
+        if parsed is None:
+            parsed = parse_category(data, path)
+            if key is not None:
+                cache.put(key, category_plain(*parsed, path))
+        return parsed
+
+    return parse
 
 
 def _context(deck: Deck, category: Category) -> str:
     """Everything outside a note that its rendered fields depend on."""
     return repr((deck.subdeck_name(category), category.tag, category.tags, category.kind.value))
-
-
-def _note_text(note: Note) -> str:
-    """Every field of the note as text, line numbers made relative to its heading (so a note that moves
-    keeps its cache entry): ``repr`` of a tuple of plain values, which no two different notes share."""
-    getter, bodies, places, sets = _layout(type(note))
-    base = note.location.line
-    values = list(getter(note))
-    for i in bodies:
-        if (body := values[i]) is not None:
-            values[i] = (body.line - base, body.text)
-    for i in places:
-        if (where := values[i]) is not None:
-            values[i] = (where.line - base, where.col, where.path.as_posix())
-    for i in sets:
-        values[i] = sorted(values[i])  # a set's repr follows string hashing, which differs per process
-    return repr((type(note).__name__, *values))
-
-
-_Layout = tuple[Callable[[Note], tuple[Any, ...]], list[int], list[int], list[int]]
-_LAYOUTS: dict[type[Note], _Layout] = {}
-
-
-def _layout(cls: type[Note]) -> _Layout:
-    """How to read a note class's fields at C speed: a getter for all, and which ones hold a Body, a
-    SourceLocation or a set (from the annotations; ``test_cache_key_covers_every_note_field`` checks them)."""
-    layout = _LAYOUTS.get(cls)
-    if layout is None:
-        names = [f.name for f in fields(cls)]
-        kinds = [str(f.type) for f in fields(cls)]
-        layout = _LAYOUTS[cls] = (
-            operator.attrgetter(*names),
-            [i for i, k in enumerate(kinds) if k.startswith("Body")],
-            [i for i, k in enumerate(kinds) if k.startswith("SourceLocation")],
-            [i for i, k in enumerate(kinds) if k.startswith("frozenset")],
-        )
-    return layout
-
-
-def _plain(d: Diagnostic, note: Note) -> list[object]:
-    """A finding as JSON values, its line relative to the note's heading (None: another file's path)."""
-    same = d.location.path == note.location.path
-    line = d.location.line - note.location.line if same else d.location.line
-    path = None if same else d.location.path.as_posix()
-    return [path, line, d.location.col, d.rule, d.message, d.hint, d.severity.value]
-
-
-def _findings(value: Any, note: Note) -> list[Diagnostic] | None:
-    if not isinstance(value, list):
-        return None
-    try:
-        out = []
-        for path, line, col, rule, message, hint, severity in value:
-            where = note.location.path if path is None else Path(str(path))
-            line = note.location.line + int(line) if path is None else int(line)
-            out.append(
-                Diagnostic(
-                    SourceLocation(where, line, int(col)), str(rule), str(message), str(hint), Severity(severity)
-                )
-            )
-    except (TypeError, ValueError):
-        return None
-    return out
 
 
 def _batches(items: list[T], jobs: int) -> Iterator[list[T]]:
