@@ -328,7 +328,9 @@ def test_a_remembered_parse_is_exactly_the_parse() -> None:
         data = path.read_bytes()
         parsed = parse_category(data, path)
         value = json.loads(json.dumps(plain.category_plain(*parsed, path)))  # as the cache stores it
-        assert plain.category_from(value, path) == parsed, path
+        back = plain.category_from(value, path)
+        assert back is not None and back[:2] == parsed, path
+        assert back[2] == [plain.note_digest(n) for n in (parsed[0].notes if parsed[0] else ())]
 
 
 @pytest.mark.parametrize(
@@ -344,6 +346,7 @@ def test_a_remembered_parse_is_exactly_the_parse() -> None:
         lambda v: v[1].append([None, "1", 1, "rule", "message", "", "error"]),
         lambda v: v[1].append([None, 1, 1, "rule", "message", "", "fatal"]),
         lambda v: v.append(0),
+        lambda v: v[0][9].__setitem__(0, "00"),  # a note digest of the wrong length
     ],
 )
 def test_a_damaged_parse_entry_is_a_miss(damage: Callable[[Any], None]) -> None:
@@ -373,3 +376,11 @@ def test_a_warm_build_parses_only_the_file_that_changed(
     assert parsed == [first.name]
     cold = build_at(sample, tmp_path / "cold", cache=False, now=T0 + 60)
     assert warm.output.read_bytes() == cold.output.read_bytes()
+
+
+def test_a_keyer_gives_the_same_keys_as_key(tmp_path: Path) -> None:
+    with open_cache(tmp_path) as cache:
+        keyer = cache.keyer("note", b"ctx")
+        assert keyer("text") == cache.key("note", b"ctx", "text")
+        assert keyer(b"text") == cache.key("note", b"ctx", "text")
+        assert keyer("text") != cache.key("note", b"ctxtext") != keyer("other")

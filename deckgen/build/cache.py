@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -79,11 +79,22 @@ class Cache:
 
     def key(self, *parts: str | bytes) -> bytes:
         """The hash of the salt and ``parts`` (each length-prefixed, so different parts never collide)."""
-        h = hashlib.blake2b(digest_size=16)
+        return self.keyer(*parts[:-1])(parts[-1])
+
+    def keyer(self, *parts: str | bytes) -> Callable[[str | bytes], bytes]:
+        """``lambda last: self.key(*parts, last)``, with the common parts hashed once."""
+        prefix = hashlib.blake2b(digest_size=16)
         for part in (self.salt, *parts):
             data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
+            prefix.update(len(data).to_bytes(8, "little") + data)
+
+        def key(last: str | bytes) -> bytes:
+            h = prefix.copy()
+            data = last.encode("utf-8", "surrogatepass") if isinstance(last, str) else last
             h.update(len(data).to_bytes(8, "little") + data)
-        return h.digest()
+            return h.digest()
+
+        return key
 
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, Any]:
         """The decoded values of the keys that are stored (undecodable ones are misses)."""

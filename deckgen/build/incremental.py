@@ -21,13 +21,13 @@ from typing import Any, Protocol, TypeVar
 from deckgen.anki import notetypes
 from deckgen.build.cache import Cache, config_text
 from deckgen.build.parallel import WorkPool
-from deckgen.build.plain import category_from, category_plain, diagnostics_from, diagnostics_plain, note_text
+from deckgen.build.plain import category_from, category_plain, diagnostics_from, diagnostics_plain, note_digest
 from deckgen.errors import Diagnostic
 from deckgen.render.markdown import MediaError, RenderedNote, Renderer, render_intro, render_note
 from deckgen.sources.check import note_findings
 from deckgen.sources.duplicates import DuplicateGraph, first_duplicates, normal_prompt
 from deckgen.sources.model import Category, Deck, LintConfig, Note
-from deckgen.sources.parse import FileParser, parse_category
+from deckgen.sources.parse import parse_category
 
 # Rough serial cost of one note (render and lint) on one core; a pool pays off above ~0.4 s of work.
 NOTE_SECONDS = 1e-3
@@ -92,9 +92,9 @@ def may_render_problems(note: Note) -> bool:
 
 
 class RenderStage:
-    """Lint and render one deck, cache first: one cache entry per note holds both results, keyed by the
-    note's text and everything around it that decides them. ``problems_only`` (``deckgen check``)
-    renders only the notes that can report a rendering problem."""
+    """Lint and render one deck, cache first: a note's findings and its render are kept under its digest
+    (``note_digest``, or ``digest``: the parse memo's) and everything around it that decides them.
+    ``problems_only`` (``deckgen check``) renders only the notes that can report a rendering problem."""
 
     def __init__(
         self,
@@ -106,19 +106,23 @@ class RenderStage:
         pool: WorkPool,
         progress: Progress | None = None,
         problems_only: bool = False,
+        digest: Callable[[Note], bytes] = note_digest,
     ) -> None:
         self.deck, self.media, self.factory, self.cache, self.pool = deck, media, media_factory, cache, pool
         self.progress, self.problems_only = progress, problems_only
         pairs = [(c, n) for c in deck.categories for n in c.notes]
         self.notes = [n for _, n in pairs]
         self.wanted = [not problems_only or may_render_problems(n) for n in self.notes]  # to render
-        salt = config_text(deck.config.lint)
-        contexts = {id(c): _context(deck, c) for c in deck.categories}
-        self.keys = [cache.key("note", salt, contexts[id(c)], note_text(n)) for c, n in pairs]
-        known = cache.get_many(self.keys)
+        digests = [digest(n) for n in self.notes]
+        lint_key = cache.keyer("lint", config_text(deck.config.lint))
+        render_key = {id(c): cache.keyer("note", _context(deck, c)) for c in deck.categories}
+        self.lint_keys = [lint_key(d) for d in digests]
+        self.render_keys = [render_key[id(c)](d) for (c, _), d in zip(pairs, digests, strict=True)]
+        wanted = self.lint_keys + [k for k, want in zip(self.render_keys, self.wanted, strict=True) if want]
+        known = cache.get_many(wanted)
         self.done: list[Processed | None] = [
-            self._restore(known.get(k), c, n, want)
-            for k, (c, n), want in zip(self.keys, pairs, self.wanted, strict=True)
+            self._restore(known.get(lk), known.get(rk), n, want)
+            for lk, rk, (_, n), want in zip(self.lint_keys, self.render_keys, pairs, self.wanted, strict=True)
         ]
         self.todo = [i for i, d in enumerate(self.done) if d is None]  # computed by this build
         self._pairs = pairs
@@ -128,14 +132,14 @@ class RenderStage:
         if pool.jobs > 1 and (pool.started or len(self.todo) * NOTE_SECONDS >= POOL_MIN_SECONDS):
             self._submit()
 
-    def _restore(self, value: Any, category: Category, note: Note, render: bool) -> Processed | None:
-        """A cached note, if its shape is right and its images still resolve to the same files."""
+    def _restore(self, lint: Any, render: Any, note: Note, want: bool) -> Processed | None:
+        """A cached note (its render only if ``want``ed), if its shape is right and its images still
+        resolve to the same files."""
+        found = diagnostics_from(lint, note.location.path, note.location.line)
+        if found is None or not want:
+            return None if found is None else (found, None)
         try:
-            plain, render_value = value
-            found = diagnostics_from(plain, note.location.path, note.location.line)
-            if found is None or not render:
-                return None if found is None else (found, None)
-            deck, nt, values, tags, ords, media, images = render_value
+            deck, nt, values, tags, ords, media, images = render
             notetype = _notetypes_by_id()[nt]
             images = [(str(src), str(name)) for src, name in images]
             if any(self.media.resolve(note.location.path, src) != name for src, name in images):
@@ -235,31 +239,43 @@ class RenderStage:
         """Remember this build's results (best effort; never changes the build): notes rendered without
         a problem, with their findings."""
         for i in self.todo:
-            found, rendered = self.done[i] or ([], None)
-            if rendered is None or rendered[1]:
+            done, note = self.done[i], self.notes[i]
+            if done is None:
                 continue
-            rn, _, images = rendered
-            value = [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
-            plain = diagnostics_plain(found, rn.note.location.path, rn.note.location.line)
-            self.cache.put(self.keys[i], [plain, value])
+            found, rendered = done
+            self.cache.put(self.lint_keys[i], diagnostics_plain(found, note.location.path, note.location.line))
+            if rendered is not None and not rendered[1]:
+                rn, _, images = rendered
+                value = [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
+                self.cache.put(self.render_keys[i], value)
         self.cache.save()
 
 
-def remembered_parser(cache: Cache, files: Mapping[Path, bytes]) -> FileParser:
-    """``parse_category`` for ``files``, each file's result kept in the cache under its path and bytes."""
-    keys = {path: cache.key("parse", path.as_posix(), data) for path, data in files.items()}
-    known = cache.get_many(list(keys.values()))
+class ParseMemo:
+    """``parse_category`` for a build's files (``parse``), each file's result kept in the cache under its
+    path and bytes, with its notes' digests (``digest``) so unchanged notes are not hashed again."""
 
-    def parse(data: bytes, path: Path) -> tuple[Category | None, list[Diagnostic]]:
-        key = keys.get(path) if files.get(path) is data else None
-        parsed = category_from(known.get(key), path) if key is not None else None
+    def __init__(self, cache: Cache, files: Mapping[Path, bytes]) -> None:
+        self.cache, self.files = cache, files
+        self.keys = {path: cache.key("parse", path.as_posix(), data) for path, data in files.items()}
+        self.known = cache.get_many(list(self.keys.values()))
+        self.digests: dict[int, bytes] = {}  # by id() of the notes this memo returned (alive for the build)
+
+    def parse(self, data: bytes, path: Path) -> tuple[Category | None, list[Diagnostic]]:
+        key = self.keys.get(path) if self.files.get(path) is data else None
+        parsed = category_from(self.known.get(key), path) if key is not None else None
         if parsed is None:
-            parsed = parse_category(data, path)
+            category, problems = parse_category(data, path)
             if key is not None:
-                cache.put(key, category_plain(*parsed, path))
-        return parsed
+                self.cache.put(key, category_plain(category, problems, path))
+            return category, problems
+        category, problems, digests = parsed
+        if category is not None:
+            self.digests.update((id(n), d) for n, d in zip(category.notes, digests, strict=True))
+        return category, problems
 
-    return parse
+    def digest(self, note: Note) -> bytes:
+        return self.digests.get(id(note)) or note_digest(note)
 
 
 def _context(deck: Deck, category: Category) -> str:

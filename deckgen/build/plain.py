@@ -9,6 +9,7 @@ object holding something the parser could not have made.
 
 from __future__ import annotations
 
+import hashlib
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -69,6 +70,11 @@ def _note_values(note: Note, base: int) -> list[Any]:
 def note_text(note: Note) -> str:
     """The note as text that no other note shares, its lines relative to its heading (a cache key)."""
     return repr((type(note).__name__, note.location.path.as_posix(), *_note_values(note, note.location.line)))
+
+
+def note_digest(note: Note) -> bytes:
+    """A short hash of ``note_text``: what a note's cache entries are keyed by."""
+    return hashlib.blake2b(note_text(note).encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def note_plain(note: Note) -> list[Any]:
@@ -139,16 +145,21 @@ def diagnostics_from(value: Any, path: Path, base: int) -> list[Diagnostic] | No
 
 
 def category_plain(category: Category | None, found: Sequence[Diagnostic], path: Path) -> list[Any]:
-    """One parsed file (its category, None if unusable, and its diagnostics) as JSON values."""
+    """One parsed file (its category, None if unusable, and its diagnostics) as JSON values, with each
+    note's digest."""
     problems = diagnostics_plain(found, path, 0)
     if category is None:
         return [None, problems]
     c = category
-    head = [c.name, c.kind.value, c.location.line, list(c.tags), c.order, c.intro, c.reverse]
-    return [[*head, [list(m) for m in c.missing_ids], [note_plain(n) for n in c.notes]], problems]
+    head: list[Any] = [c.name, c.kind.value, c.location.line, list(c.tags), c.order, c.intro, c.reverse]
+    head += [[list(m) for m in c.missing_ids], [note_plain(n) for n in c.notes]]
+    return [[*head, [note_digest(n).hex() for n in c.notes]], problems]
 
 
-def category_from(value: Any, path: Path) -> tuple[Category | None, list[Diagnostic]] | None:
+Parsed = tuple[Category | None, list[Diagnostic], list[bytes]]  # a file's category, findings, note digests
+
+
+def category_from(value: Any, path: Path) -> Parsed | None:
     """What ``category_plain`` wrote for the file at ``path``, or None if ``value`` is not that."""
     try:
         head, plain_problems = value
@@ -156,13 +167,14 @@ def category_from(value: Any, path: Path) -> tuple[Category | None, list[Diagnos
         if problems is None:
             return None
         if head is None:
-            return None, problems
-        name, kind, line, tags, order, intro, reverse, missing, plain_notes = head
+            return None, problems, []
+        name, kind, line, tags, order, intro, reverse, missing, plain_notes, hex_digests = head
+        digests = [bytes.fromhex(h) for h in hex_digests]
         notes = [note_from_plain(n, path) for n in plain_notes]
         ok = type(name) is str and type(line) is int and type(intro) is str and type(reverse) is bool
         ok = ok and (order is None or type(order) is int) and all(type(t) is str for t in tags)
         ok = ok and all(type(p) is str and type(n) is int for p, n in missing)
-        if not ok or any(n is None for n in notes):
+        if not ok or any(n is None for n in notes) or len(digests) != len(notes) or {len(d) for d in digests} - {16}:
             return None
         category = Category(
             name=name,
@@ -177,4 +189,4 @@ def category_from(value: Any, path: Path) -> tuple[Category | None, list[Diagnos
         )
     except (TypeError, ValueError):
         return None
-    return category, problems
+    return category, problems, digests
