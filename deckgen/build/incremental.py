@@ -163,24 +163,35 @@ class RenderStage:
         """Collect the workers' results and compute the rest here."""
         for batch, job in self._jobs:
             for i, (found, rendered) in zip(batch, job.result(), strict=True):
-                self.done[i] = (found, self._adopt(rendered) if rendered is not None else None)
-                self._advance()
+                self._done(i, (found, self._adopt(rendered) if rendered is not None else None))
         self._jobs = []
         config = self.deck.config.lint
         for i in self.todo:
             if self.done[i] is None:
                 category, note = self._pairs[i]
                 render = self.wanted[i]
-                self.done[i] = (
-                    note_findings(note, config),
-                    _render(self._renderer(), self.media, self.deck, category, note) if render else None,
+                self._done(
+                    i,
+                    (
+                        note_findings(note, config),
+                        _render(self._renderer(), self.media, self.deck, category, note) if render else None,
+                    ),
                 )
-                self._advance()
 
-    def _advance(self) -> None:
+    def _done(self, i: int, result: Processed) -> None:
+        """Note ``i`` is linted (and rendered if wanted): keep it, count it, and give it to the cache now
+        (encoding it while the workers render the rest), unless rendering it had a problem."""
+        self.done[i] = result
         self._count += 1
         if self.progress is not None:
             self.progress(self._count, len(self.notes))
+        found, rendered = result
+        note = self.notes[i]
+        self.cache.put(self.lint_keys[i], diagnostics_plain(found, note.location.path, note.location.line))
+        if rendered is not None and not rendered[1]:
+            rn, _, images = rendered
+            value = [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
+            self.cache.put(self.render_keys[i], value)
 
     def note_findings(self, notes: Sequence[Note], config: LintConfig) -> list[list[Diagnostic]]:
         """Per-note lint findings for ``check_deck``: cached, from the workers, or computed here."""
@@ -236,18 +247,7 @@ class RenderStage:
         return intros
 
     def save(self) -> None:
-        """Remember this build's results (best effort; never changes the build): notes rendered without
-        a problem, with their findings."""
-        for i in self.todo:
-            done, note = self.done[i], self.notes[i]
-            if done is None:
-                continue
-            found, rendered = done
-            self.cache.put(self.lint_keys[i], diagnostics_plain(found, note.location.path, note.location.line))
-            if rendered is not None and not rendered[1]:
-                rn, _, images = rendered
-                value = [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
-                self.cache.put(self.render_keys[i], value)
+        """Write what this build computed to the cache (best effort; never changes the build)."""
         self.cache.save()
 
 
