@@ -384,3 +384,22 @@ def test_a_keyer_gives_the_same_keys_as_key(tmp_path: Path) -> None:
         assert keyer("text") == cache.key("note", b"ctx", "text")
         assert keyer(b"text") == cache.key("note", b"ctx", "text")
         assert keyer("text") != cache.key("note", b"ctxtext") != keyer("other")
+
+
+def test_a_cache_file_of_an_older_layout_is_started_afresh(sample: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    folder = tmp_path / "out" / CACHE_DIR
+    folder.mkdir(parents=True)
+    old = sqlite3.connect(folder / CACHE_FILE)
+    old.execute("CREATE TABLE memo (key BLOB PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+    old.execute("INSERT INTO memo VALUES (x'00', '[1]')")
+    old.commit()
+    old.close()
+    assert check_sources(sample, cache_dir=folder) == check_sources(sample)  # read-only: nothing usable, a miss
+    result = build_at(sample, tmp_path / "out")
+    assert result.output.read_bytes() == build_at(sample, tmp_path / "plain", cache=False).output.read_bytes()
+    db = sqlite3.connect(folder / CACHE_FILE)
+    assert db.execute("PRAGMA user_version").fetchone()[0] > 0
+    assert db.execute("SELECT count(*) FROM memo WHERE key = x'00'").fetchone()[0] == 0
+    db.close()

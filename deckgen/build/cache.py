@@ -22,7 +22,9 @@ from deckgen.render.markdown import renderer_version
 
 CACHE_DIR = ".cache"
 CACHE_FILE = "deckgen.sqlite"
-_SCHEMA = "CREATE TABLE IF NOT EXISTS memo (key BLOB PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+# A rowid table: values of a kilobyte or more make a WITHOUT ROWID table's B-tree slow to write.
+_SCHEMA = "CREATE TABLE memo (key BLOB PRIMARY KEY, value TEXT NOT NULL)"
+_LAYOUT = 2  # PRAGMA user_version of a file with this schema; a file of another layout starts empty
 _BATCH = 500  # keys per SELECT (SQLite's limit on bound parameters is far higher)
 _SLACK = 1000  # unused entries tolerated beyond the ones in use before the file is pruned
 
@@ -73,9 +75,23 @@ class Cache:
                 return
             self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(_SCHEMA)
+            if self._layout() != _LAYOUT:
+                if not self.writable:
+                    self.close()  # nothing this deckgen can read
+                    return
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    if self._layout() != _LAYOUT:  # another build may have just made it
+                        self._db.execute("DROP TABLE IF EXISTS memo")
+                        self._db.execute(_SCHEMA)
+                        self._db.execute(f"PRAGMA user_version = {_LAYOUT}")
         except (OSError, sqlite3.Error) as exc:
             self._fail("cannot open", exc)
+
+    def _layout(self) -> int:
+        assert self._db is not None
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        return int(version)
 
     def key(self, *parts: str | bytes) -> bytes:
         """The hash of the salt and ``parts`` (each length-prefixed, so different parts never collide)."""
@@ -139,7 +155,8 @@ class Cache:
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("INSERT OR REPLACE INTO memo VALUES (?, ?)", self._pending.items())
+                # in key order: SQLite then fills its index's pages in turn instead of splitting them
+                self._db.executemany("INSERT OR REPLACE INTO memo VALUES (?, ?)", sorted(self._pending.items()))
                 (total,) = self._db.execute("SELECT count(*) FROM memo").fetchone()
                 if total > 2 * len(self._used) + _SLACK:
                     self._db.execute("CREATE TEMP TABLE IF NOT EXISTS used (key BLOB PRIMARY KEY) WITHOUT ROWID")
