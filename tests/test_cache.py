@@ -327,7 +327,13 @@ def test_a_remembered_parse_is_exactly_the_parse() -> None:
     for path in _CORPORA:
         data = path.read_bytes()
         parsed = parse_category(data, path)
-        value = json.loads(json.dumps(plain.category_plain(*parsed, path)))  # as the cache stores it
+        value = json.loads(
+            json.dumps(
+                plain.category_plain(
+                    *parsed, path, [plain.note_digest(n) for n in (parsed[0].notes if parsed[0] else ())]
+                )
+            )
+        )  # as the cache stores it
         back = plain.category_from(value, path)
         assert back is not None and back[:2] == parsed, path
         assert back[2] == [plain.note_digest(n) for n in (parsed[0].notes if parsed[0] else ())]
@@ -351,7 +357,15 @@ def test_a_remembered_parse_is_exactly_the_parse() -> None:
 )
 def test_a_damaged_parse_entry_is_a_miss(damage: Callable[[Any], None]) -> None:
     path = REPO / "source" / "algorithms-and-models.md"
-    value = json.loads(json.dumps(plain.category_plain(*parse_category(path.read_bytes(), path), path)))
+    value = json.loads(
+        json.dumps(
+            plain.category_plain(
+                *(p := parse_category(path.read_bytes(), path)),
+                path,
+                [plain.note_digest(n) for n in p[0].notes] if p[0] else [],
+            )
+        )
+    )
     value[1].append([None, 1, 1, "rule", "message", "", "warning"])  # so there is a finding to damage
     assert plain.category_from(value, path) is not None
     damage(value)

@@ -266,10 +266,11 @@ class ParseMemo:
         parsed = category_from(self.known.get(key), path) if key is not None else None
         if parsed is None:
             category, problems = parse_category(data, path)
+            digests = [note_digest(n) for n in category.notes] if category is not None else []
             if key is not None:
-                self.cache.put(key, category_plain(category, problems, path))
-            return category, problems
-        category, problems, digests = parsed
+                self.cache.put(key, category_plain(category, problems, path, digests))
+        else:
+            category, problems, digests = parsed
         if category is not None:
             self.digests.update((id(n), d) for n, d in zip(category.notes, digests, strict=True))
         return category, problems

@@ -144,16 +144,18 @@ def diagnostics_from(value: Any, path: Path, base: int) -> list[Diagnostic] | No
     return out
 
 
-def category_plain(category: Category | None, found: Sequence[Diagnostic], path: Path) -> list[Any]:
-    """One parsed file (its category, None if unusable, and its diagnostics) as JSON values, with each
-    note's digest."""
+def category_plain(
+    category: Category | None, found: Sequence[Diagnostic], path: Path, digests: Sequence[bytes]
+) -> list[Any]:
+    """One parsed file (its category, None if unusable, and its diagnostics) as JSON values, with its
+    notes' digests (``note_digest``)."""
     problems = diagnostics_plain(found, path, 0)
     if category is None:
         return [None, problems]
     c = category
     head: list[Any] = [c.name, c.kind.value, c.location.line, list(c.tags), c.order, c.intro, c.reverse]
     head += [[list(m) for m in c.missing_ids], [note_plain(n) for n in c.notes]]
-    return [[*head, [note_digest(n).hex() for n in c.notes]], problems]
+    return [[*head, [d.hex() for d in digests]], problems]
 
 
 Parsed = tuple[Category | None, list[Diagnostic], list[bytes]]  # a file's category, findings, note digests
