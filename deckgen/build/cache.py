@@ -142,10 +142,15 @@ class Cache:
     def get(self, key: bytes) -> Any:
         return self.get_many([key]).get(key)
 
+    @property
+    def storing(self) -> bool:
+        """Whether ``put`` values are kept (worth encoding): the cache is open and writable."""
+        return self.writable and self._db is not None
+
     def put(self, key: bytes, value: Any) -> None:
         """Remember ``value`` (JSON-able) under ``key``; written by ``save``."""
         self._used.add(key)
-        if self.writable and self._db is not None:
+        if self.storing:
             self._pending[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
     def save(self) -> None:

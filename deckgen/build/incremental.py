@@ -185,6 +185,8 @@ class RenderStage:
         self._count += 1
         if self.progress is not None:
             self.progress(self._count, len(self.notes))
+        if not self.cache.storing:
+            return
         found, rendered = result
         note = self.notes[i]
         self.cache.put(self.lint_keys[i], diagnostics_plain(found, note.location.path, note.location.line))
@@ -260,6 +262,7 @@ class ParseMemo:
         self.keys = {path: cache.key("parse", path.as_posix(), data) for path, data in files.items()}
         self.known = cache.get_many(list(self.keys.values()))
         self.digests: dict[int, bytes] = {}  # by id() of the notes this memo returned (alive for the build)
+        self.fresh: list[tuple[bytes, Category | None, list[Diagnostic], Path, list[bytes]]] = []
 
     def parse(self, data: bytes, path: Path) -> tuple[Category | None, list[Diagnostic]]:
         key = self.keys.get(path) if self.files.get(path) is data else None
@@ -268,7 +271,7 @@ class ParseMemo:
             category, problems = parse_category(data, path)
             digests = [note_digest(n) for n in category.notes] if category is not None else []
             if key is not None:
-                self.cache.put(key, category_plain(category, problems, path, digests))
+                self.fresh.append((key, category, problems, path, digests))
         else:
             category, problems, digests = parsed
         if category is not None:
@@ -277,6 +280,12 @@ class ParseMemo:
 
     def digest(self, note: Note) -> bytes:
         return self.digests.get(id(note)) or note_digest(note)
+
+    def remember(self) -> None:
+        """Give the files parsed afresh to the cache (called while the workers render, if there are any)."""
+        for key, category, problems, path, digests in self.fresh if self.cache.storing else ():
+            self.cache.put(key, category_plain(category, problems, path, digests))
+        self.fresh = []
 
 
 def _context(deck: Deck, category: Category) -> str:

@@ -325,6 +325,7 @@ def _run_stages(
         stage = RenderStage(
             deck, media, MediaStore, cache, pool=pool, progress=progress, problems_only=check, digest=memo.digest
         )
+        memo.remember()
         timings.lap("render")
         problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
         timings.lap("checks")
