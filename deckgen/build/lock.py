@@ -327,8 +327,10 @@ def update_lock(
         was = tuple(sorted({*prev.was, claim.key, *note.aliases} - {note.id}))
         if claim.key != note.id:
             renamed.append(Change(note.id, old_id=claim.key))
-        hazards += find_hazards(note, prev.guid, prev.parts, prev.cards, parts, cards)
-        if prev.parts != parts or prev.cards != cards or prev.removed:
+        same = prev.parts == parts and prev.cards == cards
+        if not same:  # (a hazard is a difference)
+            hazards += find_hazards(note, prev.guid, prev.parts, prev.cards, parts, cards)
+        if not same or prev.removed:
             diff_fields = tuple(
                 sorted(k for k in parts.keys() | prev.parts.keys() if parts.get(k) != prev.parts.get(k))
             ) + (("cards",) if prev.cards != cards else ())
@@ -336,7 +338,7 @@ def update_lock(
             new[note.id] = NoteEntry(prev.guid, _next_mod(prev.mod, now, wall_clock), parts, cards, was)
         else:
             unchanged += claim.key == note.id
-            new[note.id] = NoteEntry(prev.guid, prev.mod, parts, cards, was)
+            new[note.id] = prev if was == prev.was else NoteEntry(prev.guid, prev.mod, parts, cards, was)
     for rn in fresh:
         note = rn.note
         guid = note.guid or note_guid(deck_uuid, note.identity)
