@@ -42,7 +42,7 @@ def _layout(cls: type[Note]) -> _Layout:
     if layout is None:
         found = fields(cls)
         kinds = tuple(str(f.type) for f in found)
-        unknown = [f.name for f, kind in zip(found, kinds, strict=True) if kind not in _KINDS]
+        unknown = [f.name for f, kind in zip(found, kinds, strict=True) if kind not in _READ]
         if unknown:
             raise TypeError(f"{cls.__name__} fields {unknown} have a type the build cache cannot store")
         layout = _LAYOUTS[cls] = (operator.attrgetter(*(f.name for f in found)), kinds)
@@ -90,25 +90,56 @@ def note_from_plain(value: Any, path: Path) -> Note | None:
     _, kinds = _layout(cls)
     if len(value) != len(kinds) + 1:
         return None
-    args: list[Any] = []
-    for kind, v in zip(kinds, value[1:], strict=True):
-        if v is None and kind.endswith("None"):
-            args.append(None)
-        elif (kind == "str" and type(v) is str) or (kind == "bool" and type(v) is bool):
-            args.append(v)
-        elif kind[0] in "tf" and type(v) is list and all(type(x) is str for x in v):
-            args.append(tuple(v) if kind[0] == "t" else frozenset(v))
-        elif kind[0] == "B" and _pair(v, str):
-            args.append(Body(v[1], v[0]))
-        elif kind[0] == "S" and _pair(v, int):
-            args.append(SourceLocation(path, v[0], v[1]))
-        else:
-            return None
-    return cls(*args)
+    try:
+        return cls(*[_READ[kind](v, path) for kind, v in zip(kinds, value[1:], strict=True)])
+    except _Wrong:
+        return None
 
 
-def _pair(value: Any, second: type) -> bool:
-    return type(value) is list and len(value) == 2 and type(value[0]) is int and type(value[1]) is second
+class _Wrong(Exception):
+    """A cached value that is not what its field holds."""
+
+
+def _str(v: Any, path: Path) -> str:
+    if type(v) is str:
+        return v
+    raise _Wrong
+
+
+def _bool(v: Any, path: Path) -> bool:
+    if type(v) is bool:
+        return v
+    raise _Wrong
+
+
+def _strs(v: Any, path: Path) -> list[str]:
+    if type(v) is list and set(map(type, v)) <= {str}:
+        return v
+    raise _Wrong
+
+
+def _body(v: Any, path: Path) -> Body:
+    if type(v) is list and len(v) == 2 and type(v[0]) is int and type(v[1]) is str:
+        return Body(v[1], v[0])
+    raise _Wrong
+
+
+def _place(v: Any, path: Path) -> SourceLocation:
+    if type(v) is list and len(v) == 2 and type(v[0]) is int and type(v[1]) is int:
+        return SourceLocation(path, v[0], v[1])
+    raise _Wrong
+
+
+_READ: dict[str, Callable[[Any, Path], Any]] = {  # by field annotation (``_KINDS``)
+    "str": _str,
+    "bool": _bool,
+    "tuple[str, ...]": lambda v, path: tuple(_strs(v, path)),
+    "frozenset[str]": lambda v, path: frozenset(_strs(v, path)),
+    "Body": _body,
+    "Body | None": lambda v, path: None if v is None else _body(v, path),
+    "SourceLocation": _place,
+    "SourceLocation | None": lambda v, path: None if v is None else _place(v, path),
+}
 
 
 def diagnostics_plain(found: Sequence[Diagnostic], path: Path, base: int) -> list[list[Any]]:
