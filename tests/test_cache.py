@@ -417,3 +417,21 @@ def test_a_cache_file_of_an_older_layout_is_started_afresh(sample: Path, tmp_pat
     assert db.execute("PRAGMA user_version").fetchone()[0] > 0
     assert db.execute("SELECT count(*) FROM memo WHERE key = x'00'").fetchone()[0] == 0
     db.close()
+
+
+def test_values_are_written_in_batches_so_memory_stays_flat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from deckgen.build import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "_FLUSH_CHARS", 1000)
+    with open_cache(tmp_path) as cache:
+        for i in range(50):
+            cache.put(cache.key("k", str(i)), "x" * 100)
+        assert len(cache._pending) < 11  # the rest is on disk already
+        on_disk = sqlite3.connect(tmp_path / CACHE_FILE).execute("SELECT count(*) FROM memo").fetchone()[0]
+        assert on_disk >= 40
+        cache.save()
+        assert cache.get_many([cache.key("k", str(i)) for i in range(50)]) == {
+            cache.key("k", str(i)): "x" * 100 for i in range(50)
+        }

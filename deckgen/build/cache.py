@@ -27,6 +27,7 @@ _SCHEMA = "CREATE TABLE memo (key BLOB PRIMARY KEY, value TEXT NOT NULL)"
 _LAYOUT = 2  # PRAGMA user_version of a file with this schema; a file of another layout starts empty
 _BATCH = 500  # keys per SELECT (SQLite's limit on bound parameters is far higher)
 _SLACK = 1000  # unused entries tolerated beyond the ones in use before the file is pruned
+_FLUSH_CHARS = 16 << 20  # values waiting beyond this are written at once, so a big build's memory stays flat
 
 
 def code_salt() -> str:
@@ -63,6 +64,7 @@ class Cache:
     salt: str = field(default_factory=code_salt)
     _db: sqlite3.Connection | None = None
     _pending: dict[bytes, str] = field(default_factory=dict)
+    _pending_size: int = 0  # characters in ``_pending``
     _used: set[bytes] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -148,13 +150,17 @@ class Cache:
         return self.writable and self._db is not None
 
     def put(self, key: bytes, value: Any) -> None:
-        """Remember ``value`` (JSON-able) under ``key``; written by ``save``."""
+        """Remember ``value`` (JSON-able) under ``key``; written in batches as they fill, the rest by ``save``."""
         self._used.add(key)
         if self.storing:
-            self._pending[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            text = self._pending[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            self._pending_size += len(text)
+            if self._pending_size > _FLUSH_CHARS:
+                self._write()
 
-    def save(self) -> None:
-        """Write what this build learnt in one transaction and prune unused entries; best effort."""
+    def _write(self, prune: bool = False) -> None:
+        """Write the values put since the last write in one transaction (then, if ``prune``, remove the
+        entries this build did not use); best effort."""
         if self._db is None or not self.writable:
             return
         try:
@@ -162,15 +168,22 @@ class Cache:
                 self._db.execute("BEGIN IMMEDIATE")
                 # in key order: SQLite then fills its index's pages in turn instead of splitting them
                 self._db.executemany("INSERT OR REPLACE INTO memo VALUES (?, ?)", sorted(self._pending.items()))
+                self._pending.clear()
+                self._pending_size = 0
+                if not prune:
+                    return
                 (total,) = self._db.execute("SELECT count(*) FROM memo").fetchone()
                 if total > 2 * len(self._used) + _SLACK:
                     self._db.execute("CREATE TEMP TABLE IF NOT EXISTS used (key BLOB PRIMARY KEY) WITHOUT ROWID")
                     self._db.executemany("INSERT OR IGNORE INTO used VALUES (?)", ((k,) for k in self._used))
                     self._db.execute("DELETE FROM memo WHERE key NOT IN (SELECT key FROM used)")
                     self._db.execute("DROP TABLE used")
-            self._pending.clear()
         except sqlite3.Error as exc:
             self._fail("cannot write", exc)
+
+    def save(self) -> None:
+        """Write what this build learnt and prune unused entries; best effort."""
+        self._write(prune=True)
 
     def close(self) -> None:
         if self._db is not None:
