@@ -319,6 +319,7 @@ def _run_stages(
     with open_cache(cache_dir, writable=save) as cache, _early_pool(jobs, files, cache) as pool:
         memo = ParseMemo(cache, files)
         deck, found = parse_deck(config, source, files, memo.parse, lock_ids(lock))  # id suggestions avoid them
+        files.clear()  # the notes hold what is needed; a big deck's bytes go now, not at the end
         problems += found
         media = MediaStore(source)
         timings.lap("parse")
