@@ -472,6 +472,9 @@ def _items(prose: str, segments: list[tuple[int, int]]) -> list[str]:
     return items
 
 
+_RUN_MARK = re.compile(r"[()\[\],;]")
+
+
 def _runs(text: str) -> Iterator[tuple[int, list[str]]]:
     """(offset of the first item, items) of each comma- or semicolon-separated run in the prose of ``text``.
 
@@ -482,8 +485,8 @@ def _runs(text: str) -> Iterator[tuple[int, list[str]]]:
     bounds = [0, *(m.end() for m in _CHUNK_END.finditer(prose)), len(prose)]
     for start, end in itertools.pairwise(bounds):
         stack: list[tuple[int, list[tuple[int, int]]]] = [(start, [])]  # per open bracket: segment start, segments
-        for i in range(start, end):
-            ch = prose[i]
+        for mark in _RUN_MARK.finditer(prose, start, end):  # (only these characters matter)
+            i, ch = mark.start(), mark.group()
             if ch in "([" and len(stack) <= _MAX_DEPTH:
                 stack.append((i + 1, []))
             elif ch in ")]" and len(stack) > 1:
