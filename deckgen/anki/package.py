@@ -147,8 +147,13 @@ _DOS_DATE = ((ZIP_DATE[0] - 1980) << 9) | (ZIP_DATE[1] << 5) | ZIP_DATE[2]
 _DOS_TIME = (ZIP_DATE[3] << 11) | (ZIP_DATE[4] << 5) | (ZIP_DATE[5] // 2)
 
 
+# zlib's fastest level: 2.4x less work than its default for a package 15 % larger (genanki stores the
+# collection uncompressed, 5x larger still).
+DEFLATE_LEVEL = 1
+
+
 def _deflate_chunk(chunk: bytes | memoryview, last: bool) -> bytes:
-    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)  # raw deflate, zlib's default level
+    compressor = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15)  # raw deflate
     return compressor.compress(chunk) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
