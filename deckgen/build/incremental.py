@@ -53,19 +53,28 @@ def warm_up_worker() -> None:
     _worker.setdefault("renderer", Renderer())
 
 
+# A note rendered in a worker, as it travels back: the rendered note without the note itself (the
+# parent has it) and its notetype by id — deck, notetype id, fields, tags, card ords, media, problems, images.
+Sent = tuple[str, int, tuple[str, ...], tuple[str, ...], tuple[int, ...], tuple[str, ...], list[Diagnostic], Any]
+
+
 def process_batch(
     deck: Deck, factory: ResolverFactory, config: LintConfig, items: Sequence[tuple[Category, Note, bool]]
-) -> list[Processed]:
+) -> list[tuple[list[Diagnostic], Sent | None]]:
     """Lint notes, and render those marked, in a worker process (images resolved are noted as (src, name))."""
     warm_up_worker()
     media = _worker.get(str(deck.root))
     if media is None:
         media = _worker[str(deck.root)] = factory(deck.root)
     renderer = _worker["renderer"]
-    return [
-        (note_findings(note, config), _render(renderer, media, deck, category, note) if render else None)
-        for category, note, render in items
-    ]
+    out: list[tuple[list[Diagnostic], Sent | None]] = []
+    for category, note, render in items:
+        sent: Sent | None = None
+        if render:
+            rn, problems, images = _render(renderer, media, deck, category, note)
+            sent = (rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, problems, images)
+        out.append((note_findings(note, config), sent))
+    return out
 
 
 def _render(renderer: Renderer, media: ImageResolver, deck: Deck, category: Category, note: Note) -> Rendered:
@@ -126,7 +135,7 @@ class RenderStage:
         ]
         self.todo = [i for i, d in enumerate(self.done) if d is None]  # computed by this build
         self._pairs = pairs
-        self._jobs: list[tuple[list[int], Future[list[Processed]]]] = []
+        self._jobs: list[tuple[list[int], Future[list[tuple[list[Diagnostic], Sent | None]]]]] = []
         self._own_renderer: Renderer | None = None
         self._count = len(self.notes) - len(self.todo)
         if pool.jobs > 1 and (pool.started or len(self.todo) * NOTE_SECONDS >= POOL_MIN_SECONDS):
@@ -162,8 +171,8 @@ class RenderStage:
     def _finish(self) -> None:
         """Collect the workers' results and compute the rest here."""
         for batch, job in self._jobs:
-            for i, (found, rendered) in zip(batch, job.result(), strict=True):
-                self._done(i, (found, self._adopt(rendered) if rendered is not None else None))
+            for i, (found, sent) in zip(batch, job.result(), strict=True):
+                self._done(i, (found, self._adopt(i, sent) if sent is not None else None))
         self._jobs = []
         config = self.deck.config.lint
         for i in self.todo:
@@ -229,12 +238,13 @@ class RenderStage:
             self._own_renderer = Renderer()
         return self._own_renderer
 
-    def _adopt(self, result: Rendered) -> Rendered:
-        """A result rendered elsewhere: load its images into this build's media store."""
-        rendered, _, images = result
+    def _adopt(self, i: int, sent: Sent) -> Rendered:
+        """Note ``i`` as a worker rendered it: load its images into this build's media store."""
+        deck, nt, fields, tags, ords, media, problems, images = sent
+        note = self.notes[i]
         for src, _name in images:
-            self.media.resolve(rendered.note.location.path, src)
-        return result
+            self.media.resolve(note.location.path, src)
+        return RenderedNote(note, deck, _notetypes_by_id()[nt], fields, tags, ords, media), problems, images
 
     def _intros(self) -> dict[str, str]:
         intros: dict[str, str] = {}
