@@ -697,10 +697,12 @@ def check_deck(
     found: list[Diagnostic] = []
     notes = list(deck.notes())
     index = NoteIndex(notes)
+    # Duplicates first: a build's workers are still rendering (and this process is smaller) meanwhile.
+    duplicate_found = _duplicate_prompts(notes, duplicates or duplicate_pairs)
     per_note = findings(notes, config) if findings else (note_findings(n, config) for n in notes)
     for note_found in per_note:
         found += note_found
-    found += _duplicate_prompts(notes, duplicates or duplicate_pairs)
+    found += duplicate_found
     for note in notes:
         for rule in sorted(note.ignore - RULES.keys()):
             found.append(
