@@ -3,21 +3,27 @@ are byte-identical; a stale, corrupt, unwritable or concurrently written cache i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import T0, build_at
-from deckgen.build import incremental
+from deckgen.build import incremental, plain
 from deckgen.build.cache import CACHE_DIR, CACHE_FILE, open_cache
 from deckgen.build.parallel import WorkPool
 from deckgen.build.pipeline import check_sources, compile_deck
 from deckgen.errors import SourceError
 from deckgen.render import markdown as render
+from deckgen.sources.model import Body, Faq, Note, Question, SourceLocation, Tip
+from deckgen.sources.parse import parse_category
 
 BAD = Path(__file__).parent / "data" / "bad"
 
@@ -249,3 +255,183 @@ def test_quiet_build_prints_nothing_and_no_cache_leaves_no_cache(sample: Path, t
     assert sorted(p.name for p in out.iterdir()) == ["sample-deck.apkg"]
     checked = CliRunner().invoke(main, ["check", str(sample), "-o", str(out)])
     assert checked.exit_code == 0 and "0 error(s)" in checked.output
+
+
+_VARIANTS: dict[str, object] = {  # a field's annotation → a different value of that kind
+    "str": "changed",
+    "bool": True,
+    "tuple[str, ...]": ("changed",),
+    "Body": Body("changed", 3),
+    "Body | None": Body("changed", 3),
+    "SourceLocation": SourceLocation(Path("other.md"), 1),
+    "SourceLocation | None": SourceLocation(Path("other.md"), 2),
+    "frozenset[str]": frozenset({"changed"}),
+}
+
+
+@pytest.mark.parametrize("cls", [Question, Tip, Faq])
+def test_cache_key_covers_every_note_field(cls: type[Note]) -> None:
+    """The render/lint cache key (``_note_text``) changes with every field a note has, is the same for a
+    note moved to other lines, and is the same in every process (no set order leaks into it)."""
+    here = SourceLocation(Path("a.md"), 10)
+    note = cls(
+        id="n", prompt="P", answer=Body("A", 11), location=here, extra=Body("E", 14), ignore=frozenset({"b", "a"})
+    )
+    key = plain.note_text(note)
+    for f in fields(cls):
+        assert str(f.type) in _VARIANTS, f"field {f.name}: {f.type} is not a kind the cache key knows"
+        changed = replace(note, **{f.name: _VARIANTS[str(f.type)]})
+        assert plain.note_text(changed) != key, f.name
+
+    def moved(where: SourceLocation | None) -> SourceLocation | None:
+        return None if where is None else SourceLocation(where.path, where.line + 7, where.col)
+
+    shifted = replace(
+        note,
+        location=moved(note.location),
+        answer=Body(note.answer.text, note.answer.line + 7),
+        extra=Body("E", 21),
+    )
+    assert plain.note_text(shifted) == key
+    code = (
+        "from pathlib import Path; from deckgen.build.plain import note_text as _note_text; "
+        f"from deckgen.sources.model import Body, SourceLocation, {cls.__name__} as C; "
+        "print(_note_text(C(id='n', prompt='P', answer=Body('A', 11), location=SourceLocation(Path('a.md'), 10), "
+        "extra=Body('E', 14), ignore=frozenset({'b', 'a'}))))"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert runs == {key + "\n"}
+
+
+REPO = Path(__file__).parent.parent
+_CORPORA = sorted(
+    p
+    for folder in (REPO / "tests" / "data", REPO / "source")
+    for p in folder.rglob("*.md")
+    if not p.name.startswith("_") and p.name != "README.md"
+)
+
+
+def test_a_remembered_parse_is_exactly_the_parse() -> None:
+    """Every corpus file (good, bad, the shipped deck) read back from its cache entry equals its parse."""
+    assert len(_CORPORA) > 60
+    for path in _CORPORA:
+        data = path.read_bytes()
+        parsed = parse_category(data, path)
+        value = json.loads(
+            json.dumps(
+                plain.category_plain(
+                    *parsed, path, [plain.note_digest(n) for n in (parsed[0].notes if parsed[0] else ())]
+                )
+            )
+        )  # as the cache stores it
+        back = plain.category_from(value, path)
+        assert back is not None and back[:2] == parsed, path
+        assert back[2] == [plain.note_digest(n) for n in (parsed[0].notes if parsed[0] else ())]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda v: v[0][8][0].__setitem__(0, "Script"),  # no such note class
+        lambda v: v[0][8][0].__setitem__(2, 3),  # a prompt that is not text
+        lambda v: v[0][8][0].__setitem__(3, ["11", "answer"]),  # a body line that is not a number
+        lambda v: v[0][8][0].append("one field too many"),
+        lambda v: v[0][8][0].__setitem__(9, "true"),  # cloze: a string, not a boolean
+        lambda v: v[0][8].append(None),
+        lambda v: v[0].__setitem__(1, "poem"),  # no such kind
+        lambda v: v[1].append([None, "1", 1, "rule", "message", "", "error"]),
+        lambda v: v[1].append([None, 1, 1, "rule", "message", "", "fatal"]),
+        lambda v: v.append(0),
+        lambda v: v[0][9].__setitem__(0, "00"),  # a note digest of the wrong length
+    ],
+)
+def test_a_damaged_parse_entry_is_a_miss(damage: Callable[[Any], None]) -> None:
+    path = REPO / "source" / "algorithms-and-models.md"
+    value = json.loads(
+        json.dumps(
+            plain.category_plain(
+                *(p := parse_category(path.read_bytes(), path)),
+                path,
+                [plain.note_digest(n) for n in p[0].notes] if p[0] else [],
+            )
+        )
+    )
+    value[1].append([None, 1, 1, "rule", "message", "", "warning"])  # so there is a finding to damage
+    assert plain.category_from(value, path) is not None
+    damage(value)
+    assert plain.category_from(value, path) is None
+
+
+def test_a_warm_build_parses_only_the_file_that_changed(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_at(sample, tmp_path / "out")
+    parsed: list[str] = []
+    real = incremental.parse_category
+
+    def counting(data: bytes, path: Path) -> Any:
+        parsed.append(path.name)
+        return real(data, path)
+
+    monkeypatch.setattr(incremental, "parse_category", counting)
+    first = sorted(sample.glob("*.md"))[0]
+    _edit(first, "## ", "## Edited: ")
+    warm = build_at(sample, tmp_path / "out", now=T0 + 60)
+    assert parsed == [first.name]
+    cold = build_at(sample, tmp_path / "cold", cache=False, now=T0 + 60)
+    assert warm.output.read_bytes() == cold.output.read_bytes()
+
+
+def test_a_keyer_gives_the_same_keys_as_key(tmp_path: Path) -> None:
+    with open_cache(tmp_path) as cache:
+        keyer = cache.keyer("note", b"ctx")
+        assert keyer("text") == cache.key("note", b"ctx", "text")
+        assert keyer(b"text") == cache.key("note", b"ctx", "text")
+        assert keyer("text") != cache.key("note", b"ctxtext") != keyer("other")
+
+
+def test_a_cache_file_of_an_older_layout_is_started_afresh(sample: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    folder = tmp_path / "out" / CACHE_DIR
+    folder.mkdir(parents=True)
+    old = sqlite3.connect(folder / CACHE_FILE)
+    old.execute("CREATE TABLE memo (key BLOB PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+    old.execute("INSERT INTO memo VALUES (x'00', '[1]')")
+    old.commit()
+    old.close()
+    assert check_sources(sample, cache_dir=folder) == check_sources(sample)  # read-only: nothing usable, a miss
+    result = build_at(sample, tmp_path / "out")
+    assert result.output.read_bytes() == build_at(sample, tmp_path / "plain", cache=False).output.read_bytes()
+    db = sqlite3.connect(folder / CACHE_FILE)
+    assert db.execute("PRAGMA user_version").fetchone()[0] > 0
+    assert db.execute("SELECT count(*) FROM memo WHERE key = x'00'").fetchone()[0] == 0
+    db.close()
+
+
+def test_values_are_written_in_batches_so_memory_stays_flat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from deckgen.build import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "_FLUSH_CHARS", 1000)
+    with open_cache(tmp_path) as cache:
+        for i in range(50):
+            cache.put(cache.key("k", str(i)), "x" * 100)
+        assert len(cache._pending) < 11  # the rest is on disk already
+        on_disk = sqlite3.connect(tmp_path / CACHE_FILE).execute("SELECT count(*) FROM memo").fetchone()[0]
+        assert on_disk >= 40
+        cache.save()
+        assert cache.get_many([cache.key("k", str(i)) for i in range(50)]) == {
+            cache.key("k", str(i)): "x" * 100 for i in range(50)
+        }

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import T0, Anki, build_at
-from deckgen.build.lock import LOCK_NAME, dumps, loads, read_lock
+from deckgen.build.lock import LOCK_NAME, _checked_entry, dumps, loads, read_lock
 from deckgen.errors import LockError, SourceError
 
 
@@ -153,3 +156,34 @@ def test_rename_alias_cannot_collide_with_another_id(sample: Path, out_dir: Path
     _edit(sample / "general.md", "<!-- id: gen-why-ml -->", "<!-- id: gen-motivation; was: gen-languages -->")
     with pytest.raises(SourceError, match=r"duplicate id 'gen-languages'.*\[id-duplicate\]"):
         build_at(sample, out_dir, now=T0)
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+_ENTRY_VALUES = st.fixed_dictionaries(
+    {
+        "guid": _TEXT,
+        "mod": st.integers(0, 4_102_444_799),
+        "parts": st.dictionaries(_TEXT, _TEXT, max_size=4),
+        "cards": st.lists(st.integers(0, 65535), max_size=3),
+    },
+    optional={"was": st.lists(_TEXT, max_size=2), "removed": st.booleans()},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_TEXT, _ENTRY_VALUES, min_size=1, max_size=4))
+def test_each_note_line_is_exactly_what_json_writes_and_reads_back(entries: dict[str, dict[str, Any]]) -> None:
+    """The hand-spelt line per note equals json.dumps(sort_keys=True, ensure_ascii=False) of the entry,
+    and the fast validation of a well-formed entry gives what the full one gives."""
+    text = '{\n  "version": 2,\n  "notetypes": {},\n  "notes": {\n'
+    text += ",\n".join(
+        f"    {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}" for k, v in entries.items()
+    )
+    text += "\n  }\n}\n"
+    lock = loads(text, Path("deckgen.lock"))
+    for key, value in entries.items():
+        assert lock.notes[key] == _checked_entry(key, value)
+        value = {**value, "parts": dict(sorted(value["parts"].items()))}
+        value = {k: v for k, v in value.items() if k not in ("was", "removed") or v}  # written only when set
+        line = f"    {json.dumps(key, ensure_ascii=False)}: {json.dumps(value, sort_keys=True, ensure_ascii=False)}"
+        assert {line, line + ","} & set(dumps(lock).split("\n"))

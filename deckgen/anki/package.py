@@ -64,6 +64,10 @@ def _note_row(packaged: PackagedNote, guid: str, note_id: int) -> tuple[object, 
     return (note_id, guid, rn.notetype.id, packaged.mod, -1, tags, "\x1f".join(rn.fields), rn.fields[0], 0, 0, "")
 
 
+def _nid(item: tuple[PackagedNote, str, int, int]) -> int:
+    return item[2]
+
+
 def _card_rows(packaged: PackagedNote, guid: str, note_id: int, deck_id: int) -> Iterator[tuple[object, ...]]:
     """The ``cards`` rows of one note, with ids that never change."""
     mod, due = packaged.mod, packaged.due
@@ -116,8 +120,8 @@ def build_collection(
         cards_sql = "INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?);"
         # Rows in id order: SQLite appends to its tables' B-trees instead of splitting pages, which is
         # faster and leaves a smaller file to compress.
-        note_rows = sorted(_note_row(pn, guid, nid) for pn, guid, nid, _ in ordered)
-        cursor.executemany(notes_sql, note_rows)
+        # (rows made one at a time: each holds the note's fields, hundreds of MB for a big deck)
+        cursor.executemany(notes_sql, (_note_row(pn, guid, nid) for pn, guid, nid, _ in sorted(ordered, key=_nid)))
         card_rows = sorted(row for pn, g, nid, did in ordered for row in _card_rows(pn, g, nid, did))
         cursor.executemany(cards_sql, card_rows)
         # genanki gives every notetype the package time; ours carry the time their look last changed,
@@ -143,8 +147,13 @@ _DOS_DATE = ((ZIP_DATE[0] - 1980) << 9) | (ZIP_DATE[1] << 5) | ZIP_DATE[2]
 _DOS_TIME = (ZIP_DATE[3] << 11) | (ZIP_DATE[4] << 5) | (ZIP_DATE[5] // 2)
 
 
+# zlib's fastest level: 2.4x less work than its default for a package 15 % larger (genanki stores the
+# collection uncompressed, 5x larger still).
+DEFLATE_LEVEL = 1
+
+
 def _deflate_chunk(chunk: bytes | memoryview, last: bool) -> bytes:
-    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)  # raw deflate, zlib's default level
+    compressor = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15)  # raw deflate
     return compressor.compress(chunk) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 

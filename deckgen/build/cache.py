@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,12 @@ from deckgen.render.markdown import renderer_version
 
 CACHE_DIR = ".cache"
 CACHE_FILE = "deckgen.sqlite"
-_SCHEMA = "CREATE TABLE IF NOT EXISTS memo (key BLOB PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+# A rowid table: values of a kilobyte or more make a WITHOUT ROWID table's B-tree slow to write.
+_SCHEMA = "CREATE TABLE memo (key BLOB PRIMARY KEY, value TEXT NOT NULL)"
+_LAYOUT = 2  # PRAGMA user_version of a file with this schema; a file of another layout starts empty
 _BATCH = 500  # keys per SELECT (SQLite's limit on bound parameters is far higher)
 _SLACK = 1000  # unused entries tolerated beyond the ones in use before the file is pruned
+_FLUSH_CHARS = 16 << 20  # values waiting beyond this are written at once, so a big build's memory stays flat
 
 
 def code_salt() -> str:
@@ -61,6 +64,7 @@ class Cache:
     salt: str = field(default_factory=code_salt)
     _db: sqlite3.Connection | None = None
     _pending: dict[bytes, str] = field(default_factory=dict)
+    _pending_size: int = 0  # characters in ``_pending``
     _used: set[bytes] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -73,17 +77,42 @@ class Cache:
                 return
             self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(_SCHEMA)
+            if self._layout() != _LAYOUT:
+                if not self.writable:
+                    self.close()  # nothing this deckgen can read
+                    return
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    if self._layout() != _LAYOUT:  # another build may have just made it
+                        self._db.execute("DROP TABLE IF EXISTS memo")
+                        self._db.execute(_SCHEMA)
+                        self._db.execute(f"PRAGMA user_version = {_LAYOUT}")
         except (OSError, sqlite3.Error) as exc:
             self._fail("cannot open", exc)
 
+    def _layout(self) -> int:
+        assert self._db is not None
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        return int(version)
+
     def key(self, *parts: str | bytes) -> bytes:
         """The hash of the salt and ``parts`` (each length-prefixed, so different parts never collide)."""
-        h = hashlib.blake2b(digest_size=16)
+        return self.keyer(*parts[:-1])(parts[-1])
+
+    def keyer(self, *parts: str | bytes) -> Callable[[str | bytes], bytes]:
+        """``lambda last: self.key(*parts, last)``, with the common parts hashed once."""
+        prefix = hashlib.blake2b(digest_size=16)
         for part in (self.salt, *parts):
             data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
+            prefix.update(len(data).to_bytes(8, "little") + data)
+
+        def key(last: str | bytes) -> bytes:
+            h = prefix.copy()
+            data = last.encode("utf-8", "surrogatepass") if isinstance(last, str) else last
             h.update(len(data).to_bytes(8, "little") + data)
-        return h.digest()
+            return h.digest()
+
+        return key
 
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, Any]:
         """The decoded values of the keys that are stored (undecodable ones are misses)."""
@@ -91,14 +120,21 @@ class Cache:
         if self._db is None:
             return found
         try:
-            for start in range(0, len(keys), _BATCH):
-                batch = keys[start : start + _BATCH]
-                marks = ",".join("?" * len(batch))
-                for key, text in self._db.execute(f"SELECT key, value FROM memo WHERE key IN ({marks})", batch):
-                    try:
-                        found[bytes(key)] = json.loads(text)
-                    except ValueError:
-                        continue
+            (stored,) = self._db.execute("SELECT count(*) FROM memo").fetchone()
+            if 4 * len(keys) >= stored:  # most of the file is wanted: one scan beats thousands of lookups
+                wanted = set(keys)
+                rows = [(k, v) for k, v in self._db.execute("SELECT key, value FROM memo") if k in wanted]
+            else:
+                rows = []
+                for start in range(0, len(keys), _BATCH):
+                    batch = keys[start : start + _BATCH]
+                    marks = ",".join("?" * len(batch))
+                    rows += self._db.execute(f"SELECT key, value FROM memo WHERE key IN ({marks})", batch)
+            for key, text in rows:
+                try:
+                    found[bytes(key)] = json.loads(text)
+                except ValueError:
+                    continue
         except sqlite3.Error as exc:
             self._fail("cannot read", exc)
             return {}
@@ -108,29 +144,46 @@ class Cache:
     def get(self, key: bytes) -> Any:
         return self.get_many([key]).get(key)
 
-    def put(self, key: bytes, value: Any) -> None:
-        """Remember ``value`` (JSON-able) under ``key``; written by ``save``."""
-        self._used.add(key)
-        if self.writable and self._db is not None:
-            self._pending[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    @property
+    def storing(self) -> bool:
+        """Whether ``put`` values are kept (worth encoding): the cache is open and writable."""
+        return self.writable and self._db is not None
 
-    def save(self) -> None:
-        """Write what this build learnt in one transaction and prune unused entries; best effort."""
+    def put(self, key: bytes, value: Any) -> None:
+        """Remember ``value`` (JSON-able) under ``key``; written in batches as they fill, the rest by ``save``."""
+        self._used.add(key)
+        if self.storing:
+            text = self._pending[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            self._pending_size += len(text)
+            if self._pending_size > _FLUSH_CHARS:
+                self._write()
+
+    def _write(self, prune: bool = False) -> None:
+        """Write the values put since the last write in one transaction (then, if ``prune``, remove the
+        entries this build did not use); best effort."""
         if self._db is None or not self.writable:
             return
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("INSERT OR REPLACE INTO memo VALUES (?, ?)", self._pending.items())
+                # in key order: SQLite then fills its index's pages in turn instead of splitting them
+                self._db.executemany("INSERT OR REPLACE INTO memo VALUES (?, ?)", sorted(self._pending.items()))
+                self._pending.clear()
+                self._pending_size = 0
+                if not prune:
+                    return
                 (total,) = self._db.execute("SELECT count(*) FROM memo").fetchone()
                 if total > 2 * len(self._used) + _SLACK:
                     self._db.execute("CREATE TEMP TABLE IF NOT EXISTS used (key BLOB PRIMARY KEY) WITHOUT ROWID")
                     self._db.executemany("INSERT OR IGNORE INTO used VALUES (?)", ((k,) for k in self._used))
                     self._db.execute("DELETE FROM memo WHERE key NOT IN (SELECT key FROM used)")
                     self._db.execute("DROP TABLE used")
-            self._pending.clear()
         except sqlite3.Error as exc:
             self._fail("cannot write", exc)
+
+    def save(self) -> None:
+        """Write what this build learnt and prune unused entries; best effort."""
+        self._write(prune=True)
 
     def close(self) -> None:
         if self._db is not None:

@@ -1,5 +1,5 @@
-"""The render and lint stage of a build: each note's results from the cache, the rest computed — in worker
-processes when there is enough of it.
+"""The cached stages of a build: each file's parse, and each note's lint and render, from the cache; the rest
+computed — lint and render in worker processes when there is enough of it.
 
 Rendering a note and linting it are pure functions of the note and its subdeck, so ``Cache`` keys
 them by a hash of exactly that (line numbers relative to the note's heading, so a note that moves
@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import functools
 import math
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from deckgen.anki import notetypes
 from deckgen.build.cache import Cache, config_text
 from deckgen.build.parallel import WorkPool
-from deckgen.errors import Diagnostic, Severity
+from deckgen.build.plain import category_from, category_plain, diagnostics_from, diagnostics_plain, note_digest
+from deckgen.errors import Diagnostic
 from deckgen.render.markdown import MediaError, RenderedNote, Renderer, render_intro, render_note
 from deckgen.sources.check import note_findings
 from deckgen.sources.duplicates import DuplicateGraph, first_duplicates, normal_prompt
-from deckgen.sources.model import Body, Category, Deck, LintConfig, Note, SourceLocation
+from deckgen.sources.model import Category, Deck, LintConfig, Note
+from deckgen.sources.parse import parse_category
 
 # Rough serial cost of one note (render and lint) on one core; a pool pays off above ~0.4 s of work.
 NOTE_SECONDS = 1e-3
@@ -42,6 +43,7 @@ class ImageResolver(Protocol):
 
 ResolverFactory = Callable[[Path], ImageResolver]
 Rendered = tuple[RenderedNote, list[Diagnostic], list[tuple[str, str]]]  # note, problems, images resolved
+Processed = tuple[list[Diagnostic], Rendered | None]  # a note's lint findings, and its render if asked
 
 _worker: dict[str, Any] = {}  # a worker process's renderer and image resolvers, kept for its life
 
@@ -51,13 +53,28 @@ def warm_up_worker() -> None:
     _worker.setdefault("renderer", Renderer())
 
 
-def render_batch(deck: Deck, factory: ResolverFactory, items: Sequence[tuple[Category, Note]]) -> list[Rendered]:
-    """Render notes in a worker process, noting each image resolved as (src, media name)."""
+# A note rendered in a worker, as it travels back: the rendered note without the note itself (the
+# parent has it) and its notetype by id — deck, notetype id, fields, tags, card ords, media, problems, images.
+Sent = tuple[str, int, tuple[str, ...], tuple[str, ...], tuple[int, ...], tuple[str, ...], list[Diagnostic], Any]
+
+
+def process_batch(
+    deck: Deck, factory: ResolverFactory, config: LintConfig, items: Sequence[tuple[Category, Note, bool]]
+) -> list[tuple[list[Diagnostic], Sent | None]]:
+    """Lint notes, and render those marked, in a worker process (images resolved are noted as (src, name))."""
     warm_up_worker()
     media = _worker.get(str(deck.root))
     if media is None:
         media = _worker[str(deck.root)] = factory(deck.root)
-    return [_render(_worker["renderer"], media, deck, category, note) for category, note in items]
+    renderer = _worker["renderer"]
+    out: list[tuple[list[Diagnostic], Sent | None]] = []
+    for category, note, render in items:
+        sent: Sent | None = None
+        if render:
+            rn, problems, images = _render(renderer, media, deck, category, note)
+            sent = (rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, problems, images)
+        out.append((note_findings(note, config), sent))
+    return out
 
 
 def _render(renderer: Renderer, media: ImageResolver, deck: Deck, category: Category, note: Note) -> Rendered:
@@ -72,10 +89,6 @@ def _render(renderer: Renderer, media: ImageResolver, deck: Deck, category: Cate
     return rendered, problems, seen
 
 
-def lint_batch(notes: Sequence[Note], config: LintConfig) -> list[list[Diagnostic]]:
-    return [note_findings(note, config) for note in notes]
-
-
 @functools.cache
 def _notetypes_by_id() -> dict[int, notetypes.NoteType]:
     return {t.id: t for t in notetypes.all_notetypes()}
@@ -88,8 +101,9 @@ def may_render_problems(note: Note) -> bool:
 
 
 class RenderStage:
-    """Lint and render one deck, cache first. ``problems_only`` (``deckgen check``) renders only the
-    notes that can report a rendering problem."""
+    """Lint and render one deck, cache first: a note's findings and its render are kept under its digest
+    (``note_digest``, or ``digest``: the parse memo's) and everything around it that decides them.
+    ``problems_only`` (``deckgen check``) renders only the notes that can report a rendering problem."""
 
     def __init__(
         self,
@@ -101,39 +115,40 @@ class RenderStage:
         pool: WorkPool,
         progress: Progress | None = None,
         problems_only: bool = False,
+        digest: Callable[[Note], bytes] = note_digest,
     ) -> None:
         self.deck, self.media, self.factory, self.cache, self.pool = deck, media, media_factory, cache, pool
         self.progress, self.problems_only = progress, problems_only
         pairs = [(c, n) for c in deck.categories for n in c.notes]
         self.notes = [n for _, n in pairs]
-        self.todo = [(c, n) for c, n in pairs if not problems_only or may_render_problems(n)]
-        texts = [_note_text(n) for n in self.notes]
-        lint_salt = config_text(deck.config.lint)
-        self.lint_keys = [cache.key("lint", lint_salt, t) for t in texts]
-        position = {id(n): i for i, n in enumerate(self.notes)}
-        self.render_keys = [cache.key("note", _context(deck, c), texts[position[id(n)]]) for c, n in self.todo]
-        known = cache.get_many(self.lint_keys + self.render_keys)
-        self.found = [_findings(known.get(k), n) for k, n in zip(self.lint_keys, self.notes, strict=True)]
-        self.done: list[Rendered | None] = [
-            self._restore(known.get(k), c, n) for k, (c, n) in zip(self.render_keys, self.todo, strict=True)
+        self.wanted = [not problems_only or may_render_problems(n) for n in self.notes]  # to render
+        digests = [digest(n) for n in self.notes]
+        lint_key = cache.keyer("lint", config_text(deck.config.lint))
+        render_key = {id(c): cache.keyer("note", _context(deck, c)) for c in deck.categories}
+        self.lint_keys = [lint_key(d) for d in digests]
+        self.render_keys = [render_key[id(c)](d) for (c, _), d in zip(pairs, digests, strict=True)]
+        wanted = self.lint_keys + [k for k, want in zip(self.render_keys, self.wanted, strict=True) if want]
+        known = cache.get_many(wanted)
+        self.done: list[Processed | None] = [
+            self._restore(known.get(lk), known.get(rk), n, want)
+            for lk, rk, (_, n), want in zip(self.lint_keys, self.render_keys, pairs, self.wanted, strict=True)
         ]
-        self._lint_jobs: list[tuple[list[int], Future[list[list[Diagnostic]]]]] = []
-        self._render_jobs: list[tuple[list[int], Future[list[Rendered]]]] = []
-        self._new_lint = [i for i, f in enumerate(self.found) if f is None]  # computed by this build
-        self._new_render = [j for j, d in enumerate(self.done) if d is None]
-        self._total = len(self._new_lint) + len(self._new_render)  # units of work (lint or render a note)
-        # Progress counts notes: a note is done once it is linted and rendered (from the cache or now).
-        self._todo_note = [position[id(n)] for _, n in self.todo]
-        self._pending = Counter(self._new_lint + [self._todo_note[j] for j in self._new_render])
-        self._notes_done = len(self.notes) - len(self._pending)
+        self.todo = [i for i, d in enumerate(self.done) if d is None]  # computed by this build
+        self._pairs = pairs
+        self._jobs: list[tuple[list[int], Future[list[tuple[list[Diagnostic], Sent | None]]]]] = []
         self._own_renderer: Renderer | None = None
-        if pool.jobs > 1 and (pool.started or self._total * NOTE_SECONDS >= POOL_MIN_SECONDS):
+        self._count = len(self.notes) - len(self.todo)
+        if pool.jobs > 1 and (pool.started or len(self.todo) * NOTE_SECONDS >= POOL_MIN_SECONDS):
             self._submit()
 
-    def _restore(self, value: Any, category: Category, note: Note) -> Rendered | None:
-        """A cached note, if its shape is right and its images still resolve to the same files."""
+    def _restore(self, lint: Any, render: Any, note: Note, want: bool) -> Processed | None:
+        """A cached note (its render only if ``want``ed), if its shape is right and its images still
+        resolve to the same files."""
+        found = diagnostics_from(lint, note.location.path, note.location.line)
+        if found is None or not want:
+            return None if found is None else (found, None)
         try:
-            deck, nt, values, tags, ords, media, images = value
+            deck, nt, values, tags, ords, media, images = render
             notetype = _notetypes_by_id()[nt]
             images = [(str(src), str(name)) for src, name in images]
             if any(self.media.resolve(note.location.path, src) != name for src, name in images):
@@ -141,45 +156,60 @@ class RenderStage:
             rendered = RenderedNote(note, deck, notetype, tuple(values), tuple(tags), tuple(ords), tuple(media))
         except (MediaError, TypeError, ValueError, KeyError):
             return None
-        return rendered, [], images
+        return found, (rendered, [], images)
 
     def _submit(self) -> None:
-        config = self.deck.config.lint
-        for batch in _batches(self._new_lint, self.pool.jobs):
-            self._lint_jobs.append((batch, self.pool.submit(lint_batch, [self.notes[i] for i in batch], config)))
         # Workers get the deck and subdecks without their notes: pickling all of them into every batch
         # would cost more than the rendering (rendering reads a subdeck's name, tags and kind only).
         deck = replace(self.deck, categories=())
         bare = {id(c): replace(c, notes=()) for c in self.deck.categories}
-        for batch in _batches(self._new_render, self.pool.jobs):
-            items = [(bare[id(c)], n) for c, n in (self.todo[j] for j in batch)]
-            self._render_jobs.append((batch, self.pool.submit(render_batch, deck, self.factory, items)))
+        config = self.deck.config.lint
+        for batch in _batches(self.todo, self.pool.jobs):
+            items = [(bare[id(self._pairs[i][0])], self._pairs[i][1], self.wanted[i]) for i in batch]
+            self._jobs.append((batch, self.pool.submit(process_batch, deck, self.factory, config, items)))
 
-    def _advance(self, note: int) -> None:
-        """One unit of note ``note`` (a position in ``self.notes``) is done; report finished notes."""
-        self._pending[note] -= 1
-        if self._pending[note] == 0:
-            del self._pending[note]
-            self._notes_done += 1
-            if self.progress is not None:
-                self.progress(self._notes_done, len(self.notes))
+    def _finish(self) -> None:
+        """Collect the workers' results and compute the rest here."""
+        for batch, job in self._jobs:
+            for i, (found, sent) in zip(batch, job.result(), strict=True):
+                self._done(i, (found, self._adopt(i, sent) if sent is not None else None))
+        self._jobs = []
+        config = self.deck.config.lint
+        for i in self.todo:
+            if self.done[i] is None:
+                category, note = self._pairs[i]
+                render = self.wanted[i]
+                self._done(
+                    i,
+                    (
+                        note_findings(note, config),
+                        _render(self._renderer(), self.media, self.deck, category, note) if render else None,
+                    ),
+                )
+
+    def _done(self, i: int, result: Processed) -> None:
+        """Note ``i`` is linted (and rendered if wanted): keep it, count it, and give it to the cache now
+        (encoding it while the workers render the rest), unless rendering it had a problem."""
+        self.done[i] = result
+        self._count += 1
+        if self.progress is not None:
+            self.progress(self._count, len(self.notes))
+        if not self.cache.storing:
+            return
+        found, rendered = result
+        note = self.notes[i]
+        self.cache.put(self.lint_keys[i], diagnostics_plain(found, note.location.path, note.location.line))
+        if rendered is not None and not rendered[1]:
+            rn, _, images = rendered
+            value = [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
+            self.cache.put(self.render_keys[i], value)
 
     def note_findings(self, notes: Sequence[Note], config: LintConfig) -> list[list[Diagnostic]]:
         """Per-note lint findings for ``check_deck``: cached, from the workers, or computed here."""
         if len(notes) != len(self.notes) or any(a is not b for a, b in zip(notes, self.notes, strict=True)):
-            return lint_batch(notes, config)
-        for batch, job in self._lint_jobs:
-            for i, found in zip(batch, job.result(), strict=True):
-                self.found[i] = found
-                self._advance(i)
-        self._lint_jobs = []
-        out = []
-        for i, note in enumerate(self.notes):
-            if self.found[i] is None:
-                self.found[i] = note_findings(note, config)
-                self._advance(i)
-            out.append(self.found[i] or [])
-        return out
+            return [note_findings(note, config) for note in notes]
+        self._finish()
+        return [done[0] if done else [] for done in self.done]
 
     def duplicate_pairs(self, prompts: Sequence[str]) -> list[tuple[int, int]]:
         """The rule's (note, earlier note) pairs, from the stored graph updated with changed prompts."""
@@ -192,23 +222,14 @@ class RenderStage:
         return first_duplicates(prompts, graph)
 
     def rendered(self) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
-        """Rendered notes in deck order, subdeck intros, and rendering problems."""
-        for batch, job in self._render_jobs:
-            for j, result in zip(batch, job.result(), strict=True):
-                self.done[j] = self._adopt(result)
-                self._advance(self._todo_note[j])
-        self._render_jobs = []
-        for j, done in enumerate(self.done):
-            if done is None:
-                category, note = self.todo[j]
-                self.done[j] = _render(self._renderer(), self.media, self.deck, category, note)
-                self._advance(self._todo_note[j])
+        """Rendered notes in deck order (those rendered), subdeck intros, and rendering problems."""
+        self._finish()
         notes: list[RenderedNote] = []
         problems: list[Diagnostic] = []
         for done in self.done:
-            assert done is not None
-            notes.append(done[0])
-            problems += done[1]
+            if done is not None and done[1] is not None:
+                notes.append(done[1][0])
+                problems += done[1][1]
         return notes, ({} if self.problems_only else self._intros()), problems
 
     def _renderer(self) -> Renderer:
@@ -217,12 +238,13 @@ class RenderStage:
             self._own_renderer = Renderer()
         return self._own_renderer
 
-    def _adopt(self, result: Rendered) -> Rendered:
-        """A result rendered elsewhere: load its images into this build's media store."""
-        rendered, _, images = result
+    def _adopt(self, i: int, sent: Sent) -> Rendered:
+        """Note ``i`` as a worker rendered it: load its images into this build's media store."""
+        deck, nt, fields, tags, ords, media, problems, images = sent
+        note = self.notes[i]
         for src, _name in images:
-            self.media.resolve(rendered.note.location.path, src)
-        return result
+            self.media.resolve(note.location.path, src)
+        return RenderedNote(note, deck, _notetypes_by_id()[nt], fields, tags, ords, media), problems, images
 
     def _intros(self) -> dict[str, str]:
         intros: dict[str, str] = {}
@@ -237,79 +259,48 @@ class RenderStage:
         return intros
 
     def save(self) -> None:
-        """Remember this build's results (best effort; never changes the build)."""
-        for i in self._new_lint:
-            found, note = self.found[i], self.notes[i]
-            if found is not None:
-                self.cache.put(self.lint_keys[i], [_plain(d, note) for d in found])
-        for j in self._new_render:
-            done = self.done[j]
-            if done is not None and not done[1]:
-                rn, _, images = done
-                value = [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
-                self.cache.put(self.render_keys[j], value)
+        """Write what this build computed to the cache (best effort; never changes the build)."""
         self.cache.save()
+
+
+class ParseMemo:
+    """``parse_category`` for a build's files (``parse``), each file's result kept in the cache under its
+    path and bytes, with its notes' digests (``digest``) so unchanged notes are not hashed again."""
+
+    def __init__(self, cache: Cache, files: Mapping[Path, bytes]) -> None:
+        self.cache, self.files = cache, files
+        self.keys = {path: cache.key("parse", path.as_posix(), data) for path, data in files.items()}
+        self.known = cache.get_many(list(self.keys.values()))
+        self.digests: dict[int, bytes] = {}  # by id() of the notes this memo returned (alive for the build)
+        self.fresh: list[tuple[bytes, Category | None, list[Diagnostic], Path, list[bytes]]] = []
+
+    def parse(self, data: bytes, path: Path) -> tuple[Category | None, list[Diagnostic]]:
+        key = self.keys.get(path) if self.files.get(path) is data else None
+        parsed = category_from(self.known.get(key), path) if key is not None else None
+        if parsed is None:
+            category, problems = parse_category(data, path)
+            digests = [note_digest(n) for n in category.notes] if category is not None else []
+            if key is not None:
+                self.fresh.append((key, category, problems, path, digests))
+        else:
+            category, problems, digests = parsed
+        if category is not None:
+            self.digests.update((id(n), d) for n, d in zip(category.notes, digests, strict=True))
+        return category, problems
+
+    def digest(self, note: Note) -> bytes:
+        return self.digests.get(id(note)) or note_digest(note)
+
+    def remember(self) -> None:
+        """Give the files parsed afresh to the cache (called while the workers render, if there are any)."""
+        for key, category, problems, path, digests in self.fresh if self.cache.storing else ():
+            self.cache.put(key, category_plain(category, problems, path, digests))
+        self.fresh = []
 
 
 def _context(deck: Deck, category: Category) -> str:
     """Everything outside a note that its rendered fields depend on."""
     return repr((deck.subdeck_name(category), category.tag, category.tags, category.kind.value))
-
-
-def _note_text(note: Note) -> str:
-    """The note with every line number made relative to its heading, each field length-prefixed."""
-    base = note.location.line
-    out = [type(note).__name__]
-    for name in _field_names(type(note)):
-        value = getattr(note, name)
-        if type(value) is str:
-            text = value
-        elif isinstance(value, Body):
-            text = f"{value.line - base}:{value.text}"
-        elif isinstance(value, SourceLocation):
-            text = f"{value.line - base}:{value.col}:{value.path.as_posix()}"
-        elif isinstance(value, frozenset):
-            text = repr(sorted(value))
-        else:
-            text = repr(value)
-        out.append(f"{len(text)}:{text}")
-    return "|".join(out)
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return names
-
-
-def _plain(d: Diagnostic, note: Note) -> list[object]:
-    """A finding as JSON values, its line relative to the note's heading (None: another file's path)."""
-    same = d.location.path == note.location.path
-    line = d.location.line - note.location.line if same else d.location.line
-    path = None if same else d.location.path.as_posix()
-    return [path, line, d.location.col, d.rule, d.message, d.hint, d.severity.value]
-
-
-def _findings(value: Any, note: Note) -> list[Diagnostic] | None:
-    if not isinstance(value, list):
-        return None
-    try:
-        out = []
-        for path, line, col, rule, message, hint, severity in value:
-            where = note.location.path if path is None else Path(str(path))
-            line = note.location.line + int(line) if path is None else int(line)
-            out.append(
-                Diagnostic(
-                    SourceLocation(where, line, int(col)), str(rule), str(message), str(hint), Severity(severity)
-                )
-            )
-    except (TypeError, ValueError):
-        return None
-    return out
 
 
 def _batches(items: list[T], jobs: int) -> Iterator[list[T]]:

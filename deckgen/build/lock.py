@@ -109,7 +109,12 @@ def _digest(text: str) -> str:
 
 
 def note_parts(rn: RenderedNote) -> dict[str, str]:
-    parts = {name: _digest(value) for name, value in zip(rn.notetype.fields, rn.fields, strict=True) if value}
+    sha256 = hashlib.sha256  # _digest inlined: this runs for every field of every note in every build
+    parts = {
+        name: sha256(value.encode()).hexdigest()[:16]
+        for name, value in zip(rn.notetype.fields, rn.fields, strict=True)
+        if value
+    }
     parts["tags"] = _digest(" ".join(rn.tags))
     parts["deck"] = rn.deck
     parts["notetype"] = str(rn.notetype.id)
@@ -322,8 +327,10 @@ def update_lock(
         was = tuple(sorted({*prev.was, claim.key, *note.aliases} - {note.id}))
         if claim.key != note.id:
             renamed.append(Change(note.id, old_id=claim.key))
-        hazards += find_hazards(note, prev.guid, prev.parts, prev.cards, parts, cards)
-        if prev.parts != parts or prev.cards != cards or prev.removed:
+        same = prev.parts == parts and prev.cards == cards
+        if not same:  # (a hazard is a difference)
+            hazards += find_hazards(note, prev.guid, prev.parts, prev.cards, parts, cards)
+        if not same or prev.removed:
             diff_fields = tuple(
                 sorted(k for k in parts.keys() | prev.parts.keys() if parts.get(k) != prev.parts.get(k))
             ) + (("cards",) if prev.cards != cards else ())
@@ -331,7 +338,7 @@ def update_lock(
             new[note.id] = NoteEntry(prev.guid, _next_mod(prev.mod, now, wall_clock), parts, cards, was)
         else:
             unchanged += claim.key == note.id
-            new[note.id] = NoteEntry(prev.guid, prev.mod, parts, cards, was)
+            new[note.id] = prev if was == prev.was else NoteEntry(prev.guid, prev.mod, parts, cards, was)
     for rn in fresh:
         note = rn.note
         guid = note.guid or note_guid(deck_uuid, note.identity)
@@ -409,23 +416,25 @@ def dumps(lock: Lock) -> str:
     ]
     lines.append(",\n".join(nts))
     lines += ["  },", '  "notes": {']
-    notes = []
-    for key, entry in lock.notes.items():
-        value: dict[str, object] = {
-            "guid": entry.guid,
-            "mod": entry.mod,
-            "parts": dict(sorted(entry.parts.items())),
-            "cards": list(entry.cards),
-        }
-        if entry.was:
-            value["was"] = list(entry.was)
-        if entry.removed:
-            value["removed"] = True
-        line = f"    {json.dumps(key, ensure_ascii=False)}: {json.dumps(value, sort_keys=True, ensure_ascii=False)}"
-        notes.append(line)
+    notes = [f"    {_json_str(key)}: {_entry_json(entry)}" for key, entry in lock.notes.items()]
     lines.append(",\n".join(notes))
     lines += ["  }", "}", ""]
     return "\n".join(line for line in lines if line)
+
+
+_json_str = json.encoder.encode_basestring  # what json.dumps(text, ensure_ascii=False) gives
+
+
+def _entry_json(entry: NoteEntry) -> str:
+    """``json.dumps(entry as a dict, sort_keys=True, ensure_ascii=False)``, spelt out (twice as fast)."""
+    parts = ", ".join(f"{_json_str(k)}: {_json_str(v)}" for k, v in sorted(entry.parts.items()))
+    out = f'{{"cards": [{", ".join(map(str, entry.cards))}], "guid": {_json_str(entry.guid)}, "mod": {entry.mod}, '
+    out += f'"parts": {{{parts}}}'
+    if entry.removed:
+        out += ', "removed": true'
+    if entry.was:
+        out += f', "was": [{", ".join(map(_json_str, entry.was))}]'
+    return out + "}"
 
 
 # A mod is a time in seconds; anything negative or after 2099 is damage, not a time deckgen wrote.
@@ -470,7 +479,32 @@ def _list(value: object, what: str) -> list[object]:
     return value
 
 
+_ENTRY_KEYS = frozenset({"guid", "mod", "parts", "cards", "was", "removed"})
+
+
 def _note_entry(key: str, raw: object) -> NoteEntry:
+    """A validated entry: the common well-formed one in a few checks, anything else by ``_checked_entry``."""
+    if type(raw) is dict and raw.keys() <= _ENTRY_KEYS:
+        guid, mod, parts, cards = raw.get("guid"), raw.get("mod"), raw.get("parts"), raw.get("cards")
+        was, removed = raw.get("was", []), raw.get("removed", False)
+        if (
+            type(guid) is str
+            and guid
+            and type(mod) is int
+            and mod in MOD_RANGE
+            and type(parts) is dict
+            and all(type(v) is str and v for v in parts.values())
+            and type(cards) is list
+            and all(type(c) is int and 0 <= c < MAX_CARD_ORD for c in cards)
+            and type(was) is list
+            and all(type(a) is str and a for a in was)
+            and type(removed) is bool
+        ):
+            return NoteEntry(guid, mod, parts, tuple(cards), tuple(was), removed)
+    return _checked_entry(key, raw)
+
+
+def _checked_entry(key: str, raw: object) -> NoteEntry:
     where = f"note {key!r}"
     try:
         value = _mapping(raw, where)

@@ -27,7 +27,7 @@ from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR, Cache, open_cache
 from deckgen.build.exclusive import exclusive
 from deckgen.build.hazards import hazard_diagnostics
-from deckgen.build.incremental import Progress, RenderStage, warm_up_worker
+from deckgen.build.incremental import ParseMemo, Progress, RenderStage, warm_up_worker
 from deckgen.build.lock import (
     LOCK_NAME,
     Lock,
@@ -317,11 +317,16 @@ def _run_stages(
     lock, foreign = _read_own_lock(source, config.uuid)
     timings.lap("read")
     with open_cache(cache_dir, writable=save) as cache, _early_pool(jobs, files, cache) as pool:
-        deck, found = parse_deck(config, source, files, reserved=lock_ids(lock))  # id suggestions avoid them
+        memo = ParseMemo(cache, files)
+        deck, found = parse_deck(config, source, files, memo.parse, lock_ids(lock))  # id suggestions avoid them
+        files.clear()  # the notes hold what is needed; a big deck's bytes go now, not at the end
         problems += found
         media = MediaStore(source)
         timings.lap("parse")
-        stage = RenderStage(deck, media, MediaStore, cache, pool=pool, progress=progress, problems_only=check)
+        stage = RenderStage(
+            deck, media, MediaStore, cache, pool=pool, progress=progress, problems_only=check, digest=memo.digest
+        )
+        memo.remember()
         timings.lap("render")
         problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
         timings.lap("checks")

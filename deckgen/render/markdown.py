@@ -13,7 +13,6 @@ import re
 import xml.etree.ElementTree as etree
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -52,7 +51,12 @@ RENDER_FORMAT = 2
 
 def renderer_version() -> str:
     """Everything that decides rendered output: our format, extension settings, library versions."""
-    libs = ",".join(f"{lib}={version(lib)}" for lib in ("markdown", "pymdown-extensions", "pygments", "nh3"))
+    import nh3
+    import pygments
+    import pymdownx
+
+    # The packages' own version attributes: importlib.metadata would add 40 ms to every command's start.
+    libs = ",".join(f"{m.__name__}={m.__version__}" for m in (markdown, pymdownx, pygments, nh3))
     return f"{RENDER_FORMAT};{libs};{EXTENSIONS!r};{sorted(EXTENSION_CONFIGS.items())!r};{POLICY}"
 
 
@@ -448,12 +452,15 @@ def safe_html(value: str, *, cloze: bool = False) -> str:
     return restore_cloze(neutralise_braces(protected), clean)
 
 
+_ESCAPED = re.compile("[&<>\"']")  # plain text without these is its own escaped form
+
+
 def safe_note(rn: RenderedNote) -> RenderedNote:
     """``rn`` with every field passed through ``safe_html`` (HTML fields) or re-escaped (plain-text fields)."""
     values = tuple(
         safe_html(value, cloze=rn.notetype.is_cloze and name == "Text")
         if name in HTML_FIELDS
-        else html.escape(html.unescape(value))
+        else (html.escape(html.unescape(value)) if _ESCAPED.search(value) else value)
         for name, value in zip(rn.notetype.fields, rn.fields, strict=True)
     )
     return rn if values == rn.fields else replace(rn, fields=values)

@@ -98,7 +98,6 @@ def sanitize(fragment: str, rewrite_src: SrcRewriter | None = None) -> str:
         _rewrite_src.reset(token)
 
 
-
 # --- proof that a fragment is already clean ---------------------------------------------------------
 # Every field leaves deckgen through the sanitizer, HTML read back from the build cache included. That
 # HTML is almost always the sanitizer's own earlier output, and nh3 reads it at ~10 MB/s; ``is_clean``
@@ -122,21 +121,26 @@ _STYLE = '"(?:text-align: ?(?:left|right|center|justify);?)?"'
 _SPECIAL = {"href": _URL, "src": _URL, "id": _ID, "style": _STYLE}
 
 
-def _tag_pattern(tag: str) -> str:
-    names = sorted(ALLOWED_ATTRIBUTES["*"] | ALLOWED_ATTRIBUTES.get(tag, frozenset()))
+def _tags_pattern(tags: list[str]) -> str:
+    """Start tags of ``tags``, which share one attribute allowlist and voidness."""
+    names = sorted(ALLOWED_ATTRIBUTES["*"] | ALLOWED_ATTRIBUTES.get(tags[0], frozenset()))
     plain = "|".join(n for n in names if n not in _SPECIAL)
     attrs = "|".join([f"(?:{plain})={_VALUE}"] + [f"{n}={_SPECIAL[n]}" for n in names if n in _SPECIAL])
-    end = f"{_WS}*+/?>" if tag in _VOID else f"{_WS}*+>"
-    return f"{tag}(?:{_WS}++(?:{attrs}))*+{end}"
+    end = f"{_WS}*+/?>" if tags[0] in _VOID else f"{_WS}*+>"
+    return f"(?:{'|'.join(tags)})(?=[ \\t\\n\\f\\r/>])(?:{_WS}++(?:{attrs}))*+{end}"
 
 
-_ALL_TAGS = sorted(ALLOWED_TAGS, key=lambda t: (-len(t), t))  # longest first: "<b" must not cut "<br"
-_CONTAINERS = "|".join(t for t in _ALL_TAGS if t not in _VOID)
+def _start_tags() -> str:
+    groups: dict[tuple[frozenset[str], bool], list[str]] = {}
+    for tag in sorted(ALLOWED_TAGS):
+        groups.setdefault((ALLOWED_ATTRIBUTES.get(tag, frozenset()), tag in _VOID), []).append(tag)
+    return "|".join(_tags_pattern(tags) for tags in groups.values())
+
+
+_CONTAINERS = "|".join(sorted(ALLOWED_TAGS - set(_VOID), key=lambda t: (-len(t), t)))  # "b" must not cut "br"
 _GRAMMAR = re.compile(
     # End tags and classed spans first: they are most of the tags in highlighted code.
-    '[^<]*+(?:<(?:/(?:{close}){ws}*+>|span class="[^"<>]*+">|{open})[^<]*+)*+'.format(
-        open="|".join(_tag_pattern(t) for t in _ALL_TAGS), close=_CONTAINERS, ws=_WS
-    )
+    f'[^<]*+(?:<(?:/(?:{_CONTAINERS}){_WS}*+>|span class="[^"<>]*+">|{_start_tags()})[^<]*+)*+'
 )
 _VOID_TAG = re.compile("<(?:{})[^>]*+>".format("|".join(_VOID)))
 _MAX_DEPTH = 32

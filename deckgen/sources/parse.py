@@ -121,7 +121,8 @@ def find_fences(lines: Sequence[str], first: int = 0) -> list[Fence]:
     marker: str | None = None
     opened = 0
     for i in range(first, len(lines)):
-        m = FENCE_RE.match(lines[i])
+        line = lines[i]
+        m = FENCE_RE.match(line) if "```" in line or "~~~" in line else None
         if m is None:
             continue
         run, rest = m.group(1), m.group(2)
@@ -212,9 +213,12 @@ def _hidden_heading(line: _Line, path: Path, *, in_note: bool) -> list[Diagnosti
     return [Diagnostic(SourceLocation(path, line.number, indent + 1), "heading-malformed", message, hint)]
 
 
+_EXTRA_WITH_TEXT = re.compile(r"^(\s*)<!--\s*extra\s*:")
+
+
 def _extra_with_text(line: _Line, path: Path) -> list[Diagnostic]:
     """``<!-- extra: text -->`` is an HTML comment: the text would silently not be shown."""
-    m = re.match(r"^(\s*)<!--\s*extra\s*:", line.text)
+    m = _EXTRA_WITH_TEXT.match(line.text) if "<!--" in line.text else None
     if m is None:
         return []
     return [
@@ -236,12 +240,14 @@ def _blank_comments(lines: list[_Line], path: Path, problems: list[Diagnostic]) 
     hides nothing: the notes after it are still read (and reported), never silently swallowed.
     """
     out = list(lines)
-    i = 0
-    while i < len(lines):
+    starts = [i for i, line in enumerate(lines) if "<!--" in line.text]  # the only lines a comment can open on
+    resume = 0  # the line after the last comment blanked out
+    for i in starts:
+        if i < resume:
+            continue
         line = lines[i]
         stripped = line.text.strip()
         if line.in_fence or not stripped.startswith("<!--") or "-->" in stripped[4:]:
-            i += 1
             continue
         end = next(
             (
@@ -266,7 +272,7 @@ def _blank_comments(lines: list[_Line], path: Path, problems: list[Diagnostic]) 
             out[j] = _Line(lines[j].number, "", False)
         if tail.strip():
             out[end] = _Line(lines[end].number, " " * (len(lines[end].text) - len(tail)) + tail, False)
-        i = end + 1
+        resume = end + 1
     return out
 
 
@@ -289,14 +295,16 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
     problems += front_problems
     numbered, fence_problems, unclosed = _mark_fences(lines, body_start, path)
     problems += fence_problems
-    problems += [d for line in numbered if not line.in_fence for d in _extra_with_text(line, path)]
+    problems += [
+        d for line in numbered if "<!--" in line.text and not line.in_fence for d in _extra_with_text(line, path)
+    ]
     numbered = _blank_comments(numbered, path, problems)
 
     intro: list[_Line] = []
     drafts: list[_NoteDraft] = []
     for line in numbered:
-        heading = None if line.in_fence else HEADING_RE.match(line.text)
-        if heading is None and not line.in_fence:
+        heading = HEADING_RE.match(line.text) if line.text[:1] == "#" and not line.in_fence else None
+        if heading is None and not line.in_fence and "#" in line.text[:4]:  # else it cannot look like one
             problems += _hidden_heading(line, path, in_note=bool(drafts))
         if heading and len(heading.group(1)) == 2:
             prompt = re.sub(r"[ \t]+#+$", "", heading.group(2) or "").strip()
@@ -325,12 +333,15 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
             )
         )
     notes: list[Note] = []
+    missing: list[tuple[str, int]] = []
     for draft in drafts:
-        broken = any(line.number in unclosed for line in draft.body)  # already reported, with what it swallows
+        # already reported, with what it swallows
+        broken = bool(unclosed) and any(line.number in unclosed for line in draft.body)
         note = _build_note(draft, front, path, problems, broken)
         if note is not None:
-            notes.append(note)
-    missing = tuple((d.prompt, d.heading.number) for d in drafts if d.prompt and _id_line(d) is None)
+            notes.append(note)  # a built note has an id
+        elif draft.prompt and _id_line(draft) is None:
+            missing.append((draft.prompt, draft.heading.number))
     category = Category(
         name=front.deck,
         kind=front.kind,
@@ -340,7 +351,7 @@ def parse_category(data: bytes, path: Path) -> tuple[Category | None, list[Diagn
         order=front.order,
         intro="\n".join(x.text for x in intro).strip(),
         reverse=front.reverse,
-        missing_ids=missing,
+        missing_ids=tuple(missing),
     )
     return category, problems
 
@@ -432,7 +443,6 @@ def _build_note(
     their text is not what the author meant, so further findings would mislead.
     """
     here = SourceLocation(path, draft.heading.number)
-    id_line = _id_line(draft)
     ok = True
     if not draft.prompt:
         problems.append(
@@ -463,6 +473,7 @@ def _build_note(
         elif key in options:
             problems.append(Diagnostic(where, "note-option-duplicate", f"note option '{key}' given twice"))
         elif not options and key != "id":
+            id_line = _id_line(draft)
             if id_line is None:
                 problems.append(_no_id(here, draft.prompt))
             else:
@@ -504,7 +515,7 @@ def _build_note(
 
     answer_lines, extra_lines = body[i:], []
     for j, line in enumerate(answer_lines):
-        m = None if line.in_fence else META_RE.match(line.text.strip())
+        m = None if line.in_fence or "<!--" not in line.text else META_RE.match(line.text.strip())
         if m and m.group(1) == EXTRA_MARKER and m.group(2) is None:
             answer_lines, extra_lines = answer_lines[:j], answer_lines[j + 1 :]
             break
