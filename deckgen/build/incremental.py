@@ -219,7 +219,7 @@ class RenderStage:
         graph = stored.update(keys) if stored is not None else DuplicateGraph.build(keys)
         if stored is None or graph.keys != stored.keys:
             self.cache.put(key, graph.to_json())
-        return first_duplicates(prompts, graph)
+        return first_duplicates(prompts, graph, keys)
 
     def rendered(self) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
         """Rendered notes in deck order (those rendered), subdeck intros, and rendering problems."""

@@ -436,9 +436,14 @@ def _variants(letters: str, depth: int) -> set[str]:
     return found
 
 
-def first_duplicates(prompts: Sequence[str], graph: DuplicateGraph) -> list[tuple[int, int]]:
-    """(i, j) for each prompt i related to an earlier prompt j (the first such), in prompt order."""
-    keys = [normal_prompt(p) for p in prompts]
+def first_duplicates(
+    prompts: Sequence[str], graph: DuplicateGraph, keys: Sequence[str] | None = None
+) -> list[tuple[int, int]]:
+    """(i, j) for each prompt i related to an earlier prompt j (the first such), in prompt order.
+
+    ``keys``: the prompts' ``normal_prompt``s, when the caller has them already.
+    """
+    keys = [normal_prompt(p) for p in prompts] if keys is None else keys
     first: dict[str, int] = {}
     for index, key in enumerate(keys):
         first.setdefault(key, index)
