@@ -341,6 +341,7 @@ def _run_stages(
     # The safety net for everything that leaves deckgen, from the renderer or from the cache.
     rendered = [safe_note(rn) for rn in rendered]
     intros = {name: safe_html(intro) for name, intro in intros.items()}
+    timings.lap("safety")
     return _Stages(deck, media, rendered, intros, problems, notices, lock, foreign)
 
 
