@@ -435,3 +435,28 @@ def test_values_are_written_in_batches_so_memory_stays_flat(tmp_path: Path, monk
         assert cache.get_many([cache.key("k", str(i)) for i in range(50)]) == {
             cache.key("k", str(i)): "x" * 100 for i in range(50)
         }
+
+
+def test_a_forged_cached_render_with_unsafe_math_is_rendered_again_from_the_source(
+    sample: Path, tmp_path: Path
+) -> None:
+    """nh3 cannot see TeX: a cached field naming \\href (even entity-encoded) is a miss, not a card."""
+    import sqlite3
+
+    out = tmp_path / "out"
+    clean = build_at(sample, out).output.read_bytes()
+    db = sqlite3.connect(out / CACHE_DIR / CACHE_FILE)
+    forged = 0
+    for key, value in db.execute("SELECT key, value FROM memo").fetchall():
+        data = json.loads(value)
+        if isinstance(data, list) and len(data) == 7 and isinstance(data[2], list):  # a rendered note
+            attack = r"\(\href{javascript:alert(1)}{x}\)" if forged % 2 else r"\(&#92;href{javascript:x()}{y}\)"
+            data[2] = [f + attack for f in data[2]]
+            db.execute("UPDATE memo SET value = ? WHERE key = ?", (json.dumps(data), key))
+            forged += 1
+    db.commit()
+    db.close()
+    assert forged > 0
+    rebuilt = build_at(sample, out).output.read_bytes()
+    assert rebuilt == clean
+    assert b"javascript" not in rebuilt

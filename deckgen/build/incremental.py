@@ -26,6 +26,7 @@ from deckgen.errors import Diagnostic
 from deckgen.render.markdown import MediaError, RenderedNote, Renderer, render_intro, render_note
 from deckgen.sources.check import note_findings
 from deckgen.sources.duplicates import DuplicateGraph, first_duplicates, normal_prompt
+from deckgen.sources.markup import may_hold_unsafe_math
 from deckgen.sources.model import Category, Deck, LintConfig, Note
 from deckgen.sources.parse import parse_category
 
@@ -149,6 +150,8 @@ class RenderStage:
             return None if found is None else (found, None)
         try:
             deck, nt, values, tags, ords, media, images = render
+            if any(may_hold_unsafe_math(v) for v in values):
+                return None  # rendered again from the source, whose math is checked (nh3 cannot see TeX)
             notetype = _notetypes_by_id()[nt]
             images = [(str(src), str(name)) for src, name in images]
             if any(self.media.resolve(note.location.path, src) != name for src, name in images):
@@ -252,7 +255,7 @@ class RenderStage:
         known = self.cache.get_many(list(keys.values()))
         for category in self.deck.categories:
             html = known.get(keys[category.intro]) if category.intro else ""
-            if not isinstance(html, str):
+            if not isinstance(html, str) or may_hold_unsafe_math(html):
                 html = render_intro(self._renderer(), category)
                 self.cache.put(keys[category.intro], html)
             intros[self.deck.subdeck_name(category)] = html

@@ -40,6 +40,16 @@ UNSAFE_MATH = frozenset(
     {"href", "url", "style", "class", "cssId", "data", "bbox", "enclose", "mmlToken", "require"}
     | {"htmlClass", "htmlStyle", "htmlId", "htmlData", "html"}
 )
+_UNSAFE_TEX = re.compile(r"\\(?:" + "|".join(sorted(UNSAFE_MATH)) + r")(?![A-Za-z])|\\unicode\s*\[")
+
+
+def may_hold_unsafe_math(text: str) -> bool:
+    """Whether ``text`` (HTML or Markdown, entities decoded) names a command of ``UNSAFE_MATH`` or
+    ``\\unicode[font]`` anywhere, in math or not: a cheap, conservative test for HTML read back from
+    the build cache (its source was checked when it was rendered; a forged entry was not)."""
+    return _UNSAFE_TEX.search(_decoded(text) if "&" in text else text) is not None
+
+
 _HTML_HINT = "remove it: cards run on phones and desktops; use Markdown instead"
 _DROP_HINT = "cards show only plain content: use Markdown, or write '&lt;' for a literal '<'"
 
