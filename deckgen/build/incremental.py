@@ -54,9 +54,22 @@ def warm_up_worker() -> None:
     _worker.setdefault("renderer", Renderer())
 
 
-# A note rendered in a worker, as it travels back: the rendered note without the note itself (the
-# parent has it) and its notetype by id — deck, notetype id, fields, tags, card ords, media, problems, images.
-Sent = tuple[str, int, tuple[str, ...], tuple[str, ...], tuple[int, ...], tuple[str, ...], list[Diagnostic], Any]
+# A note rendered in a worker, as it travels back: ``render_value`` (the parent has the note) and problems.
+Sent = tuple[list[Any], list[Diagnostic]]
+
+
+def render_value(rn: RenderedNote, images: list[tuple[str, str]]) -> list[Any]:
+    """A rendered note as plain values, without the note itself and with its notetype by id: how the
+    cache keeps it and how a worker sends it back."""
+    return [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
+
+
+def from_render_value(note: Note, value: Any) -> tuple[RenderedNote, list[tuple[str, str]]]:
+    """``note`` rendered as ``render_value`` wrote it, and its images; raises on a value of another shape."""
+    deck, nt, values, tags, ords, media, images = value
+    notetype = _notetypes_by_id()[nt]
+    images = [(str(src), str(name)) for src, name in images]
+    return RenderedNote(note, deck, notetype, tuple(values), tuple(tags), tuple(ords), tuple(media)), images
 
 
 def process_batch(
@@ -73,7 +86,7 @@ def process_batch(
         sent: Sent | None = None
         if render:
             rn, problems, images = _render(renderer, media, deck, category, note)
-            sent = (rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, problems, images)
+            sent = (render_value(rn, images), problems)
         out.append((note_findings(note, config), sent))
     return out
 
@@ -149,14 +162,11 @@ class RenderStage:
         if found is None or not want:
             return None if found is None else (found, None)
         try:
-            deck, nt, values, tags, ords, media, images = render
-            if any(may_hold_unsafe_math(v) for v in values):
+            rendered, images = from_render_value(note, render)
+            if any(may_hold_unsafe_math(v) for v in rendered.fields):
                 return None  # rendered again from the source, whose math is checked (nh3 cannot see TeX)
-            notetype = _notetypes_by_id()[nt]
-            images = [(str(src), str(name)) for src, name in images]
             if any(self.media.resolve(note.location.path, src) != name for src, name in images):
                 return None
-            rendered = RenderedNote(note, deck, notetype, tuple(values), tuple(tags), tuple(ords), tuple(media))
         except (MediaError, TypeError, ValueError, KeyError):
             return None
         return found, (rendered, [], images)
@@ -204,8 +214,7 @@ class RenderStage:
         self.cache.put(self.lint_keys[i], diagnostics_plain(found, note.location.path, note.location.line))
         if rendered is not None and not rendered[1]:
             rn, _, images = rendered
-            value = [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
-            self.cache.put(self.render_keys[i], value)
+            self.cache.put(self.render_keys[i], render_value(rn, images))
 
     def note_findings(self, notes: Sequence[Note], config: LintConfig) -> list[list[Diagnostic]]:
         """Per-note lint findings for ``check_deck``: cached, from the workers, or computed here."""
@@ -243,11 +252,11 @@ class RenderStage:
 
     def _adopt(self, i: int, sent: Sent) -> Rendered:
         """Note ``i`` as a worker rendered it: load its images into this build's media store."""
-        deck, nt, fields, tags, ords, media, problems, images = sent
-        note = self.notes[i]
+        value, problems = sent
+        rendered, images = from_render_value(self.notes[i], value)
         for src, _name in images:
-            self.media.resolve(note.location.path, src)
-        return RenderedNote(note, deck, _notetypes_by_id()[nt], fields, tags, ords, media), problems, images
+            self.media.resolve(rendered.note.location.path, src)
+        return rendered, problems, images
 
     def _intros(self) -> dict[str, str]:
         intros: dict[str, str] = {}
