@@ -57,7 +57,7 @@ TARGETS = {  # issue: cold ≤ 0.8× and every one-note edit ≤ 0.1× of the ca
     "peak PSS @50k (MB)": 400,
     "peak RSS of one process @50k (MB)": 400,
 }
-PHASES = ("startup", "read", "parse", "render", "checks", "cache", "safety", "lock", "package")
+PHASES = ("startup", "read", "parse", "render", "checks", "cache", "lock", "package")
 
 
 @dataclass

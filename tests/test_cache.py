@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -460,3 +461,38 @@ def test_a_forged_cached_render_with_unsafe_math_is_rendered_again_from_the_sour
     rebuilt = build_at(sample, out).output.read_bytes()
     assert rebuilt == clean
     assert b"javascript" not in rebuilt
+
+
+def test_forged_cached_html_passes_the_safety_net_and_fresh_renders_need_none(sample: Path, tmp_path: Path) -> None:
+    """Only what comes from the cache goes through the safety net (the renderer's own output is already
+    clean): forged notes and intros lose their script, handler and unclosed element; a fresh render is
+    exactly what the safety net would make of it."""
+    import sqlite3
+
+    folder = tmp_path / "out" / CACHE_DIR
+    fresh = compile_deck(sample, T0, cache_dir=folder)
+    assert fresh.intros and all(render.safe_note(rn) == rn for rn in fresh.notes)
+    assert all(render.safe_html(html) == html for html in fresh.intros.values())
+    db = sqlite3.connect(folder / CACHE_FILE)
+    attack = '<script>alert(1)</script><img src="a.png" onerror="y()"><details open><a href="javascript:z()">'
+    notes = intros = 0
+    for key, value in db.execute("SELECT key, value FROM memo").fetchall():
+        data = json.loads(value)
+        if isinstance(data, list) and len(data) == 7 and isinstance(data[2], list):  # a rendered note
+            data[2] = [f + attack for f in data[2]]
+            notes += 1
+        elif isinstance(data, str) and data.startswith("<"):  # an intro
+            data += attack
+            intros += 1
+        else:
+            continue
+        db.execute("UPDATE memo SET value = ? WHERE key = ?", (json.dumps(data), key))
+    db.commit()
+    db.close()
+    assert notes and intros
+    served = compile_deck(sample, T0, cache_dir=folder)
+    texts = [f for rn in served.notes for f in rn.fields] + list(served.intros.values())
+    assert sum("a.png" in t for t in texts) >= notes  # the forged entries were used, not missed
+    for text in texts:
+        assert not re.search(r"<script|<[^>]*\bonerror|<[^>]*javascript:", text)  # escaped text is inert
+        assert text.count("<details") == text.count("</details>")

@@ -79,7 +79,7 @@ _MARKUP = st.sampled_from(
 )
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(st.lists(_MARKUP, max_size=40).map("".join))
 def test_same_html_on_generated_markup(text: str) -> None:
     fast, stock = _both(text)

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deckgen.build.pipeline import compile_deck
-from deckgen.render.markdown import HTML_FIELDS
-from deckgen.render.sanitize import is_clean, sanitize
+from deckgen.render.markdown import HTML_FIELDS, Renderer, safe_html, safe_note
+from deckgen.render.sanitize import is_clean, needs_sanitizer, sanitize
+from deckgen.sources.parse import parse_category
 
 REPO = Path(__file__).parent.parent
 
@@ -214,3 +215,59 @@ def test_the_proof_is_linear_on_pathological_input() -> None:
         start = time.perf_counter()
         is_clean(fragment)
         assert time.perf_counter() - start < 2.0
+
+
+# --- skipping nh3 in the renderer ---------------------------------------------------------------------
+
+
+def test_what_nh3_is_known_to_rewrite_goes_through_the_sanitizer() -> None:
+    for fragment in ["a<br />b", "<hr />", "a&nbsp;b", "a\xa0b", "&copy;", "&#123;", "a\x0cb", '<img src="a.png">']:
+        assert needs_sanitizer(fragment), fragment
+    for fragment in HOSTILE:
+        assert needs_sanitizer(fragment), fragment
+    assert not needs_sanitizer('<p>a &lt; b &amp; <em>c</em> > d</p>\n<pre><code class="language-py">x\n</code></pre>')
+
+
+def _renders_of(texts: list[str]) -> list[str]:
+    renderer = Renderer()
+    return [renderer._md.reset().convert(text) for text in texts]
+
+
+def test_the_renderer_skips_nh3_only_where_nh3_would_change_nothing() -> None:
+    texts = []
+    for path in sorted([*(REPO / "source").rglob("*.md"), *(REPO / "tests" / "data").rglob("*.md")]):
+        category, _ = parse_category(path.read_bytes(), path)
+        for note in category.notes if category is not None else ():
+            texts += [note.prompt, note.answer.text, note.extra.text if note.extra else ""]
+    skipped = [raw for raw in _renders_of(texts) if not needs_sanitizer(raw)]
+    assert len(texts) > 2000 and len(skipped) > len(texts) * 0.8
+    assert [raw for raw in skipped if sanitize(raw) != raw] == []
+
+
+_MARKDOWN = st.sampled_from(
+    [
+        *"*_`$\\[]()!&\n :^~|#-+1.\"'=/é€😀\t",
+        *("**", "``", "$$", "\\(", "\\)", "](", "<b>", "</b>", "<br>", "<div>", "</div>", "<p>", "<table>", "<tr>"),
+        *("&amp;", "&#35;", "&lt;", "&gt;", "[^1]", "[^1]: n", "![i](a.png)", "[l](http://x.y?a=1&b=2)", "  \n"),
+        *("word", "\n\n", "    ", "- ", "1. ", "> ", "```python\n", "```\n", "| a | b |\n|---|---|\n", ": def\n"),
+        *('<span class="x">', "</span>", "<details>", "<summary>", "<a href='#x'>", "</a>", "<pre>\n", "</pre>"),
+        *("<li>", "</li>", "<ul>", "</ul>", "<ol>", '<a href="y">', "<h1>", "</h1>", "<h2>", "<td>", "</td>"),
+        *("<tbody>", "<thead>", "<dt>", "<dd>", "<dl>", "</dl>", "<rt>", "<ruby>", "<q>", "<blockquote>", "<col>"),
+        *("<caption>", "<figure>", "</figure>", "<hr>", "<th>", "</tr>", "</table>", "<em>", "</em>", "<sup>"),
+    ]
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(_MARKDOWN, max_size=40).map("".join))
+def test_generated_markdown_skips_nh3_only_where_nh3_would_change_nothing(text: str) -> None:
+    (raw,) = _renders_of([text])
+    if not needs_sanitizer(raw):
+        assert sanitize(raw) == raw
+
+
+def test_fresh_renders_of_the_shipped_deck_pass_the_safety_net_unchanged() -> None:
+    """Only cached HTML goes through the safety net: the renderer's own must be what the net would keep."""
+    compiled = compile_deck(REPO / "source", 1_764_000_000, cache_dir=None)
+    assert [rn.note.id for rn in compiled.notes if safe_note(rn) != rn] == []
+    assert all(safe_html(html) == html for html in compiled.intros.values())

@@ -23,7 +23,7 @@ from deckgen.build.cache import Cache, config_text
 from deckgen.build.parallel import WorkPool
 from deckgen.build.plain import category_from, category_plain, diagnostics_from, diagnostics_plain, note_digest
 from deckgen.errors import Diagnostic
-from deckgen.render.markdown import MediaError, RenderedNote, Renderer, render_intro, render_note
+from deckgen.render.markdown import MediaError, RenderedNote, Renderer, render_intro, render_note, safe_html, safe_note
 from deckgen.sources.check import note_findings
 from deckgen.sources.duplicates import DuplicateGraph, first_duplicates, normal_prompt
 from deckgen.sources.markup import may_hold_unsafe_math
@@ -165,6 +165,7 @@ class RenderStage:
             rendered, images = from_render_value(note, render)
             if any(may_hold_unsafe_math(v) for v in rendered.fields):
                 return None  # rendered again from the source, whose math is checked (nh3 cannot see TeX)
+            rendered = safe_note(rendered)  # the safety net: a cache entry is never trusted
             if any(self.media.resolve(note.location.path, src) != name for src, name in images):
                 return None
         except (MediaError, TypeError, ValueError, KeyError):
@@ -267,6 +268,8 @@ class RenderStage:
             if not isinstance(html, str) or may_hold_unsafe_math(html):
                 html = render_intro(self._renderer(), category)
                 self.cache.put(keys[category.intro], html)
+            else:
+                html = safe_html(html)  # the safety net: a cache entry is never trusted
             intros[self.deck.subdeck_name(category)] = html
         return intros
 

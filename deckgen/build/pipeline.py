@@ -41,7 +41,7 @@ from deckgen.build.lock import (
 )
 from deckgen.build.parallel import WorkPool, available_cores
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
-from deckgen.render.markdown import AUDIO_TYPES, MediaError, RenderedNote, Renderer, safe_html, safe_note
+from deckgen.render.markdown import AUDIO_TYPES, MediaError, RenderedNote, Renderer
 from deckgen.sources.check import RULES, check_deck
 from deckgen.sources.config import CONFIG_NAME, load_config
 from deckgen.sources.model import Deck, DeckConfig, SourceLocation
@@ -338,10 +338,6 @@ def _run_stages(
             stage.save()
         timings.lap("cache")
         notices = (cache.warning,) if cache.warning else ()
-    # The safety net for everything that leaves deckgen, from the renderer or from the cache.
-    rendered = [safe_note(rn) for rn in rendered]
-    intros = {name: safe_html(intro) for name, intro in intros.items()}
-    timings.lap("safety")
     return _Stages(deck, media, rendered, intros, problems, notices, lock, foreign)
 
 

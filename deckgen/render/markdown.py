@@ -26,7 +26,7 @@ from markdown.treeprocessors import Treeprocessor
 
 from deckgen.anki import notetypes
 from deckgen.errors import Diagnostic
-from deckgen.render.sanitize import POLICY, is_clean, sanitize
+from deckgen.render.sanitize import POLICY, is_clean, needs_sanitizer, sanitize
 from deckgen.sources.markup import MAX_NESTING, nesting_depth, too_dense
 from deckgen.sources.model import Body, Category, Deck, Note
 
@@ -332,7 +332,7 @@ class Renderer:
                 self._md = self._new_markdown()
                 errors.append(("", MediaError("Markdown nested too deeply to render", rule="nesting-too-deep")))
                 raw = "<pre>" + html.escape(text) + "</pre>"
-        out = sanitize(raw, rewrite_src).replace(pipe, "|")
+        out = (sanitize(raw, rewrite_src) if needs_sanitizer(raw) else raw).replace(pipe, "|")
         if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
             out = out[3:-4]
         return neutralise_braces(out), media, errors

@@ -86,6 +86,7 @@ MARKUP_LIMITS = {
 MAX_CODE_SPANS = 1000  # each becomes a placeholder Markdown replaces one by one
 
 
+@functools.lru_cache(maxsize=1024)  # the renderer asks too, for the texts the lint just read
 def too_dense(text: str) -> Finding | None:
     """A finding when ``text`` holds more markup than Markdown renders in time (see ``MARKUP_LIMITS``)."""
     masked = mask_code(text)
@@ -121,6 +122,7 @@ def mask_code(text: str) -> str:
 _NESTING_RE = re.compile(r"((?:[ \t]*>[ \t]?)*)(?:([ \t]*)(?:[-*+]|\d+[.)])[ \t])?")
 
 
+@functools.lru_cache(maxsize=1024)
 def nesting_depth(text: str) -> int:
     """The deepest nesting of lists and block quotes in ``text`` (0: none)."""
     return max((depth for _, depth in _line_depths(text)), default=0)
