@@ -86,7 +86,7 @@ MARKUP_LIMITS = {
 MAX_CODE_SPANS = 1000  # each becomes a placeholder Markdown replaces one by one
 
 
-@functools.lru_cache(maxsize=1024)  # the renderer asks too, for the texts the lint just read
+@functools.lru_cache(maxsize=1024)  # the lint asks for the texts the renderer just read
 def too_dense(text: str) -> Finding | None:
     """A finding when ``text`` holds more markup than Markdown renders in time (see ``MARKUP_LIMITS``)."""
     masked = mask_code(text)
