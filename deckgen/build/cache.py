@@ -27,7 +27,7 @@ _SCHEMA = "CREATE TABLE memo (key BLOB PRIMARY KEY, value TEXT NOT NULL)"
 _LAYOUT = 2  # PRAGMA user_version of a file with this schema; a file of another layout starts empty
 _BATCH = 500  # keys per SELECT (SQLite's limit on bound parameters is far higher)
 _SLACK = 1000  # unused entries tolerated beyond the ones in use before the file is pruned
-_FLUSH_CHARS = 16 << 20  # values waiting beyond this are written at once, so a big build's memory stays flat
+_FLUSH_CHARS = 4 << 20  # values waiting beyond this are written at once, so a big build's memory stays flat
 
 
 def code_salt() -> str:

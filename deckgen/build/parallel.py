@@ -49,6 +49,14 @@ def _die_with_parent(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
+def release_free_memory() -> None:
+    """Hand memory the process has freed back to the system (glibc keeps it otherwise): a big build's
+    transient peaks (reading the files, the duplicate search) would stay in its footprint to the end."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).malloc_trim(0)
+
+
 def _worker_init(warm_up: Callable[[], None] | None, parent: int | None = None) -> None:
     if parent is not None:
         _die_with_parent(parent)

@@ -16,7 +16,7 @@ import sqlite3
 import stat
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -24,7 +24,7 @@ from typing import TypeVar
 from deckgen.anki import notetypes
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
 from deckgen.build import timings
-from deckgen.build.cache import CACHE_DIR, Cache, open_cache
+from deckgen.build.cache import CACHE_DIR, CACHE_FILE, open_cache
 from deckgen.build.exclusive import exclusive
 from deckgen.build.hazards import hazard_diagnostics
 from deckgen.build.incremental import ParseMemo, Progress, RenderStage, preload_renderer, warm_up_worker
@@ -39,7 +39,7 @@ from deckgen.build.lock import (
     update_lock,
     write_lock,
 )
-from deckgen.build.parallel import WorkPool, available_cores
+from deckgen.build.parallel import WorkPool, available_cores, release_free_memory
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.render.markdown import AUDIO_TYPES, MediaError, RenderedNote, Renderer
 from deckgen.sources.check import RULES, check_deck
@@ -143,8 +143,11 @@ class BuildResult:
     subdecks: tuple[tuple[str, int, int], ...] = field(default=())
 
 
-def read_sources(source: Path) -> tuple[DeckConfig, dict[Path, bytes], list[Diagnostic]]:
-    """Read ``deckgen.toml`` and every ``*.md`` category file of ``source``.
+def read_sources(
+    source: Path, listed: Callable[[Sequence[Path]], None] | None = None
+) -> tuple[DeckConfig, dict[Path, bytes], list[Diagnostic]]:
+    """Read ``deckgen.toml`` and every ``*.md`` category file of ``source`` (``listed`` sees their paths
+    before they are read).
 
     Raises SourceError only when nothing can be built at all (no folder, no usable config).
     """
@@ -170,6 +173,8 @@ def read_sources(source: Path) -> tuple[DeckConfig, dict[Path, bytes], list[Diag
         raise SourceError(problems)
     found = category_files(source)
     problems += found.problems
+    if listed is not None:
+        listed(found.paths)
     files: dict[Path, bytes] = {}
     for path in found.paths:
         try:
@@ -284,17 +289,24 @@ def render_deck(deck: Deck, media: MediaStore) -> tuple[list[RenderedNote], dict
 
 
 # Sources at least this large with nothing cached mean seconds of work: start the worker processes
-# before parsing, while this process is still small (see ``WorkPool``).
+# before the sources are read, while this process is still small (see ``WorkPool``): a worker forked
+# later keeps its own copy of every page the parent frees or touches (at 50k notes, 100+ MB each).
 EAGER_POOL_BYTES = 256 * 1024
 
 
-def _early_pool(jobs: int | None, files: Mapping[Path, bytes], cache: Cache) -> WorkPool:
-    pool = WorkPool(available_cores() if jobs is None else max(1, jobs), warm_up_worker)
-    warm = cache.path is not None and cache.path.is_file()
-    if pool.jobs > 1 and sum(len(data) for data in files.values()) >= EAGER_POOL_BYTES and not warm:
-        preload_renderer()
-        pool.start()
-    return pool
+def _start_early(pool: WorkPool, cache_dir: Path | None) -> Callable[[Sequence[Path]], None]:
+    def listed(paths: Sequence[Path]) -> None:
+        if pool.jobs < 2 or (cache_dir is not None and (cache_dir / CACHE_FILE).is_file()):
+            return  # one core, or a warm cache: most notes will come from it
+        size = 0
+        for path in paths:
+            with contextlib.suppress(OSError):
+                size += path.stat().st_size
+        if size >= EAGER_POOL_BYTES:
+            preload_renderer()
+            pool.start()
+
+    return listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,31 +326,34 @@ def _run_stages(
 ) -> _Stages:
     """Read, parse, lint and render (from the cache where it can); ``check``: only what can report problems."""
     timings.lap("startup")
-    config, files, problems = read_sources(source)
-    lock, foreign = _read_own_lock(source, config.uuid)
-    timings.lap("read")
-    with open_cache(cache_dir, writable=save) as cache, _early_pool(jobs, files, cache) as pool:
-        memo = ParseMemo(cache, files)
-        deck, found = parse_deck(config, source, files, memo.parse, lock_ids(lock))  # id suggestions avoid them
-        files.clear()  # the notes hold what is needed; a big deck's bytes go now, not at the end
-        problems += found
-        media = MediaStore(source)
-        timings.lap("parse")
-        stage = RenderStage(
-            deck, media, MediaStore, cache, pool=pool, progress=progress, problems_only=check, digest=memo.digest
-        )
-        memo.remember()
-        timings.lap("render")
-        problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
-        timings.lap("checks")
-        rendered, intros, found = stage.rendered()
-        intros = {**_folder_intros(deck), **intros}
-        problems += found
-        timings.lap("render")
-        if save:
-            stage.save()
-        timings.lap("cache")
-        notices = (cache.warning,) if cache.warning else ()
+    with WorkPool(available_cores() if jobs is None else max(1, jobs), warm_up_worker) as pool:
+        config, files, problems = read_sources(source, _start_early(pool, cache_dir))
+        lock, foreign = _read_own_lock(source, config.uuid)
+        timings.lap("read")
+        with open_cache(cache_dir, writable=save) as cache:
+            memo = ParseMemo(cache, files)
+            deck, found = parse_deck(config, source, files, memo.parse, lock_ids(lock))  # ids suggested avoid them
+            files.clear()  # the notes hold what is needed; a big deck's bytes go now, not at the end
+            release_free_memory()
+            problems += found
+            media = MediaStore(source)
+            timings.lap("parse")
+            stage = RenderStage(
+                deck, media, MediaStore, cache, pool=pool, progress=progress, problems_only=check, digest=memo.digest
+            )
+            memo.remember()
+            timings.lap("render")
+            problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
+            release_free_memory()
+            timings.lap("checks")
+            rendered, intros, found = stage.rendered()
+            intros = {**_folder_intros(deck), **intros}
+            problems += found
+            timings.lap("render")
+            if save:
+                stage.save()
+            timings.lap("cache")
+            notices = (cache.warning,) if cache.warning else ()
     return _Stages(deck, media, rendered, intros, problems, notices, lock, foreign)
 
 
