@@ -86,9 +86,21 @@ MARKUP_LIMITS = {
 MAX_CODE_SPANS = 1000  # each becomes a placeholder Markdown replaces one by one
 
 
+_SMALLEST_LIMIT = min(MARKUP_LIMITS.values())
+
+
+def _may_be_dense(text: str) -> bool:
+    """Whether the raw counts of ``text`` exceed a limit of ``too_dense`` (a necessary condition)."""
+    return text.count("`") > 2 * MAX_CODE_SPANS or any(text.count(c) > n for c, n in MARKUP_LIMITS.items())
+
+
 @functools.lru_cache(maxsize=1024)  # the renderer asks too, for the texts the lint just read
 def too_dense(text: str) -> Finding | None:
     """A finding when ``text`` holds more markup than Markdown renders in time (see ``MARKUP_LIMITS``)."""
+    # Masking only removes characters and code spans need two backticks each, so a text whose raw
+    # counts are all within the limits is within them once masked too: nothing to mask or locate.
+    if len(text) <= _SMALLEST_LIMIT or not _may_be_dense(text):
+        return None
     masked = mask_code(text)
     hint = "split the note, or put such text in a code block"
     for char, limit in MARKUP_LIMITS.items():
@@ -108,12 +120,16 @@ def too_dense(text: str) -> Finding | None:
 @functools.lru_cache(maxsize=1024)  # each rule masks the same text again; a note's texts stay hot
 def mask_code(text: str) -> str:
     """Blank out fenced code and code spans (keeping offsets and line breaks) so rules skip code."""
-    lines = text.split("\n")
-    for fence in find_fences(lines):
-        last = len(lines) - 1 if fence.end is None else fence.end
-        for i in range(fence.start, last + 1):
-            lines[i] = " " * len(lines[i])
-    masked = "\n".join(lines)
+    if "`" not in text and "~~~" not in text:  # no fence and no code span: nothing to blank
+        return text
+    masked = text
+    if "```" in text or "~~~" in text:  # a fence line holds one of them
+        lines = text.split("\n")
+        for fence in find_fences(lines):
+            last = len(lines) - 1 if fence.end is None else fence.end
+            for i in range(fence.start, last + 1):
+                lines[i] = " " * len(lines[i])
+        masked = "\n".join(lines)
     return blank(masked, code_spans(masked))
 
 
@@ -139,7 +155,14 @@ def _line_depths(text: str) -> Iterator[tuple[int, int]]:
         pos += len(line) + 1
 
 
+# A line's depth is at most one more than the length of its leading run of spaces, tabs and '>'
+# (each '>' is one level, each tab at most four columns); no longer run, no line too deep.
+_DEEP_PREFIX_RE = re.compile(f"^[ \t>]{{{MAX_NESTING}}}", re.M)
+
+
 def _nesting(text: str) -> Iterator[Finding]:
+    if _DEEP_PREFIX_RE.search(text) is None:
+        return
     for offset, depth in _line_depths(text):
         if depth > MAX_NESTING:
             yield Finding(
@@ -204,7 +227,9 @@ def _decoded(text: str) -> str:
 def _math(text: str, spans: list[tuple[int, int]]) -> Iterator[Finding]:
     for start, end in spans:
         raw = text[start:end]
-        formula = _decoded(raw)
+        formula = _decoded(raw) if "&" in raw else raw  # (no entity: html.unescape changes nothing)
+        if _UNSAFE_TEX.search(formula) is None:  # matches wherever the loop below would find something
+            continue
         for m in _CONTROL_WORD_RE.finditer(formula):
             name = m.group(1)
             font = name == "unicode" and formula[m.end() : m.end() + 1] == "["
@@ -481,6 +506,8 @@ def code_spans(text: str) -> list[tuple[int, int]]:
 
     Linear: for each run, the next run of equal length is known from one backward pass.
     """
+    if "`" not in text:
+        return []
     runs = [(m.start(), m.end()) for m in _BACKTICKS_RE.finditer(text)]
     following: list[int | None] = [None] * len(runs)
     last: dict[int, int] = {}
