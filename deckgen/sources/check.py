@@ -150,7 +150,8 @@ def math_problems(text: str) -> list[tuple[int, str]]:
 
 _BRACKET_MATH = (("\\(", "\\)", re.compile(r"\\\(|\\\)")), ("\\[", "\\]", re.compile(r"\\\[|\\\]")))
 _DOUBLE_DOLLAR_RE = re.compile(r"\$\$")
-_SINGLE_DOLLAR_RE = re.compile(r"(?<!\$)\$(?!\$)")
+# A '$' neither preceded nor followed by another; the '$' comes first so the search skips to each one.
+_SINGLE_DOLLAR_RE = re.compile(r"\$(?<!\$\$)(?!\$)")
 
 
 def _math_problems(text: str) -> Iterator[tuple[int, str]]:
@@ -296,14 +297,15 @@ def answer_words(text: str) -> int:
     return sum(map(bool, map(_WORD_CHAR.search, masked.split())))
 
 
-# The lines ``LIST_ITEM_RE`` matches, found in the whole text at once (within a line ``\s`` is ``[^\S\n]``).
-_LIST_ITEM_LINE_RE = re.compile(r"^[^\S\n]*(?:[-*+]|\d+[.)])[^\S\n]+\S", re.M)
+# The lines ``LIST_ITEM_RE`` matches, found at once in "\n" + text (within a line ``\s`` is ``[^\S\n]``;
+# starting with "\n" rather than "^" lets the search skip from line break to line break).
+_LIST_ITEM_LINE_RE = re.compile(r"\n[^\S\n]*(?:[-*+]|\d+[.)])[^\S\n]+\S")
 
 
 def _long_lists(text: str, limit: int) -> Iterator[tuple[int, int]]:
     """(offset of the list's first item, item count) for lists longer than ``limit``."""
     masked = _mask_code(text)
-    if len(_LIST_ITEM_LINE_RE.findall(masked)) <= limit:  # no list can be longer than all items together
+    if len(_LIST_ITEM_LINE_RE.findall("\n" + masked)) <= limit:  # no list can be longer than all items together
         return
     counts: dict[int, list[int]] = {}  # indent → [first offset, count]
     offset = 0
@@ -503,6 +505,8 @@ def _runs(text: str) -> Iterator[tuple[int, list[str]]]:
     inside it, counted on its own. The comma of "1,000" separates nothing.
     """
     prose = prose_only(text)
+    if "," not in prose and ";" not in prose:  # (see below: no separator, no run)
+        return
     bounds = [0, *(m.end() for m in _CHUNK_END.finditer(prose)), len(prose)]
     for start, end in itertools.pairwise(bounds):
         if prose.find(",", start, end) < 0 and prose.find(";", start, end) < 0:

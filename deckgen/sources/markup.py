@@ -185,6 +185,13 @@ def math_spans(text: str) -> list[tuple[int, int]]:
 
     Linear: a closer that is missing once is missing for every later opener too.
     """
+    return list(_math_spans(text))
+
+
+@functools.lru_cache(maxsize=1024)  # the markup scan and the answer's word count read the same masked text
+def _math_spans(text: str) -> tuple[tuple[int, int], ...]:
+    if "$" not in text and "\\" not in text:  # every delimiter holds one of them
+        return ()
     spans: list[tuple[int, int]] = []
     missing: set[str] = set()
     pos = 0
@@ -202,7 +209,7 @@ def math_spans(text: str) -> list[tuple[int, int]]:
             continue
         spans.append((m.start(), end + len(closer)))
         pos = end + len(closer)
-    return spans
+    return tuple(spans)
 
 
 def _find_closer(text: str, closer: str, pos: int) -> int:
@@ -492,7 +499,9 @@ def blank(text: str, spans: list[tuple[int, int]], fill: str = " ") -> str:
     out, pos = [], 0
     for start, end in spans:
         out.append(text[pos:start])
-        out.append(_NOT_NEWLINE_RE.sub(fill, text[start:end]))
+        span = text[start:end]
+        # (the substitution puts ``fill`` once per character; on one line that is ``fill`` times its length)
+        out.append(_NOT_NEWLINE_RE.sub(fill, span) if "\n" in span else fill * len(span))
         pos = end
     out.append(text[pos:])
     return "".join(out)
