@@ -290,7 +290,7 @@ def answer_words(text: str) -> int:
     display = [s for s in spans if masked.startswith(("$$", "\\["), s[0])]
     inline = [s for s in spans if not masked.startswith(("$$", "\\["), s[0])]
     masked = markup.blank(markup.blank(masked, display), inline, "x")  # inline math: one word
-    masked = _TAG_OR_COMMENT_RE.sub(" ", masked)
+    masked = _TAG_OR_COMMENT_RE.sub(" ", masked) if "<" in masked else masked
     links = [(offset, offset + len(url)) for _, offset, url, _ in markup.link_destinations(masked)]
     masked = markup.blank(masked, links)
     masked = masked.replace("![", "  ").replace("](", "  ")
@@ -461,6 +461,8 @@ _BACK_REFERENCE = re.compile(r"\b(?:it|its|they|them|their|this|these|those|each
 
 
 def _math_spans(text: str) -> Iterator[tuple[int, int]]:
+    if "$" not in text and "\\" not in text:  # every token holds one of them
+        return
     opener, start = "", 0
     for m in _MATH_TOKEN.finditer(text):
         token = m.group(0)

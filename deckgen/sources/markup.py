@@ -260,7 +260,7 @@ _URL_NOISE_RE = re.compile(r"[\x00-\x20\x7f]+")
 def url_scheme(url: str) -> str:
     """The scheme a browser would see in ``url`` ('' for a relative URL): entities decoded,
     control characters and spaces removed, case folded."""
-    m = _SCHEME_RE.match(_URL_NOISE_RE.sub("", _decoded(url)).lower())
+    m = _SCHEME_RE.match(_URL_NOISE_RE.sub("", _decoded(url) if "&" in url else url).lower())
     return m.group(1) if m else ""
 
 
@@ -308,12 +308,13 @@ _LOOK_BACK = 500
 
 def link_destinations(text: str) -> Iterator[tuple[int, int, str, bool]]:
     """(offset of the link, offset of its url, url, is an image) of every Markdown link and image in ``text``."""
-    for m in _MD_DEST_RE.finditer(text):
+    # (each pattern holds its literal: without it there is nothing to find)
+    for m in _MD_DEST_RE.finditer(text) if "](" in text else ():
         line_start = max(text.rfind("\n", max(0, m.start() - _LOOK_BACK), m.start()) + 1, m.start() - _LOOK_BACK)
         opening = max(text.rfind("[", line_start, m.start()), 0)
         image = opening > 0 and text[opening - 1] == "!"
         yield opening - image, m.start(1), m.group(1), image
-    for m in _MD_REF_RE.finditer(text):
+    for m in _MD_REF_RE.finditer(text) if "]:" in text else ():
         yield m.start(), m.start(1), m.group(1), False
 
 
@@ -556,9 +557,11 @@ def _scan(masked: str) -> list[Finding]:
     spans = math_spans(masked)
     found = list(_math(masked, spans))
     prose = blank(masked, spans).replace("\\<", "  ")
-    angled = [(m.start(1), m.end(1)) for m in _ANGLED_DEST_RE.finditer(prose)]  # ![x](<a b.png>) is no tag
     found += _nesting(prose)
-    found += _raw_html(blank(prose, angled))
+    if "<" in prose:  # every tag starts with one
+        angled = [(m.start(1), m.end(1)) for m in _ANGLED_DEST_RE.finditer(prose)]  # ![x](<a b.png>) is no tag
+        found += _raw_html(blank(prose, angled))
     found += _markdown_links(prose)
-    found += _attribute_lists(prose)
+    if "{" in prose:  # every attribute list starts with one
+        found += _attribute_lists(prose)
     return found
