@@ -1,6 +1,6 @@
 """Allow ``python -m deckgen``."""
 
-from deckgen.cli import main
+from deckgen.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

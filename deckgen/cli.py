@@ -221,6 +221,30 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def run() -> NoReturn:
+    """The ``deckgen`` command: ``main``, then exit without tearing the heap down object by object.
+
+    Every command has closed its files, cache and worker pool by the time ``main`` returns (they are
+    all ``with`` blocks), so what is left is freeing a deck's worth of objects one by one: ~50 ms
+    on a 10k-note deck, on every run, for nothing. Output streams are flushed first.
+    """
+    status = 0
+    try:
+        main()
+    except SystemExit as exc:
+        if isinstance(exc.code, int):
+            status = exc.code
+        elif exc.code is not None:
+            print(exc.code, file=sys.stderr)
+            status = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe (``deckgen check | head``): nothing more to say
+        pass
+    os._exit(status)
+
+
 # --- init ------------------------------------------------------------------------------------------
 
 

@@ -126,3 +126,20 @@ def test_unwritable_output_is_an_error_message_not_a_traceback(sample: Path, tmp
     assert result.exit_code == 1
     assert result.output.startswith("error: cannot write") or "error: " in result.output
     assert not (sample / "deckgen.lock").exists()  # nothing half-done: the lock follows the package
+
+
+def test_a_check_served_from_the_cache_imports_no_renderer_nor_package_writer(sample: Path, tmp_path: Path) -> None:
+    """Start-up is most of a cached ``check``: Python-Markdown, Pygments, genanki and YAML load only when
+    something is rendered, packaged or parsed afresh."""
+    out = tmp_path / "out"
+    assert CliRunner().invoke(main, ["build", str(sample), "-o", str(out)]).exit_code == 0
+    code = (
+        "import atexit, sys\n"
+        "heavy = ('markdown', 'pymdownx', 'pygments', 'genanki', 'yaml', 'multiprocessing')\n"
+        "atexit.register(lambda: print('loaded:', sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
+        "from deckgen.cli import main\n"
+        f"main(['check', {str(sample)!r}, '-o', {str(out)!r}])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "loaded: []" in result.stdout

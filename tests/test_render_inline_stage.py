@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown.treeprocessors import InlineProcessor
 
-from deckgen.render.markdown import _PATTERN_NEEDS, Renderer, _TriggeredInline
+from deckgen.render.converter import _PATTERN_NEEDS, _TriggeredInline
+from deckgen.render.markdown import Renderer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))

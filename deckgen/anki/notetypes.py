@@ -11,9 +11,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
-
-from pygments.formatters import HtmlFormatter
 
 # --- Constants that must never change (users' collections depend on them) -----------------
 BASIC_MODEL_ID = 1738425901  # "deckgen Basic": questions, tips and FAQs
@@ -41,8 +38,12 @@ class NoteType:
     name: str
     fields: tuple[str, ...]
     templates: tuple[Template, ...]
-    css: str
     is_cloze: bool = False
+
+    @property
+    def css(self) -> str:
+        """The stylesheet (both notetypes share it), made on first use: it needs Pygments' styles."""
+        return card_css()
 
     @property
     def schema(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -105,6 +106,8 @@ _CLOZE = Template(
 
 def _pygments_rules(style: str, scopes: tuple[str, ...]) -> str:
     """Class-based Pygments rules for one style, each selector prefixed by every scope."""
+    from pygments.formatters import HtmlFormatter
+
     out = []
     for rule in HtmlFormatter(style=style).get_style_defs(".highlight").splitlines():  # type: ignore[no-untyped-call]
         if not rule.startswith(".highlight"):
@@ -117,6 +120,8 @@ def _pygments_rules(style: str, scopes: tuple[str, ...]) -> str:
 @cache
 def card_css() -> str:
     """The stylesheet shared by both notetypes: base CSS plus light and night Pygments themes."""
+    from importlib import resources  # ~10 ms, for the commands that write a notetype only
+
     base = resources.files("deckgen").joinpath("data/cards.css").read_text(encoding="utf-8")
     light = _pygments_rules(PYGMENTS_LIGHT, ("",))
     dark = _pygments_rules(PYGMENTS_DARK, (".nightMode", ".night_mode"))
@@ -125,12 +130,12 @@ def card_css() -> str:
 
 @cache
 def basic() -> NoteType:
-    return NoteType(BASIC_MODEL_ID, "deckgen Basic", BASIC_FIELDS, (_BASIC_FORWARD, _BASIC_REVERSE), card_css())
+    return NoteType(BASIC_MODEL_ID, "deckgen Basic", BASIC_FIELDS, (_BASIC_FORWARD, _BASIC_REVERSE))
 
 
 @cache
 def cloze() -> NoteType:
-    return NoteType(CLOZE_MODEL_ID, "deckgen Cloze", CLOZE_FIELDS, (_CLOZE,), card_css(), is_cloze=True)
+    return NoteType(CLOZE_MODEL_ID, "deckgen Cloze", CLOZE_FIELDS, (_CLOZE,), is_cloze=True)
 
 
 def all_notetypes() -> tuple[NoteType, ...]:

@@ -20,14 +20,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-import genanki
+from typing import TYPE_CHECKING, BinaryIO
 
 from deckgen.anki.notetypes import NoteType
 from deckgen.build.lock import atomic_file
 from deckgen.build.parallel import available_cores
 from deckgen.render.markdown import RenderedNote
+
+if TYPE_CHECKING:
+    import genanki
 from deckgen.sources.model import deck_id
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -77,6 +78,8 @@ def _card_rows(packaged: PackagedNote, guid: str, note_id: int, deck_id: int) ->
 
 
 def _model(nt: NoteType) -> genanki.Model:
+    import genanki  # only for writing a package (~50 ms to import): ``check`` never needs it
+
     return genanki.Model(
         nt.id,
         nt.name,
@@ -95,6 +98,8 @@ def build_collection(
     notetype_mods: Mapping[int, tuple[NoteType, int]],
 ) -> None:
     """Write the Anki collection database (schema 11, as genanki makes it) to a new file ``db_path``."""
+    import genanki
+
     models = {nt_id: _model(nt) for nt_id, (nt, _) in notetype_mods.items()}
     gdecks = {d.name: genanki.Deck(deck_id(deck_uuid, d.name), d.name, d.description) for d in decks}
     for d in gdecks.values():

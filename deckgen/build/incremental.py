@@ -54,6 +54,11 @@ def warm_up_worker() -> None:
     _worker.setdefault("renderer", Renderer())
 
 
+def preload_renderer() -> None:
+    """Import the Markdown converter in this process before it forks workers: imported once, shared."""
+    import deckgen.render.converter  # noqa: F401
+
+
 # A note rendered in a worker, as it travels back: ``render_value`` (the parent has the note) and problems.
 Sent = tuple[list[Any], list[Diagnostic]]
 
@@ -68,8 +73,17 @@ def from_render_value(note: Note, value: Any) -> tuple[RenderedNote, list[tuple[
     """``note`` rendered as ``render_value`` wrote it, and its images; raises on a value of another shape."""
     deck, nt, values, tags, ords, media, images = value
     notetype = _notetypes_by_id()[nt]
-    images = [(str(src), str(name)) for src, name in images]
-    return RenderedNote(note, deck, notetype, tuple(values), tuple(tags), tuple(ords), tuple(media)), images
+    return RenderedNote(note, deck, notetype, tuple(values), tuple(tags), tuple(ords), tuple(media)), _images(images)
+
+
+def render_images(value: Any) -> list[tuple[str, str]]:
+    """Only the images (src as written, media name) of a ``render_value``; raises on another shape."""
+    *_, images = value
+    return _images(images)
+
+
+def _images(images: Any) -> list[tuple[str, str]]:
+    return [(str(src), str(name)) for src, name in images]
 
 
 def process_batch(
@@ -162,15 +176,18 @@ class RenderStage:
         if found is None or not want:
             return None if found is None else (found, None)
         try:
-            rendered, images = from_render_value(note, render)
-            if any(may_hold_unsafe_math(v) for v in rendered.fields):
-                return None  # rendered again from the source, whose math is checked (nh3 cannot see TeX)
-            rendered = safe_note(rendered)  # the safety net: a cache entry is never trusted
+            if self.problems_only:  # a check: a note rendered without problems has none while its images hold
+                images = render_images(render)
+            else:
+                rendered, images = from_render_value(note, render)
+                if any(may_hold_unsafe_math(v) for v in rendered.fields):
+                    return None  # rendered again from the source, whose math is checked (nh3 cannot see TeX)
+                rendered = safe_note(rendered)  # the safety net: a cache entry is never trusted
             if any(self.media.resolve(note.location.path, src) != name for src, name in images):
                 return None
         except (MediaError, TypeError, ValueError, KeyError):
             return None
-        return found, (rendered, [], images)
+        return found, None if self.problems_only else (rendered, [], images)
 
     def _submit(self) -> None:
         # Workers get the deck and subdecks without their notes: pickling all of them into every batch

@@ -6,13 +6,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import multiprocessing
 import os
 import signal
 import sys
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, TypeVar
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # imported when a pool starts: a run that needs none (a warm build) skips ~20 ms
+    import multiprocessing.context
+    from concurrent.futures import ProcessPoolExecutor
 
 T = TypeVar("T")
 
@@ -67,6 +70,8 @@ def available_cores() -> int:
 
 
 def _context() -> multiprocessing.context.BaseContext:
+    import multiprocessing
+
     # fork starts workers in milliseconds with every module already imported; elsewhere (macOS,
     # Windows) spawn is the safe choice and workers import deckgen themselves.
     if sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods():
@@ -96,6 +101,8 @@ class WorkPool:
             return
         # Frozen objects are skipped by the collector, so forked workers do not touch (and copy)
         # every page of the parent's heap on their first garbage collection.
+        from concurrent.futures import ProcessPoolExecutor
+
         gc.freeze()
         try:
             self._executor = ProcessPoolExecutor(

@@ -27,7 +27,7 @@ from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR, Cache, open_cache
 from deckgen.build.exclusive import exclusive
 from deckgen.build.hazards import hazard_diagnostics
-from deckgen.build.incremental import ParseMemo, Progress, RenderStage, warm_up_worker
+from deckgen.build.incremental import ParseMemo, Progress, RenderStage, preload_renderer, warm_up_worker
 from deckgen.build.lock import (
     LOCK_NAME,
     Lock,
@@ -292,6 +292,7 @@ def _early_pool(jobs: int | None, files: Mapping[Path, bytes], cache: Cache) -> 
     pool = WorkPool(available_cores() if jobs is None else max(1, jobs), warm_up_worker)
     warm = cache.path is not None and cache.path.is_file()
     if pool.jobs > 1 and sum(len(data) for data in files.values()) >= EAGER_POOL_BYTES and not warm:
+        preload_renderer()
         pool.start()
     return pool
 

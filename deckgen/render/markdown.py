@@ -8,27 +8,28 @@ neutralised so text can never become Anki field or cloze syntax.
 
 from __future__ import annotations
 
+import functools
 import html
+import importlib
+import importlib.util
+import os
 import re
-import xml.etree.ElementTree as etree
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
-
-import markdown
-from markdown import util as markdown_util
-from markdown.extensions import Extension
-from markdown.inlinepatterns import InlineProcessor
-from markdown.preprocessors import Preprocessor
-from markdown.treeprocessors import InlineProcessor as StockInlineProcessor
-from markdown.treeprocessors import Treeprocessor
 
 from deckgen.anki import notetypes
 from deckgen.errors import Diagnostic
 from deckgen.render.sanitize import POLICY, is_clean, needs_sanitizer, sanitize
 from deckgen.sources.markup import MAX_NESTING, nesting_depth, too_dense
 from deckgen.sources.model import Body, Category, Deck, Note
+
+if TYPE_CHECKING:
+    import markdown
+
+    from deckgen.render.converter import _Media
 
 EXTENSIONS: tuple[str, ...] = (
     "markdown.extensions.tables",
@@ -53,13 +54,33 @@ RENDER_FORMAT = 2
 
 def renderer_version() -> str:
     """Everything that decides rendered output: our format, extension settings, library versions."""
-    import nh3
-    import pygments
-    import pymdownx
-
-    # The packages' own version attributes: importlib.metadata would add 40 ms to every command's start.
-    libs = ",".join(f"{m.__name__}={m.__version__}" for m in (markdown, pymdownx, pygments, nh3))
+    libs = ",".join(f"{m}={_library_version(m, dist)}" for m, dist in _LIBRARIES.items())
     return f"{RENDER_FORMAT};{libs};{EXTENSIONS!r};{sorted(EXTENSION_CONFIGS.items())!r};{POLICY}"
+
+
+_LIBRARIES = {"markdown": "markdown", "pymdownx": "pymdown_extensions", "pygments": "pygments", "nh3": "nh3"}
+
+
+def _library_version(module: str, distribution: str) -> str:
+    """An installed library's version, from its metadata folder's name (``markdown-3.11.3.dist-info``)
+    beside it: importing Python-Markdown to ask would cost every command ~35 ms, importlib.metadata ~40."""
+    spec = importlib.util.find_spec(module)
+    if spec is not None and spec.origin is not None:
+        folder = Path(spec.origin).parent
+        site = folder.parent if spec.submodule_search_locations is not None else folder
+        name = re.compile(f"(?i){re.sub('[-_.]+', '[-_.]', distribution)}-([^-]+)\\.dist-info")
+        found = {m.group(1) for entry in _listing(site) if (m := name.fullmatch(entry))}
+        if len(found) == 1:
+            return found.pop()
+    return str(importlib.import_module(module).__version__)  # no (or an ambiguous) metadata folder
+
+
+@functools.cache
+def _listing(folder: Path) -> tuple[str, ...]:
+    try:
+        return tuple(os.listdir(folder))
+    except OSError:
+        return ()
 
 
 class MediaError(Exception):
@@ -70,6 +91,8 @@ class MediaError(Exception):
         self.hint = hint
         self.rule = rule
 
+
+AUDIO_TYPES = {".mp3", ".ogg", ".oga", ".wav", ".m4a", ".flac", ".opus"}
 
 # Maps an image reference (as written, relative to the note's file) to its flat media name.
 ImageResolver = Callable[[Path, str], str]
@@ -87,216 +110,17 @@ def free_prefix(text: str, stem: str) -> str:
     return prefix
 
 
-_INLINE_DISPLAY_RE = r"(?<!\\)(\$\$|\\\[)(.+?)(?:\$\$|\\\])"
-
-
-class _InlineDisplayMath(InlineProcessor):
-    """``$$..$$`` and ``\\[..\\]`` inside a paragraph (arithmatex only finds them as blocks)."""
-
-    def handleMatch(self, m: re.Match[str], data: str) -> tuple[str, int, int]:  # type: ignore[override]
-        if (m.group(1) == "$$") != m.group(0).endswith("$$"):
-            return None, None, None  # type: ignore[return-value]
-        math = "\\[" + html.escape(m.group(2), quote=False) + "\\]"
-        stash = self.md.htmlStash.store(f'<span class="arithmatex">{math}</span>')
-        return stash, m.start(0), m.end(0)
-
-
-# Raw HTML blocks whose content is Markdown by default (``md_in_html`` alone needs markdown="1"):
-# Q&A lists put answers in <details>, and raw ``**``/``$..$`` on a card is never what was meant.
-# Other block tags stay opt-in: indented HTML inside a <div> would turn into a code block.
-_MARKDOWN_INSIDE = {"details": "1", "summary": "span"}
-_HTML_OPEN_RE = re.compile(r"<(details|summary)(?=[\s>])([^>]*)>", re.I)
-_CODE_SPAN_RE = re.compile(r"(`+).+?\1")
-
-
-class _MarkdownInsideHtml(Preprocessor):
-    """Mark ``<details>``/``<summary>`` on HTML-block lines with ``markdown=...`` for md_in_html.
-
-    Runs after fenced code is stashed, so tags in code blocks are never touched; tags inside
-    inline code spans are skipped too. An author's own ``markdown="0"`` is respected.
-    """
-
-    def run(self, lines: list[str]) -> list[str]:
-        return [self._mark(line) if line.lstrip().startswith("<") else line for line in lines]
-
-    @staticmethod
-    def _mark(line: str) -> str:
-        spans = [m.span() for m in _CODE_SPAN_RE.finditer(line)]
-
-        def add(m: re.Match[str]) -> str:
-            if any(a <= m.start() < b for a, b in spans) or "markdown=" in m.group(2):
-                return m.group(0)
-            return f'<{m.group(1)}{m.group(2)} markdown="{_MARKDOWN_INSIDE[m.group(1).lower()]}">'
-
-        return _HTML_OPEN_RE.sub(add, line)
-
-
-AUDIO_TYPES = {".mp3", ".ogg", ".oga", ".wav", ".m4a", ".flac", ".opus"}
-_SOUND_RE = r"\[sound:([^\]\n]+)\]"
-
-
-def _is_local(src: str) -> bool:
-    return urlsplit(src).scheme not in ("http", "https", "data")
-
-
-def _is_audio(src: str) -> bool:
-    return Path(urlsplit(src).path).suffix.lower() in AUDIO_TYPES
-
-
-class _Media:
-    """What one conversion resolved: media names used and references that could not be resolved."""
-
-    def __init__(self) -> None:
-        self.resolve: Callable[[str], str] | None = None
-        self.errors: list[tuple[str, MediaError]] = []
-        self.media: list[str] = []
-
-    def name(self, src: str) -> str | None:
-        """The media name for ``src`` (as written), or None when it cannot be packaged."""
-        if self.resolve is None:
-            return None
-        try:
-            name = self.resolve(unquote(src))
-        except MediaError as exc:
-            self.errors.append((src, exc))
-            return None
-        self.media.append(name)
-        return name
-
-
-class _Sounds(Treeprocessor):
-    """``![](x.mp3)`` becomes Anki's ``[sound:...]`` (images are resolved by the sanitizer's pass)."""
-
-    def __init__(self, md: markdown.Markdown, state: _Media) -> None:
-        super().__init__(md)
-        self.state = state
-
-    def run(self, root: etree.Element) -> None:
-        sounds: list[tuple[etree.Element, etree.Element, str | None]] = []
-        for parent in root.iter():
-            for img in parent.findall("img"):
-                src = img.get("src", "")
-                if _is_local(src) and _is_audio(src):
-                    sounds.append((parent, img, self.state.name(src)))
-        for parent, img, name in sounds:  # one that cannot be packaged is reported once, here, and goes
-            _replace_with_text(parent, img, f"[sound:{name}]" if name else "")
-
-
-def _replace_with_text(parent: etree.Element, child: etree.Element, text: str) -> None:
-    """Put ``text`` where ``child`` stands (as ``[sound:x]`` written in Markdown would be) and drop it."""
-    text += child.tail or ""
-    index = list(parent).index(child)
-    if index:
-        before = parent[index - 1]
-        before.tail = (before.tail or "") + text
-    else:
-        parent.text = (parent.text or "") + text
-    parent.remove(child)
-
-
-class _Sound(InlineProcessor):
-    """``[sound:file.mp3]`` written in Markdown: the file is packaged like an image."""
-
-    def __init__(self, pattern: str, md: markdown.Markdown, state: _Media) -> None:
-        super().__init__(pattern, md)
-        self.state = state
-
-    def handleMatch(self, m: re.Match[str], data: str) -> tuple[str, int, int]:  # type: ignore[override]
-        src = m.group(1).strip()
-        name = None
-        if _is_local(src) and self.state.resolve is not None:
-            if _is_audio(src):
-                name = self.state.name(src)
-            else:
-                self.state.errors.append(
-                    (src, MediaError(f"[sound:] of a non-audio file {src!r}", _AUDIO_HINT, rule="image-type"))
-                )
-        tag = f"[sound:{name}]" if name else m.group(0)
-        return self.md.htmlStash.store(html.escape(tag, quote=False)), m.start(0), m.end(0)
-
-
-_AUDIO_HINT = "sounds can be MP3, OGG, WAV, M4A, FLAC or Opus"
-
-
-# For each inline pattern (by its registered name): characters one of which every text it can match
-# holds. None of them occurs in Markdown's placeholders ("\x02klzzwxh:12\x03", "\x02wzxhzdk:3\x03"),
-# which are all that patterns add to a text. Patterns not listed here are always tried.
-_PATTERN_NEEDS: dict[str, str] = {
-    "backtick": "`",
-    "dg-display-math": "$\\",
-    "arithmatex-inline": "$\\",
-    "escape": "\\",
-    "footnote": "[",
-    "dg-sound": "[",
-    "reference": "[",
-    "link": "[",
-    "image_link": "[",
-    "image_reference": "[",
-    "short_reference": "[",
-    "short_image_ref": "[",
-    "autolink": "<",
-    "automail": "<",
-    "linebreak": "\n",
-    "html": "<",
-    "entity": "&",
-    "em_strong": "*_",
-}
-
-
-class _TriggeredInline(StockInlineProcessor):
-    """Python-Markdown's inline stage, which hands a text only to patterns that could match it.
-
-    The stock stage runs every pattern's regex over every text node: most of its time on prose with
-    little markup. The output is the same (``test_render_inline_stage`` compares it with the stock stage
-    on every corpus); only the loop below differs from ``InlineProcessor.__handleInline`` (Markdown is pinned).
-    """
-
-    def run(self, tree: etree.Element, ancestors: list[str] | None = None) -> etree.Element:
-        registry = self.inlinePatterns
-        self._patterns = list(registry)  # sorts the registry: its names below are in the same order
-        self._needs = [_PATTERN_NEEDS.get(name) for name, _ in registry._priority]  # type: ignore[attr-defined]
-        return super().run(tree, ancestors)
-
-    def _InlineProcessor__handleInline(self, data: str, patternIndex: int = 0) -> str:
-        if isinstance(data, markdown_util.AtomicString):
-            return data
-        patterns, needs = self._patterns, self._needs
-        apply = self._InlineProcessor__applyPattern  # type: ignore[attr-defined]
-        start, count = 0, len(patterns)
-        while patternIndex < count:
-            need = needs[patternIndex]
-            if need is not None and not any(c in data for c in need):
-                patternIndex, start = patternIndex + 1, 0
-                continue
-            data, matched, start = apply(patterns[patternIndex], data, patternIndex, start)
-            if not matched:
-                patternIndex += 1
-        return data
-
-
-class _DeckgenExtension(Extension):
-    def __init__(self) -> None:
-        super().__init__()
-        self.media = _Media()
-
-    def extendMarkdown(self, md: markdown.Markdown) -> None:
-        md.inlinePatterns.register(_InlineDisplayMath(_INLINE_DISPLAY_RE, md), "dg-display-math", 189.95)
-        md.inlinePatterns.register(_Sound(_SOUND_RE, md, self.media), "dg-sound", 175)
-        md.treeprocessors.register(_Sounds(md, self.media), "dg-sounds", 1)
-        md.preprocessors.register(_MarkdownInsideHtml(md), "dg-markdown-inside-html", 21)
-        md.treeprocessors.register(_TriggeredInline(md), "inline", 20)
-
-
 class Renderer:
     """A reusable Markdown converter (building one is slow; ``convert`` resets it)."""
 
     def __init__(self) -> None:
-        self._md = self._new_markdown()
+        self._md, self._media = self._new_markdown()
 
-    def _new_markdown(self) -> markdown.Markdown:
-        extension = _DeckgenExtension()
-        self._media = extension.media  # sounds are resolved while Markdown runs, images by the sanitizer
-        return markdown.Markdown(extensions=[*EXTENSIONS, extension], extension_configs=EXTENSION_CONFIGS)
+    @staticmethod
+    def _new_markdown() -> tuple[markdown.Markdown, _Media]:
+        from deckgen.render.converter import new_markdown  # imported on first use: see converter.py
+
+        return new_markdown()  # sounds are resolved while Markdown runs (``_Media``), images by the sanitizer
 
     def convert(
         self, text: str, resolve: Callable[[str], str] | None = None, *, inline: bool = False
@@ -329,7 +153,7 @@ class Renderer:
             try:
                 raw = self._md.convert(protect_table_pipes(text, pipe))
             except RecursionError:  # a nesting the source check does not know: report it here
-                self._md = self._new_markdown()
+                self._md, self._media = self._new_markdown()
                 errors.append(("", MediaError("Markdown nested too deeply to render", rule="nesting-too-deep")))
                 raw = "<pre>" + html.escape(text) + "</pre>"
         out = (sanitize(raw, rewrite_src) if needs_sanitizer(raw) else raw).replace(pipe, "|")

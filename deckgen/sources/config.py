@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from deckgen.errors import Diagnostic
 from deckgen.sources.model import DeckConfig, Kind, LintConfig, SourceLocation
 
@@ -301,6 +299,8 @@ def parse_front_matter(
     problems: list[Diagnostic] = []
     data: Any = {}
     if text is not None and text.strip():
+        import yaml  # ~25 ms: only files parsed afresh need it (the build cache keeps the others' parse)
+
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

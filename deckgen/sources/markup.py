@@ -94,7 +94,7 @@ def _may_be_dense(text: str) -> bool:
     return text.count("`") > 2 * MAX_CODE_SPANS or any(text.count(c) > n for c, n in MARKUP_LIMITS.items())
 
 
-@functools.lru_cache(maxsize=1024)  # the renderer asks too, for the texts the lint just read
+@functools.lru_cache(maxsize=1024)  # the lint asks for the texts the renderer just read
 def too_dense(text: str) -> Finding | None:
     """A finding when ``text`` holds more markup than Markdown renders in time (see ``MARKUP_LIMITS``)."""
     # Masking only removes characters and code spans need two backticks each, so a text whose raw
