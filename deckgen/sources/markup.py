@@ -494,7 +494,10 @@ _ANGLED_DEST_RE = re.compile(r"\]\([ \t]*(<[^<>\n]*>)")
 
 
 def blank(text: str, spans: list[tuple[int, int]], fill: str = " ") -> str:
-    """``text`` with each span's characters replaced by ``fill`` (line breaks kept, so offsets stay put)."""
+    """``text`` with each span's characters replaced by ``fill`` (line breaks kept, so offsets stay put).
+
+    ``fill`` is a plain string (one character keeps offsets), not a substitution template.
+    """
     if not spans:
         return text
     out, pos = [], 0
