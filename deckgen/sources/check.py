@@ -531,6 +531,8 @@ def _runs(text: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def _run(prose: str, segments: list[tuple[int, int]]) -> Iterator[tuple[int, list[str]]]:
+    if len(segments) < 2:  # one segment is one item at most: no run
+        return
     items = _items(prose, segments)
     if len(items) >= 2:
         a, b = next(span for span in segments if _WORD_CHAR.search(prose[span[0] : span[1]]))
