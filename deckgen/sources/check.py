@@ -7,6 +7,7 @@ deck-wide with ``[lint] disable = [...]`` in ``deckgen.toml``. Errors cannot be 
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -147,12 +148,20 @@ def math_problems(text: str) -> list[tuple[int, str]]:
     return list(_math_problems(_mask_code(text)))
 
 
+_BRACKET_MATH = (("\\(", "\\)", re.compile(r"\\\(|\\\)")), ("\\[", "\\]", re.compile(r"\\\[|\\\]")))
+_DOUBLE_DOLLAR_RE = re.compile(r"\$\$")
+# A '$' neither preceded nor followed by another; the '$' comes first so the search skips to each one.
+_SINGLE_DOLLAR_RE = re.compile(r"\$(?<!\$\$)(?!\$)")
+
+
 def _math_problems(text: str) -> Iterator[tuple[int, str]]:
     """Offsets of unbalanced math delimiters in code-masked text."""
     text = text.replace("\\$", "  ")
-    for opener, closer in (("\\(", "\\)"), ("\\[", "\\]")):
+    for opener, closer, delimiters in _BRACKET_MATH:
+        if opener not in text and closer not in text:
+            continue
         depth, first = 0, -1
-        for m in re.finditer(re.escape(opener) + "|" + re.escape(closer), text):
+        for m in delimiters.finditer(text):
             if m.group(0) == opener:
                 if depth == 0:
                     first = m.start()
@@ -163,10 +172,12 @@ def _math_problems(text: str) -> Iterator[tuple[int, str]]:
                 depth -= 1
         if depth:
             yield first, f"'{opener}' is never closed with '{closer}'"
-    doubles = [m.start() for m in re.finditer(r"\$\$", text)]
+    if "$" not in text:
+        return
+    doubles = [m.start() for m in _DOUBLE_DOLLAR_RE.finditer(text)]
     if len(doubles) % 2:
         yield doubles[-1], "'$$' is never closed"
-    singles = [m.start() for m in re.finditer(r"(?<!\$)\$(?!\$)", text)]
+    singles = [m.start() for m in _SINGLE_DOLLAR_RE.finditer(text)]
     if len(singles) % 2:
         yield singles[-1], "'$' is never closed (write \\$ for a literal dollar sign)"
 
@@ -279,29 +290,33 @@ def answer_words(text: str) -> int:
     display = [s for s in spans if masked.startswith(("$$", "\\["), s[0])]
     inline = [s for s in spans if not masked.startswith(("$$", "\\["), s[0])]
     masked = markup.blank(markup.blank(masked, display), inline, "x")  # inline math: one word
-    masked = _TAG_OR_COMMENT_RE.sub(" ", masked)
+    masked = _TAG_OR_COMMENT_RE.sub(" ", masked) if "<" in masked else masked
     links = [(offset, offset + len(url)) for _, offset, url, _ in markup.link_destinations(masked)]
     masked = markup.blank(masked, links)
     masked = masked.replace("![", "  ").replace("](", "  ")
-    return sum(1 for w in masked.split() if _WORD_CHAR.search(w))
+    return sum(map(bool, map(_WORD_CHAR.search, masked.split())))
+
+
+# The lines ``LIST_ITEM_RE`` matches, found at once in "\n" + text (within a line ``\s`` is ``[^\S\n]``;
+# starting with "\n" rather than "^" lets the search skip from line break to line break).
+_LIST_ITEM_LINE_RE = re.compile(r"\n[^\S\n]*(?:[-*+]|\d+[.)])[^\S\n]+\S")
 
 
 def _long_lists(text: str, limit: int) -> Iterator[tuple[int, int]]:
     """(offset of the list's first item, item count) for lists longer than ``limit``."""
     masked = _mask_code(text)
-    offsets, pos = [], 0
-    for line in masked.split("\n"):
-        offsets.append(pos)
-        pos += len(line) + 1
-    lines = masked.split("\n")
+    if len(_LIST_ITEM_LINE_RE.findall("\n" + masked)) <= limit:  # no list can be longer than all items together
+        return
     counts: dict[int, list[int]] = {}  # indent → [first offset, count]
-    for i, line in enumerate(lines):
+    offset = 0
+    for line in masked.split("\n"):
+        line_start, offset = offset, offset + len(line) + 1
         m = LIST_ITEM_RE.match(line)
         if m:
             indent = len(m.group(1).expandtabs(4))
             for deeper in [k for k in counts if k > indent]:
                 yield from _flush(counts.pop(deeper), limit)
-            entry = counts.setdefault(indent, [offsets[i], 0])
+            entry = counts.setdefault(indent, [line_start, 0])
             entry[1] += 1
         elif line.strip() and not line.startswith((" ", "\t")):
             for k in list(counts):
@@ -317,6 +332,8 @@ def _flush(entry: list[int], limit: int) -> Iterator[tuple[int, int]]:
 
 def _code_blocks(text: str) -> Iterator[tuple[int, int]]:
     """(offset of the opening fence, number of code lines) for each closed fenced block."""
+    if "```" not in text and "~~~" not in text:  # a fence line holds one of them
+        return
     lines = text.split("\n")
     offsets = [0]
     for line in lines:
@@ -362,8 +379,10 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
             )
         )
     for part, body in _parts(note):
-        if part != "prompt":
-            for m in BOLD_QUESTION_RE.finditer(_mask_code(body.text)):
+        masked = _mask_code(body.text)
+        # (the pattern needs a '?' and '**' or '__'; without them it would only scan the text in vain)
+        if part != "prompt" and "?" in masked and ("**" in masked or "__" in masked):
+            for m in BOLD_QUESTION_RE.finditer(masked):
                 found.append(
                     Diagnostic(
                         body.location(path, m.start(1)),
@@ -396,7 +415,9 @@ def lint_note(note: Note, config: LintConfig) -> list[Diagnostic]:
                     )
                 )
         remote = 0
-        for start, _, url, image in markup.link_destinations(_mask_code(body.text)):
+        # an image's link text opens with '![': without one, no destination is an image
+        links = markup.link_destinations(masked) if "![" in masked else iter(())
+        for start, _, url, image in links:
             if not image or markup.url_scheme(url) not in ("http", "https"):
                 continue
             remote += 1
@@ -440,6 +461,8 @@ _BACK_REFERENCE = re.compile(r"\b(?:it|its|they|them|their|this|these|those|each
 
 
 def _math_spans(text: str) -> Iterator[tuple[int, int]]:
+    if "$" not in text and "\\" not in text:  # every token holds one of them
+        return
     opener, start = "", 0
     for m in _MATH_TOKEN.finditer(text):
         token = m.group(0)
@@ -452,6 +475,7 @@ def _math_spans(text: str) -> Iterator[tuple[int, int]]:
             opener = ""
 
 
+@functools.lru_cache(maxsize=1024)  # the prompt and the answer are each read by two rules
 def prose_only(text: str) -> str:
     """``text`` with code, math, comments, link targets and cloze markup blanked out (offsets kept)."""
     if markup.too_dense(text):  # already an error; the patterns below are not linear on such text
@@ -483,8 +507,12 @@ def _runs(text: str) -> Iterator[tuple[int, list[str]]]:
     inside it, counted on its own. The comma of "1,000" separates nothing.
     """
     prose = prose_only(text)
+    if "," not in prose and ";" not in prose:  # (see below: no separator, no run)
+        return
     bounds = [0, *(m.end() for m in _CHUNK_END.finditer(prose)), len(prose)]
     for start, end in itertools.pairwise(bounds):
+        if prose.find(",", start, end) < 0 and prose.find(";", start, end) < 0:
+            continue  # without separators every group is one segment: one item, no run
         stack: list[tuple[int, list[tuple[int, int]]]] = [(start, [])]  # per open bracket: segment start, segments
         for mark in _RUN_MARK.finditer(prose, start, end):  # (only these characters matter)
             i, ch = mark.start(), mark.group()
@@ -503,6 +531,8 @@ def _runs(text: str) -> Iterator[tuple[int, list[str]]]:
 
 
 def _run(prose: str, segments: list[tuple[int, int]]) -> Iterator[tuple[int, list[str]]]:
+    if len(segments) < 2:  # one segment is one item at most: no run
+        return
     items = _items(prose, segments)
     if len(items) >= 2:
         a, b = next(span for span in segments if _WORD_CHAR.search(prose[span[0] : span[1]]))
@@ -553,10 +583,10 @@ def _second_ask(prompt: str) -> int | None:
     ("What is X, and why does it help?") stays one question, as does an elliptical "…, and why?".
     """
     prose = prose_only(prompt)
-    marks = [i for i, ch in enumerate(prose) if ch == "?"]
-    if len(marks) > 1:
-        rest = prose[marks[0] + 1 :]
-        return marks[0] + 1 + len(rest) - len(rest.lstrip())
+    if prose.count("?") > 1:
+        first_mark = prose.index("?")
+        rest = prose[first_mark + 1 :]
+        return first_mark + 1 + len(rest) - len(rest.lstrip())
     m = _SECOND_ASK.search(prose)
     if m is None:
         return None

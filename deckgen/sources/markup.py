@@ -86,9 +86,21 @@ MARKUP_LIMITS = {
 MAX_CODE_SPANS = 1000  # each becomes a placeholder Markdown replaces one by one
 
 
+_SMALLEST_LIMIT = min(MARKUP_LIMITS.values())
+
+
+def _may_be_dense(text: str) -> bool:
+    """Whether the raw counts of ``text`` exceed a limit of ``too_dense`` (a necessary condition)."""
+    return text.count("`") > 2 * MAX_CODE_SPANS or any(text.count(c) > n for c, n in MARKUP_LIMITS.items())
+
+
 @functools.lru_cache(maxsize=1024)  # the lint asks for the texts the renderer just read
 def too_dense(text: str) -> Finding | None:
     """A finding when ``text`` holds more markup than Markdown renders in time (see ``MARKUP_LIMITS``)."""
+    # Masking only removes characters and code spans need two backticks each, so a text whose raw
+    # counts are all within the limits is within them once masked too: nothing to mask or locate.
+    if len(text) <= _SMALLEST_LIMIT or not _may_be_dense(text):
+        return None
     masked = mask_code(text)
     hint = "split the note, or put such text in a code block"
     for char, limit in MARKUP_LIMITS.items():
@@ -108,12 +120,16 @@ def too_dense(text: str) -> Finding | None:
 @functools.lru_cache(maxsize=1024)  # each rule masks the same text again; a note's texts stay hot
 def mask_code(text: str) -> str:
     """Blank out fenced code and code spans (keeping offsets and line breaks) so rules skip code."""
-    lines = text.split("\n")
-    for fence in find_fences(lines):
-        last = len(lines) - 1 if fence.end is None else fence.end
-        for i in range(fence.start, last + 1):
-            lines[i] = " " * len(lines[i])
-    masked = "\n".join(lines)
+    if "`" not in text and "~~~" not in text:  # no fence and no code span: nothing to blank
+        return text
+    masked = text
+    if "```" in text or "~~~" in text:  # a fence line holds one of them
+        lines = text.split("\n")
+        for fence in find_fences(lines):
+            last = len(lines) - 1 if fence.end is None else fence.end
+            for i in range(fence.start, last + 1):
+                lines[i] = " " * len(lines[i])
+        masked = "\n".join(lines)
     return blank(masked, code_spans(masked))
 
 
@@ -139,7 +155,14 @@ def _line_depths(text: str) -> Iterator[tuple[int, int]]:
         pos += len(line) + 1
 
 
+# A line's depth is at most one more than the length of its leading run of spaces, tabs and '>'
+# (each '>' is one level, each tab at most four columns); no longer run, no line too deep.
+_DEEP_PREFIX_RE = re.compile(f"^[ \t>]{{{MAX_NESTING}}}", re.M)
+
+
 def _nesting(text: str) -> Iterator[Finding]:
+    if _DEEP_PREFIX_RE.search(text) is None:
+        return
     for offset, depth in _line_depths(text):
         if depth > MAX_NESTING:
             yield Finding(
@@ -162,6 +185,13 @@ def math_spans(text: str) -> list[tuple[int, int]]:
 
     Linear: a closer that is missing once is missing for every later opener too.
     """
+    return list(_math_spans(text))
+
+
+@functools.lru_cache(maxsize=1024)  # the markup scan and the answer's word count read the same masked text
+def _math_spans(text: str) -> tuple[tuple[int, int], ...]:
+    if "$" not in text and "\\" not in text:  # every delimiter holds one of them
+        return ()
     spans: list[tuple[int, int]] = []
     missing: set[str] = set()
     pos = 0
@@ -179,7 +209,7 @@ def math_spans(text: str) -> list[tuple[int, int]]:
             continue
         spans.append((m.start(), end + len(closer)))
         pos = end + len(closer)
-    return spans
+    return tuple(spans)
 
 
 def _find_closer(text: str, closer: str, pos: int) -> int:
@@ -204,7 +234,9 @@ def _decoded(text: str) -> str:
 def _math(text: str, spans: list[tuple[int, int]]) -> Iterator[Finding]:
     for start, end in spans:
         raw = text[start:end]
-        formula = _decoded(raw)
+        formula = _decoded(raw) if "&" in raw else raw  # (no entity: html.unescape changes nothing)
+        if _UNSAFE_TEX.search(formula) is None:  # matches wherever the loop below would find something
+            continue
         for m in _CONTROL_WORD_RE.finditer(formula):
             name = m.group(1)
             font = name == "unicode" and formula[m.end() : m.end() + 1] == "["
@@ -228,7 +260,7 @@ _URL_NOISE_RE = re.compile(r"[\x00-\x20\x7f]+")
 def url_scheme(url: str) -> str:
     """The scheme a browser would see in ``url`` ('' for a relative URL): entities decoded,
     control characters and spaces removed, case folded."""
-    m = _SCHEME_RE.match(_URL_NOISE_RE.sub("", _decoded(url)).lower())
+    m = _SCHEME_RE.match(_URL_NOISE_RE.sub("", _decoded(url) if "&" in url else url).lower())
     return m.group(1) if m else ""
 
 
@@ -276,12 +308,13 @@ _LOOK_BACK = 500
 
 def link_destinations(text: str) -> Iterator[tuple[int, int, str, bool]]:
     """(offset of the link, offset of its url, url, is an image) of every Markdown link and image in ``text``."""
-    for m in _MD_DEST_RE.finditer(text):
+    # (each pattern holds its literal: without it there is nothing to find)
+    for m in _MD_DEST_RE.finditer(text) if "](" in text else ():
         line_start = max(text.rfind("\n", max(0, m.start() - _LOOK_BACK), m.start()) + 1, m.start() - _LOOK_BACK)
         opening = max(text.rfind("[", line_start, m.start()), 0)
         image = opening > 0 and text[opening - 1] == "!"
         yield opening - image, m.start(1), m.group(1), image
-    for m in _MD_REF_RE.finditer(text):
+    for m in _MD_REF_RE.finditer(text) if "]:" in text else ():
         yield m.start(), m.start(1), m.group(1), False
 
 
@@ -461,13 +494,18 @@ _ANGLED_DEST_RE = re.compile(r"\]\([ \t]*(<[^<>\n]*>)")
 
 
 def blank(text: str, spans: list[tuple[int, int]], fill: str = " ") -> str:
-    """``text`` with each span's characters replaced by ``fill`` (line breaks kept, so offsets stay put)."""
+    """``text`` with each span's characters replaced by ``fill`` (line breaks kept, so offsets stay put).
+
+    ``fill`` is a plain string (one character keeps offsets), not a substitution template.
+    """
     if not spans:
         return text
     out, pos = [], 0
     for start, end in spans:
         out.append(text[pos:start])
-        out.append(_NOT_NEWLINE_RE.sub(fill, text[start:end]))
+        span = text[start:end]
+        # (the substitution puts ``fill`` once per character; on one line that is ``fill`` times its length)
+        out.append(_NOT_NEWLINE_RE.sub(fill, span) if "\n" in span else fill * len(span))
         pos = end
     out.append(text[pos:])
     return "".join(out)
@@ -481,6 +519,8 @@ def code_spans(text: str) -> list[tuple[int, int]]:
 
     Linear: for each run, the next run of equal length is known from one backward pass.
     """
+    if "`" not in text:
+        return []
     runs = [(m.start(), m.end()) for m in _BACKTICKS_RE.finditer(text)]
     following: list[int | None] = [None] * len(runs)
     last: dict[int, int] = {}
@@ -520,9 +560,11 @@ def _scan(masked: str) -> list[Finding]:
     spans = math_spans(masked)
     found = list(_math(masked, spans))
     prose = blank(masked, spans).replace("\\<", "  ")
-    angled = [(m.start(1), m.end(1)) for m in _ANGLED_DEST_RE.finditer(prose)]  # ![x](<a b.png>) is no tag
     found += _nesting(prose)
-    found += _raw_html(blank(prose, angled))
+    if "<" in prose:  # every tag starts with one
+        angled = [(m.start(1), m.end(1)) for m in _ANGLED_DEST_RE.finditer(prose)]  # ![x](<a b.png>) is no tag
+        found += _raw_html(blank(prose, angled))
     found += _markdown_links(prose)
-    found += _attribute_lists(prose)
+    if "{" in prose:  # every attribute list starts with one
+        found += _attribute_lists(prose)
     return found
