@@ -22,6 +22,9 @@ everyone):
 - peak memory of the cold build: the largest resident set of one process (kernel's ``maxrss``) and
   the largest sum of proportional set sizes (PSS) over the build and its workers, sampled.
 
+Runs go in rounds (floor, naive floor, cold, each warm edit, check), so that a floor run and the deckgen
+runs compared with it are minutes apart at most: this machine's speed drifts a lot within a session.
+
 Finally it rebuilds the edited sources with ``--no-cache --locked`` into a fresh folder and checks
 the package is byte-identical to the warm one.
 """
@@ -238,37 +241,36 @@ def bench_size(n: int, runs: int, work: Path, log: bool) -> Row:
     dump_bodies(source, bodies)
     say(f"[{n} notes] generated in {time.perf_counter() - t:.1f}s")
 
+    # Round by round, each floor run next to the deckgen runs it is compared with: this machine's speed
+    # drifts by half within minutes, and runs far apart in time would compare the drift.
     me = [sys.executable, __file__]
-    for _ in range(runs):
+    build = [*DECKGEN, "build", str(source), "-o", str(out), "-q"]
+    check = [*DECKGEN, "check", str(source), "-o", str(out), "-q"]
+    timings = work / "timings.json"
+    for kind in EDIT_KINDS:
+        row.warm[kind], row.warm_phases[kind] = [], []
+    for r in range(runs):
         floor = run([*me, "--floor", str(bodies), str(work / "floor.apkg")])
         row.floor.append(floor.seconds)
         row.floor_parts.append(json.loads(floor.stdout))
         row.naive.append(run([*me, "--naive-floor", str(bodies), str(work / "naive.apkg")]).seconds)
-    say(f"[{n} notes] floor  {_fmt(row.floor)}  naive floor {_fmt(row.naive)}")
-
-    build = [*DECKGEN, "build", str(source), "-o", str(out), "-q"]
-    timings = work / "timings.json"
-    for _ in range(runs):
         shutil.rmtree(out, ignore_errors=True)
         (source / "deckgen.lock").unlink(missing_ok=True)
         cold = run(build, memory=True)
         row.cold.append(cold.seconds)
         row.maxrss_mb, row.pss_mb = max(row.maxrss_mb, cold.maxrss_mb), max(row.pss_mb, cold.pss_mb)
-    say(f"[{n} notes] cold   {_fmt(row.cold)}  maxrss {row.maxrss_mb:.0f} MB  pss {row.pss_mb:.0f} MB")
-
-    for kind in EDIT_KINDS:
-        row.warm[kind], row.warm_phases[kind] = [], []
-        for r in range(runs):
+        for kind in EDIT_KINDS:
             edit_one_note(source, r, kind)
             warm = run(build, timings=timings)
             row.warm[kind].append(warm.seconds)
             row.warm_phases[kind].append(warm.phases)
-        say(f"[{n} notes] warm {kind:<7} {_fmt(row.warm[kind])}")
-
-    check = [*DECKGEN, "check", str(source), "-o", str(out), "-q"]
-    for _ in range(runs):
         row.check.append(run(check, ok=(0, 1)).seconds)
         row.check_no_cache.append(run([*check, "--no-cache"], ok=(0, 1)).seconds)
+        say(f"[{n} notes] round {r + 1}: floor {floor.seconds:.2f}s, cold {cold.seconds:.2f}s")
+    say(f"[{n} notes] floor  {_fmt(row.floor)}  naive floor {_fmt(row.naive)}")
+    say(f"[{n} notes] cold   {_fmt(row.cold)}  maxrss {row.maxrss_mb:.0f} MB  pss {row.pss_mb:.0f} MB")
+    for kind in EDIT_KINDS:
+        say(f"[{n} notes] warm {kind:<7} {_fmt(row.warm[kind])}")
     say(f"[{n} notes] check  {_fmt(row.check)}  no cache {_fmt(row.check_no_cache)}")
 
     # The cache must never change the output: rebuild the same sources and lock without it.

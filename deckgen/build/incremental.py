@@ -183,7 +183,7 @@ class RenderStage:
                 images = render_images(render)
             else:
                 rendered, images = from_render_value(note, render)
-                if any(may_hold_unsafe_math(v) for v in rendered.fields):
+                if may_hold_unsafe_math("\x00".join(rendered.fields)):  # (no command or entity spans a NUL)
                     return None  # rendered again from the source, whose math is checked (nh3 cannot see TeX)
                 rendered = safe_note(rendered)  # the safety net: a cache entry is never trusted
             if any(self.media.resolve(note.location.path, src) != name for src, name in images):
