@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,23 @@ DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "sample"
 REPO = Path(__file__).parent.parent
 T0 = 1_764_000_000  # a fixed build time (s), so tests control "the same second"
+
+
+def packages_loaded(args: Sequence[str], packages: Sequence[str]) -> list[str]:
+    """Which of ``packages`` a ``deckgen ARGS`` run (in a fresh interpreter, exit status 0) has imported."""
+    code = (
+        "import atexit, json, sys\n"
+        f"wanted = set({list(packages)!r})\n"
+        "loaded = lambda: sorted({m.split('.')[0] for m in sys.modules} & wanted)\n"
+        "atexit.register(lambda: print('loaded:', json.dumps(loaded())))\n"
+        "from deckgen.cli import main\n"
+        f"main({list(args)!r})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("loaded: ")]
+    loaded: list[str] = json.loads(line.removeprefix("loaded: "))
+    return loaded
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
+from conftest import packages_loaded
 from deckgen import __version__
 from deckgen.cli import main
 
@@ -133,13 +134,5 @@ def test_a_check_served_from_the_cache_imports_no_renderer_nor_package_writer(sa
     something is rendered, packaged or parsed afresh."""
     out = tmp_path / "out"
     assert CliRunner().invoke(main, ["build", str(sample), "-o", str(out)]).exit_code == 0
-    code = (
-        "import atexit, sys\n"
-        "heavy = ('markdown', 'pymdownx', 'pygments', 'genanki', 'yaml', 'multiprocessing')\n"
-        "atexit.register(lambda: print('loaded:', sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))\n"
-        "from deckgen.cli import main\n"
-        f"main(['check', {str(sample)!r}, '-o', {str(out)!r}])\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
-    assert "loaded: []" in result.stdout
+    heavy = ["markdown", "pymdownx", "pygments", "genanki", "yaml", "multiprocessing"]
+    assert packages_loaded(["check", str(sample), "-o", str(out)], heavy) == []

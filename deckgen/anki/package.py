@@ -26,10 +26,10 @@ from deckgen.anki.notetypes import NoteType
 from deckgen.build.lock import atomic_file
 from deckgen.build.parallel import available_cores
 from deckgen.render.markdown import RenderedNote
+from deckgen.sources.model import deck_id
 
 if TYPE_CHECKING:
     import genanki
-from deckgen.sources.model import deck_id
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -98,7 +98,7 @@ def build_collection(
     notetype_mods: Mapping[int, tuple[NoteType, int]],
 ) -> None:
     """Write the Anki collection database (schema 11, as genanki makes it) to a new file ``db_path``."""
-    import genanki
+    import genanki  # (as in ``_model``)
 
     models = {nt_id: _model(nt) for nt_id, (nt, _) in notetype_mods.items()}
     gdecks = {d.name: genanki.Deck(deck_id(deck_uuid, d.name), d.name, d.description) for d in decks}

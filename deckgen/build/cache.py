@@ -201,6 +201,11 @@ class Cache:
         self.close()
 
 
+def cache_file(folder: Path | None) -> Path | None:
+    """Where the cache under ``folder`` (e.g. ``build/.cache``) lives; None: no cache."""
+    return None if folder is None else folder / CACHE_FILE
+
+
 def open_cache(folder: Path | None, *, writable: bool = True) -> Cache:
-    """The cache under ``folder`` (e.g. ``build/.cache``); None gives a cache that always misses."""
-    return Cache(None if folder is None else folder / CACHE_FILE, writable)
+    """The cache under ``folder``; None gives a cache that always misses."""
+    return Cache(cache_file(folder), writable)

@@ -81,7 +81,7 @@ def from_render_value(note: Note, value: Any) -> tuple[RenderedNote, list[tuple[
 
 def render_images(value: Any) -> list[tuple[str, str]]:
     """Only the images (src as written, media name) of a ``render_value``; raises on another shape."""
-    *_, images = value
+    _deck, _nt, _values, _tags, _ords, _media, images = value
     return _images(images)
 
 

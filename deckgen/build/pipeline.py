@@ -24,7 +24,7 @@ from typing import TypeVar
 from deckgen.anki import notetypes
 from deckgen.anki.package import PackageDeck, PackagedNote, write_package
 from deckgen.build import timings
-from deckgen.build.cache import CACHE_DIR, CACHE_FILE, open_cache
+from deckgen.build.cache import CACHE_DIR, cache_file, open_cache
 from deckgen.build.exclusive import exclusive
 from deckgen.build.hazards import hazard_diagnostics
 from deckgen.build.incremental import ParseMemo, Progress, RenderStage, preload_renderer, warm_up_worker
@@ -295,8 +295,10 @@ EAGER_POOL_BYTES = 256 * 1024
 
 
 def _start_early(pool: WorkPool, cache_dir: Path | None) -> Callable[[Sequence[Path]], None]:
+    cached = cache_file(cache_dir)
+
     def listed(paths: Sequence[Path]) -> None:
-        if pool.jobs < 2 or (cache_dir is not None and (cache_dir / CACHE_FILE).is_file()):
+        if pool.jobs < 2 or (cached is not None and cached.is_file()):
             return  # one core, or a warm cache: most notes will come from it
         size = 0
         for path in paths:
