@@ -425,7 +425,7 @@ def test_values_are_written_in_batches_so_memory_stays_flat(tmp_path: Path, monk
 
     from deckgen.build import cache as cache_module
 
-    monkeypatch.setattr(cache_module, "_FLUSH_CHARS", 1000)
+    monkeypatch.setattr(cache_module, "_FLUSH_BYTES", 1000)
     with open_cache(tmp_path) as cache:
         for i in range(50):
             cache.put(cache.key("k", str(i)), "x" * 100)

@@ -11,23 +11,24 @@ read from the cache is trusted for safety: rendered HTML is sanitised again on i
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from deckgen.render.markdown import renderer_version
 
 CACHE_DIR = ".cache"
 CACHE_FILE = "deckgen.sqlite"
 # A rowid table: values of a kilobyte or more make a WITHOUT ROWID table's B-tree slow to write.
-_SCHEMA = "CREATE TABLE memo (key BLOB PRIMARY KEY, value TEXT NOT NULL)"
-_LAYOUT = 2  # PRAGMA user_version of a file with this schema; a file of another layout starts empty
+_SCHEMA = "CREATE TABLE memo (key BLOB PRIMARY KEY, value BLOB NOT NULL)"  # value: UTF-8 JSON
+_LAYOUT = 3  # PRAGMA user_version of a file with this schema; a file of another layout starts empty
 _BATCH = 500  # keys per SELECT (SQLite's limit on bound parameters is far higher)
 _SLACK = 1000  # unused entries tolerated beyond the ones in use before the file is pruned
-_FLUSH_CHARS = 4 << 20  # values waiting beyond this are written at once, so a big build's memory stays flat
+_FLUSH_BYTES = 4 << 20  # values waiting beyond this are written at once, so a big build's memory stays flat
 
 
 def code_salt() -> str:
@@ -63,8 +64,8 @@ class Cache:
     warning: str = ""  # why the cache could not be used, for the build to report
     salt: str = field(default_factory=code_salt)
     _db: sqlite3.Connection | None = None
-    _pending: dict[bytes, str] = field(default_factory=dict)
-    _pending_size: int = 0  # characters in ``_pending``
+    _pending: dict[bytes, bytes] = field(default_factory=dict)
+    _pending_size: int = 0  # bytes in ``_pending``
     _used: set[bytes] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -130,10 +131,10 @@ class Cache:
                     batch = keys[start : start + _BATCH]
                     marks = ",".join("?" * len(batch))
                     rows += self._db.execute(f"SELECT key, value FROM memo WHERE key IN ({marks})", batch)
-            for key, text in rows:
+            for key, data in rows:
                 try:
-                    found[bytes(key)] = json.loads(text)
-                except ValueError:
+                    found[bytes(key)] = orjson.loads(data)
+                except orjson.JSONDecodeError:  # (also what a str holding a lone surrogate gives)
                     continue
         except sqlite3.Error as exc:
             self._fail("cannot read", exc)
@@ -153,9 +154,12 @@ class Cache:
         """Remember ``value`` (JSON-able) under ``key``; written in batches as they fill, the rest by ``save``."""
         self._used.add(key)
         if self.storing:
-            text = self._pending[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-            self._pending_size += len(text)
-            if self._pending_size > _FLUSH_CHARS:
+            try:
+                data = self._pending[key] = orjson.dumps(value)
+            except orjson.JSONEncodeError:  # e.g. a lone surrogate, which UTF-8 cannot hold: not kept
+                return
+            self._pending_size += len(data)
+            if self._pending_size > _FLUSH_BYTES:
                 self._write()
 
     def _write(self, prune: bool = False) -> None:
