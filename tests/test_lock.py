@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import T0, Anki, build_at
-from deckgen.build.lock import LOCK_NAME, _checked_entry, dumps, loads, read_lock
+from deckgen.build.lock import LOCK_NAME, Lock, _checked_entry, dumps, loads, read_lock
 from deckgen.errors import LockError, SourceError
 
 
@@ -186,4 +187,66 @@ def test_each_note_line_is_exactly_what_json_writes_and_reads_back(entries: dict
         value = {**value, "parts": dict(sorted(value["parts"].items()))}
         value = {k: v for k, v in value.items() if k not in ("was", "removed") or v}  # written only when set
         line = f"    {json.dumps(key, ensure_ascii=False)}: {json.dumps(value, sort_keys=True, ensure_ascii=False)}"
-        assert {line, line + ","} & set(dumps(lock).split("\n"))
+        assert {line, line + ","} & set(dumps(replace(lock, texts={})).split("\n"))  # (not as read: below)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_TEXT, _ENTRY_VALUES, min_size=1, max_size=4), st.data())
+def test_entries_given_back_unchanged_are_written_as_they_were_read(
+    entries: dict[str, dict[str, Any]], data: st.DataObject
+) -> None:
+    """An entry the build keeps (the same object) is written with the text it was read from, even when
+    that text is not how ``dumps`` spells it (keys unsorted here); a changed one is written afresh."""
+    text = '{\n  "version": 2,\n  "notetypes": {},\n  "notes": {\n'
+    text += ",\n".join(f"    {json.dumps(k, ensure_ascii=False)}: {json.dumps(v)}" for k, v in entries.items())
+    text += "\n  }\n}\n"
+    lock = loads(text, Path("deckgen.lock"))
+
+    def note_lines(lock_text: str) -> list[str]:
+        return [line for line in lock_text.split("\n") if line.startswith("    ")]
+
+    assert note_lines(dumps(lock)) == note_lines(text)
+    changed = data.draw(st.sampled_from(sorted(entries)))
+    notes = {**lock.notes, changed: replace(lock.notes[changed], mod=lock.notes[changed].mod // 2 + 1)}
+    again = replace(lock, notes=notes)
+    written = dumps(again).split("\n")
+    assert loads(dumps(again), Path("deckgen.lock")).notes == notes
+    for key, entry in notes.items():
+        prefix = f"    {json.dumps(key, ensure_ascii=False)}: "
+        expected = dumps(Lock({key: entry})) if key == changed else text
+        want = next(line for line in expected.split("\n") if line.startswith(prefix)).removesuffix(",")
+        assert want in {line.removesuffix(",") for line in written}
+
+
+# A lock whose lines are not one entry each (formatted by hand or by another tool), or whose lines do not
+# read back as their entries, is written afresh: texts are reused only where they are exactly the entry.
+ODD_LAYOUTS = [
+    lambda t: json.dumps(json.loads(t), indent=2) + "\n",  # an entry over several lines
+    lambda t: t.replace('"parts": {', '"parts": {\n    "n01": "x", ', 1),  # a line that starts like the next entry
+    lambda t: t[: t.index('"notes"')] + t[t.index('"notes"') :].replace("},\n    ", "}, ", 1),  # two on a line
+]
+
+
+@pytest.mark.parametrize("layout", ODD_LAYOUTS)
+def test_a_lock_laid_out_otherwise_is_written_the_usual_way(sample: Path, out_dir: Path, layout: Any) -> None:
+    build_at(sample, out_dir, now=T0)
+    text = (sample / LOCK_NAME).read_text(encoding="utf-8")
+    odd = layout(text)
+    assert odd != text
+    lock = loads(odd, sample / LOCK_NAME)
+    assert not lock.texts
+    assert dumps(lock) == dumps(replace(lock, texts={}))
+
+
+def test_lines_that_start_like_entries_but_do_not_hold_them_are_not_reused() -> None:
+    """Three lines, each starting with its entry's key, yet the first entry runs into the second line."""
+    text = (
+        '{\n  "version": 2,\n  "notetypes": {},\n  "notes": {\n'
+        '    "a": {"cards": [], "guid": "g1", "mod": 1, "parts": {\n'
+        '    "b": "h"}}, "b": {"cards": [], "guid": "g2", "mod": 1, "parts": {}},\n'
+        '    "c": {"cards": [], "guid": "g3", "mod": 1, "parts": {}}\n  }\n}\n'
+    )
+    lock = loads(text, Path("deckgen.lock"))
+    assert lock.notes["a"].parts == {"b": "h"} and list(lock.notes) == ["a", "b", "c"]
+    assert not lock.texts
+    assert loads(dumps(lock), Path("deckgen.lock")).notes == lock.notes

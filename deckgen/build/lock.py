@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
+import orjson
+
 from deckgen.anki.notetypes import NoteType
 from deckgen.build.hazards import Hazard, find_hazards
 from deckgen.errors import Diagnostic, SourceError
@@ -69,6 +71,8 @@ class Lock:
     notes: Mapping[str, NoteEntry] = field(default_factory=dict)
     notetypes: Mapping[str, NotetypeEntry] = field(default_factory=dict)
     uuid: str = ""  # the deck the lock belongs to ("" in a lock written before deckgen recorded it)
+    # Each entry as read, with its line's text: ``dumps`` writes an entry it is given back as it was read.
+    texts: Mapping[str, tuple[NoteEntry, str]] = field(default_factory=dict, compare=False, repr=False)
 
     def retired_ids(self) -> frozenset[str]:
         """Ids no new note may take: removed notes' ids and every former id of a renamed note."""
@@ -371,7 +375,7 @@ def update_lock(
         tuple(problems),
         tuple(sorted(hazards, key=lambda h: (h.note_id, h.kind.value))),
     )
-    return Lock(dict(sorted(new.items())), dict(sorted(nt_entries.items())), deck_uuid), diff
+    return Lock(dict(sorted(new.items())), dict(sorted(nt_entries.items())), deck_uuid, lock.texts), diff
 
 
 def _duplicate_guids(entries: Mapping[str, NoteEntry], fresh: Mapping[str, Note]) -> list[Diagnostic]:
@@ -416,7 +420,11 @@ def dumps(lock: Lock) -> str:
     ]
     lines.append(",\n".join(nts))
     lines += ["  },", '  "notes": {']
-    notes = [f"    {_json_str(key)}: {_entry_json(entry)}" for key, entry in lock.notes.items()]
+    texts = lock.texts
+    notes = [
+        f"    {_json_str(key)}: {known[1] if (known := texts.get(key)) and known[0] is entry else _entry_json(entry)}"
+        for key, entry in lock.notes.items()
+    ]
     lines.append(",\n".join(notes))
     lines += ["  }", "}", ""]
     return "\n".join(line for line in lines if line)
@@ -548,17 +556,55 @@ def _line_of(text: str, key: str) -> int:
     return 1 if at < 0 or not key else text.count("\n", 0, at) + 2
 
 
+def _from_data(value: object) -> Lock:
+    data = _mapping(value, "the lock")
+    if data.get("version") != LOCK_VERSION:
+        found = data.get("version")
+        raise _Damaged(f"unsupported lock version {found!r} (this deckgen reads {LOCK_VERSION})", "version")
+    notes = {k: _note_entry(k, v) for k, v in _mapping(data.get("notes"), "notes").items()}
+    nts = {k: _notetype_entry(k, v) for k, v in _mapping(data.get("notetypes"), "notetypes").items()}
+    return Lock(notes, nts, _str(data["uuid"], "uuid") if "uuid" in data else "")
+
+
+def _entry_texts(
+    text: str, notes: Mapping[str, NoteEntry], raw: Mapping[str, object]
+) -> dict[str, tuple[NoteEntry, str]]:
+    """Each entry of ``notes`` (read from ``text`` as ``raw``) and its text, when ``text`` holds one entry
+    per line as ``dumps`` writes it, each line's text reading back as its entry's value. Otherwise nothing."""
+    lines = text.split("\n")
+    try:
+        start = lines.index('  "notes": {') + 1
+    except ValueError:
+        return {}
+    section = lines[start : start + len(notes) + 1]
+    if len(section) <= len(notes) or not section[len(notes)].startswith("  }"):
+        return {}
+    out = {}
+    for line, (key, entry) in zip(section, notes.items(), strict=False):
+        head = f"    {_json_str(key)}: "
+        if not line.startswith(head):
+            return {}
+        value = line[len(head) :].removesuffix(",")
+        try:
+            if orjson.loads(value) != raw[key]:
+                return {}
+        except orjson.JSONDecodeError:
+            return {}
+        out[key] = (entry, value)
+    return out
+
+
 def loads(text: str, path: Path) -> Lock:
     """Parse and validate the lock; anything of the wrong type or range is a located LockFileError."""
+    try:  # orjson reads a sound lock faster; a damaged one is read again by json, which names the damage
+        data = orjson.loads(text)
+        lock = _from_data(data)
+    except (ValueError, RecursionError):  # (orjson's errors and _Damaged are ValueErrors)
+        pass
+    else:
+        return replace(lock, texts=_entry_texts(text, lock.notes, data["notes"]))
     try:
-        data = _mapping(json.loads(text, parse_constant=_no_constant), "the lock")
-        if data.get("version") != LOCK_VERSION:
-            raise _Damaged(
-                f"unsupported lock version {data.get('version')!r} (this deckgen reads {LOCK_VERSION})", "version"
-            )
-        notes = {k: _note_entry(k, v) for k, v in _mapping(data.get("notes"), "notes").items()}
-        nts = {k: _notetype_entry(k, v) for k, v in _mapping(data.get("notetypes"), "notetypes").items()}
-        deck_uuid = _str(data["uuid"], "uuid") if "uuid" in data else ""
+        return _from_data(json.loads(text, parse_constant=_no_constant))
     except json.JSONDecodeError as exc:
         raise LockFileError(path, f"the lock file is damaged: {exc.msg}", exc.lineno, exc.colno) from exc
     except RecursionError as exc:
@@ -573,7 +619,6 @@ def loads(text: str, path: Path) -> Lock:
         raise LockFileError(path, f"the lock file is damaged: {exc}", line, col) from exc
     except ValueError as exc:  # e.g. an integer too long to read
         raise LockFileError(path, f"the lock file is damaged: {exc}") from exc
-    return Lock(notes, nts, deck_uuid)
 
 
 def read_lock(path: Path) -> Lock:
