@@ -594,15 +594,16 @@ def _entry_texts(
     return out
 
 
-def loads(text: str, path: Path) -> Lock:
-    """Parse and validate the lock; anything of the wrong type or range is a located LockFileError."""
+def loads(text: str, path: Path, *, texts: bool = True) -> Lock:
+    """Parse and validate the lock; anything of the wrong type or range is a located LockFileError.
+    ``texts``: keep each entry's text, for ``dumps`` to write unchanged entries as they were read."""
     try:  # orjson reads a sound lock faster; a damaged one is read again by json, which names the damage
         data = orjson.loads(text)
         lock = _from_data(data)
     except (ValueError, RecursionError):  # (orjson's errors and _Damaged are ValueErrors)
         pass
     else:
-        return replace(lock, texts=_entry_texts(text, lock.notes, data["notes"]))
+        return replace(lock, texts=_entry_texts(text, lock.notes, data["notes"])) if texts else lock
     try:
         return _from_data(json.loads(text, parse_constant=_no_constant))
     except json.JSONDecodeError as exc:
@@ -621,8 +622,9 @@ def loads(text: str, path: Path) -> Lock:
         raise LockFileError(path, f"the lock file is damaged: {exc}") from exc
 
 
-def read_lock(path: Path) -> Lock:
-    """The lock at ``path`` (empty if there is none); an unreadable or damaged lock is a LockFileError."""
+def read_lock(path: Path, *, texts: bool = True) -> Lock:
+    """The lock at ``path`` (empty if there is none); an unreadable or damaged lock is a LockFileError.
+    ``texts``: as in ``loads``."""
     try:
         data = read_regular(path)
     except FileNotFoundError:
@@ -639,7 +641,7 @@ def read_lock(path: Path) -> Lock:
         raise LockFileError(
             path, f"the lock file is damaged: not UTF-8 (byte 0x{data[exc.start]:02x})", line, col
         ) from exc
-    return loads(text, path)
+    return loads(text, path, texts=texts)
 
 
 def read_regular(path: Path) -> bytes | None:

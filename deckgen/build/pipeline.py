@@ -330,7 +330,7 @@ def _run_stages(
     timings.lap("startup")
     with WorkPool(available_cores() if jobs is None else max(1, jobs), warm_up_worker) as pool:
         config, files, problems = read_sources(source, _start_early(pool, cache_dir))
-        lock, foreign = _read_own_lock(source, config.uuid)
+        lock, foreign = _read_own_lock(source, config.uuid, texts=not check)
         timings.lap("read")
         with open_cache(cache_dir, writable=save) as cache:
             memo = ParseMemo(cache, files)
@@ -392,9 +392,10 @@ def compile_deck(
     )
 
 
-def _read_own_lock(source: Path, deck_uuid: str) -> tuple[Lock, list[Diagnostic]]:
-    """The source folder's lock, or an empty one plus an error when it belongs to another deck."""
-    lock = read_lock(source / LOCK_NAME)
+def _read_own_lock(source: Path, deck_uuid: str, *, texts: bool = False) -> tuple[Lock, list[Diagnostic]]:
+    """The source folder's lock, or an empty one plus an error when it belongs to another deck; ``texts``:
+    to be written again (``read_lock``)."""
+    lock = read_lock(source / LOCK_NAME, texts=texts)
     foreign = foreign_lock(lock, deck_uuid, source / LOCK_NAME)
     return (Lock(), foreign) if foreign else (lock, [])
 
