@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from conftest import T0, build_at
-from deckgen.build import incremental, plain
+from deckgen.build import incremental, pipeline, plain
 from deckgen.build.cache import CACHE_DIR, CACHE_FILE, open_cache
 from deckgen.build.parallel import WorkPool
 from deckgen.build.pipeline import check_sources, compile_deck
@@ -191,6 +191,51 @@ def test_parallel_rendering_gives_the_same_result_as_serial(sample: Path, monkey
     serial = compile_deck(sample, T0, jobs=1)
     assert parallel.notes == serial.notes and parallel.intros == serial.intros
     assert parallel.diagnostics == serial.diagnostics and parallel.new_lock == serial.new_lock
+
+
+@pytest.mark.parametrize("worker_fails", [False, True])
+def test_workers_started_early_parse_the_files_and_the_result_is_the_serial_one(
+    worker_fails: bool, sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold build of a big deck starts its workers first and has them parse the files; a worker that
+    fails leaves its file to be parsed here. Either way: the serial build's result, and a cache that
+    then holds every file's parse."""
+    parsed_by_workers: list[str] = []
+    real = WorkPool.submit
+
+    def noting(self: WorkPool, fn: Any, *args: Any):  # type: ignore[no-untyped-def]
+        if fn is incremental.parse_plain:
+            parsed_by_workers.append(args[1].name)
+        return real(self, fn, *args)
+
+    def failing(data: bytes, path: Path) -> bytes:
+        raise MemoryError("a worker that ran out of memory")
+
+    parsed_here: list[str] = []  # (a worker's calls are noted in the worker's copy of the list)
+    real_parse = incremental.parse_category
+
+    def noting_parse(data: bytes, path: Path) -> Any:
+        parsed_here.append(path.name)
+        return real_parse(data, path)
+
+    monkeypatch.setattr(WorkPool, "submit", noting)
+    monkeypatch.setattr(pipeline, "EAGER_POOL_BYTES", 0)
+    monkeypatch.setattr(incremental, "parse_category", noting_parse)
+    if worker_fails:
+        monkeypatch.setattr(incremental, "parse_plain", failing)  # (forked workers see it too)
+    early = compile_deck(sample, T0, jobs=2, cache_dir=tmp_path / "cache")
+    files = sorted(p.name for p in sample.rglob("*.md") if p.name != "_deck.md")
+    assert sorted(parsed_by_workers) == files
+    assert sorted(parsed_here) == (files if worker_fails else [])
+    serial = compile_deck(sample, T0, jobs=1)
+    assert early.notes == serial.notes and early.diagnostics == serial.diagnostics
+    assert early.new_lock == serial.new_lock and early.deck == serial.deck
+
+    def parsed_again(data: bytes, path: Path) -> Any:
+        raise AssertionError(f"{path} was parsed again")
+
+    monkeypatch.setattr(incremental, "parse_category", parsed_again)
+    assert compile_deck(sample, T0, jobs=1, cache_dir=tmp_path / "cache").notes == serial.notes
 
 
 def test_concurrent_builds_into_one_folder_share_the_cache_safely(sample: Path, tmp_path: Path) -> None:

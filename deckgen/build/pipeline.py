@@ -333,7 +333,7 @@ def _run_stages(
         lock, foreign = _read_own_lock(source, config.uuid, texts=not check)
         timings.lap("read")
         with open_cache(cache_dir, writable=save) as cache:
-            memo = ParseMemo(cache, files)
+            memo = ParseMemo(cache, files, pool)
             deck, found = parse_deck(config, source, files, memo.parse, lock_ids(lock))  # ids suggested avoid them
             files.clear()  # the notes hold what is needed; a big deck's bytes go now, not at the end
             release_free_memory()
