@@ -245,7 +245,39 @@ class _Markdown(markdown.Markdown):
         return extension
 
 
+# pymdownx.highlight makes a new Pygments lexer and HTML formatter for every code block: the lexer
+# look-up scans Pygments' plugin entry points and each formatter builds its style table, ~0.5 ms a
+# block (over a second of a 10k-note deck's rendering). Both objects keep no state between uses
+# (``pygments.highlight`` is meant to be called with the same ones again), so one of each per
+# distinct set of options is kept and handed out again: the HTML is the same (tested).
+_REUSED_MAX = 256  # distinct option sets kept (titles and highlighted lines vary per block)
+_reused: dict[tuple[object, str], Any] = {}
+
+
+def _reused_object(make: Callable[..., Any], *args: object, **options: Any) -> Any:
+    key = (make, repr((args, sorted(options.items()))))  # (option values are str, int, bool, lists)
+    found = _reused.get(key)
+    if found is None:
+        if len(_reused) >= _REUSED_MAX:
+            _reused.clear()
+        found = _reused[key] = make(*args, **options)
+    return found
+
+
+def _reuse_pygments_objects() -> None:
+    import functools
+
+    import pymdownx.highlight as highlight
+
+    if getattr(highlight, "_deckgen_reused", False):
+        return
+    for name in ("get_lexer_by_name", "BlockHtmlFormatter", "InlineHtmlFormatter"):  # looked up at each use
+        setattr(highlight, name, functools.partial(_reused_object, getattr(highlight, name)))
+    highlight._deckgen_reused = True  # type: ignore[attr-defined]
+
+
 def new_markdown() -> tuple[markdown.Markdown, _Media]:
     """A converter with deckgen's extensions, and the media state its sound patterns fill in."""
+    _reuse_pygments_objects()
     extension = _DeckgenExtension()
     return _Markdown(extensions=[*EXTENSIONS, extension], extension_configs=EXTENSION_CONFIGS), extension.media
