@@ -508,10 +508,14 @@ def test_a_forged_cached_render_with_unsafe_math_is_rendered_again_from_the_sour
     assert b"javascript" not in rebuilt
 
 
-def test_forged_cached_html_passes_the_safety_net_and_fresh_renders_need_none(sample: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["here", "workers", "a worker fails"])
+def test_forged_cached_html_passes_the_safety_net_and_fresh_renders_need_none(
+    where: str, sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Only what comes from the cache goes through the safety net (the renderer's own output is already
     clean): forged notes and intros lose their script, handler and unclosed element; a fresh render is
-    exactly what the safety net would make of it."""
+    exactly what the safety net would make of it. A big deck's net runs in workers while the build goes
+    on; one that fails leaves its notes to the net here."""
     import sqlite3
 
     folder = tmp_path / "out" / CACHE_DIR
@@ -535,7 +539,27 @@ def test_forged_cached_html_passes_the_safety_net_and_fresh_renders_need_none(sa
     db.commit()
     db.close()
     assert notes and intros
-    served = compile_deck(sample, T0, cache_dir=folder)
+    nets = 0
+    real_submit, real_net, parent = WorkPool.submit, incremental.safety_net, os.getpid()
+
+    def noting(self: WorkPool, fn: Any, *args: Any):  # type: ignore[no-untyped-def]
+        nonlocal nets
+        nets += fn is incremental.safety_net
+        return real_submit(self, fn, *args)
+
+    def failing_in_workers(items: Any) -> Any:
+        if os.getpid() != parent:
+            raise MemoryError("a worker that ran out of memory")
+        return real_net(items)
+
+    monkeypatch.setattr(WorkPool, "submit", noting)
+    if where != "here":
+        monkeypatch.setattr(incremental, "NET_POOL_MIN_SECONDS", 0.0)
+        monkeypatch.setattr(incremental, "NET_BATCH", 3)
+    if where == "a worker fails":
+        monkeypatch.setattr(incremental, "safety_net", failing_in_workers)
+    served = compile_deck(sample, T0, cache_dir=folder, jobs=2)
+    assert (nets > 2) == (where != "here")
     texts = [f for rn in served.notes for f in rn.fields] + list(served.intros.values())
     assert sum("a.png" in t for t in texts) >= notes  # the forged entries were used, not missed
     for text in texts:

@@ -26,7 +26,15 @@ from deckgen.build.cache import Cache, config_text
 from deckgen.build.parallel import WorkPool
 from deckgen.build.plain import category_from, category_plain, diagnostics_from, diagnostics_plain, note_digest
 from deckgen.errors import Diagnostic
-from deckgen.render.markdown import MediaError, RenderedNote, Renderer, render_intro, render_note, safe_html, safe_note
+from deckgen.render.markdown import (
+    MediaError,
+    RenderedNote,
+    Renderer,
+    render_intro,
+    render_note,
+    safe_fields,
+    safe_html,
+)
 from deckgen.sources.check import note_findings
 from deckgen.sources.duplicates import DuplicateGraph, first_duplicates, normal_prompt
 from deckgen.sources.markup import may_hold_unsafe_math
@@ -36,6 +44,10 @@ from deckgen.sources.parse import FOLDER_FILE, parse_category
 # Rough serial cost of one note (render and lint) on one core; a pool pays off above ~0.4 s of work.
 NOTE_SECONDS = 1e-3
 POOL_MIN_SECONDS = 0.4
+# The safety net over one cached render costs ~40 us: in workers (batches of NET_BATCH) from ~0.15 s of it.
+NET_SECONDS = 40e-6
+NET_POOL_MIN_SECONDS = 0.15
+NET_BATCH = 2500
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
@@ -127,6 +139,17 @@ def _notetypes_by_id() -> dict[int, notetypes.NoteType]:
     return {t.id: t for t in notetypes.all_notetypes()}
 
 
+def safety_net(items: Sequence[tuple[int, int, tuple[str, ...]]]) -> list[tuple[int, tuple[str, ...]]]:
+    """``safe_fields`` over (index, notetype id, fields) of cached renders: the (index, fields) it changed."""
+    by_id = _notetypes_by_id()
+    changed = []
+    for i, notetype, fields in items:
+        safe = safe_fields(by_id[notetype], fields)
+        if safe != fields:
+            changed.append((i, safe))
+    return changed
+
+
 def may_render_problems(note: Note) -> bool:
     """Only media references and raw HTML can make the renderer report a problem."""
     texts = (note.prompt, note.answer.text, note.extra.text if note.extra else "")
@@ -162,10 +185,17 @@ class RenderStage:
         self.render_keys = [render_key[id(c)](d) for (c, _), d in zip(pairs, digests, strict=True)]
         wanted = self.lint_keys + [k for k, want in zip(self.render_keys, self.wanted, strict=True) if want]
         known = cache.get_many(wanted)
-        self.done: list[Processed | None] = [
-            self._restore(known.get(lk), known.get(rk), n, want)
-            for lk, rk, (_, n), want in zip(self.lint_keys, self.render_keys, pairs, self.wanted, strict=True)
-        ]
+        self._nets: list[tuple[list[int], Future[list[tuple[int, tuple[str, ...]]]]]] = []
+        parallel_net = pool.jobs > 1 and len(self.notes) * NET_SECONDS >= NET_POOL_MIN_SECONDS
+        self.done: list[Processed | None] = []
+        restored: list[int] = []  # cached renders the safety net has yet to see
+        for lk, rk, (_, n), want in zip(self.lint_keys, self.render_keys, pairs, self.wanted, strict=True):
+            self.done.append(self._restore(known.get(lk), known.get(rk), n, want))
+            if self.done[-1] is not None and self.done[-1][1] is not None:
+                restored.append(len(self.done) - 1)
+                if len(restored) >= NET_BATCH:
+                    restored = self._net(restored, parallel_net)
+        self._net(restored, parallel_net)
         self.todo = [i for i, d in enumerate(self.done) if d is None]  # computed by this build
         self._pairs = pairs
         self._jobs: list[tuple[list[int], Future[list[tuple[list[Diagnostic], Sent | None]]]]] = []
@@ -183,16 +213,47 @@ class RenderStage:
         try:
             if self.problems_only:  # a check: a note rendered without problems has none while its images hold
                 images = render_images(render)
-            else:
+            else:  # (the safety net comes next: ``_net``)
                 rendered, images = from_render_value(note, render)
                 if may_hold_unsafe_math("\x00".join(rendered.fields)):  # (no command or entity spans a NUL)
                     return None  # rendered again from the source, whose math is checked (nh3 cannot see TeX)
-                rendered = safe_note(rendered)  # the safety net: a cache entry is never trusted
             if any(self.media.resolve(note.location.path, src) != name for src, name in images):
                 return None
         except (MediaError, TypeError, ValueError, KeyError):
             return None
         return found, None if self.problems_only else (rendered, [], images)
+
+    def _net(self, restored: list[int], parallel: bool) -> list[int]:
+        """The safety net over these cached renders (a cache entry is never trusted): in a worker while
+        this process goes on (``_landed`` applies it before any render leaves), or here; returns []."""
+        if not restored:
+            return []
+        items = [(i, rn.notetype.id, rn.fields) for i in restored for rn in [self._restored(i)]]
+        if parallel:
+            self._nets.append((restored, self.pool.submit(safety_net, items)))
+        else:
+            self._apply(safety_net(items))
+        return []
+
+    def _restored(self, i: int) -> RenderedNote:
+        done = self.done[i]
+        assert done is not None and done[1] is not None
+        return done[1][0]
+
+    def _apply(self, changed: list[tuple[int, tuple[str, ...]]]) -> None:
+        for i, fields in changed:
+            found, (rn, problems, images) = self.done[i]  # type: ignore[misc]
+            self.done[i] = (found, (replace(rn, fields=fields), problems, images))
+
+    def _landed(self) -> None:
+        """Wait for the safety net's workers and apply what they changed (here, if a worker failed)."""
+        while self._nets:
+            restored, job = self._nets.pop()
+            try:
+                changed = job.result()
+            except Exception:  # the worker died or failed: the net runs here
+                changed = safety_net([(i, rn.notetype.id, rn.fields) for i in restored for rn in [self._restored(i)]])
+            self._apply(changed)
 
     def _submit(self) -> None:
         # Workers get the deck and subdecks without their notes: pickling all of them into every batch
@@ -260,6 +321,7 @@ class RenderStage:
     def rendered(self) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
         """Rendered notes in deck order (those rendered), subdeck intros, and rendering problems."""
         self._finish()
+        self._landed()
         notes: list[RenderedNote] = []
         problems: list[Diagnostic] = []
         for done in self.done:

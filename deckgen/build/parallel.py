@@ -104,7 +104,9 @@ class WorkPool:
     def started(self) -> bool:
         return self._executor is not None
 
-    def start(self) -> None:
+    def start(self, *, warm_up: bool = True) -> None:
+        """Fork the workers now; ``warm_up``: each runs the pool's warm-up as it starts (``submit``
+        starts the pool without it: the work it is given says what the workers need)."""
         if self._executor is not None:
             return
         # Frozen objects are skipped by the collector, so forked workers do not touch (and copy)
@@ -113,8 +115,9 @@ class WorkPool:
 
         gc.freeze()
         try:
+            init = (self.warm_up if warm_up else None, os.getpid())
             self._executor = ProcessPoolExecutor(
-                self.jobs, mp_context=_context(), initializer=_worker_init, initargs=(self.warm_up, os.getpid())
+                self.jobs, mp_context=_context(), initializer=_worker_init, initargs=init
             )
             for _ in range(self.jobs):  # fork every worker now, from the process as it is now
                 self._executor.submit(_nothing)
@@ -122,7 +125,7 @@ class WorkPool:
             gc.unfreeze()
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        self.start()
+        self.start(warm_up=False)
         assert self._executor is not None
         return self._executor.submit(fn, *args)
 

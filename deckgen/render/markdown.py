@@ -338,14 +338,20 @@ def safe_html(value: str, *, cloze: bool = False) -> str:
 _ESCAPED = re.compile("[&<>\"']")  # plain text without these is its own escaped form
 
 
-def safe_note(rn: RenderedNote) -> RenderedNote:
-    """``rn`` with every field passed through ``safe_html`` (HTML fields) or re-escaped (plain-text fields)."""
-    values = tuple(
-        safe_html(value, cloze=rn.notetype.is_cloze and name == "Text")
+def safe_fields(notetype: notetypes.NoteType, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """Every field of a note of ``notetype`` passed through ``safe_html`` (HTML fields) or re-escaped
+    (plain-text fields)."""
+    return tuple(
+        safe_html(value, cloze=notetype.is_cloze and name == "Text")
         if name in HTML_FIELDS
         else (html.escape(html.unescape(value)) if _ESCAPED.search(value) else value)
-        for name, value in zip(rn.notetype.fields, rn.fields, strict=True)
+        for name, value in zip(notetype.fields, fields, strict=True)
     )
+
+
+def safe_note(rn: RenderedNote) -> RenderedNote:
+    """``rn`` with its fields made safe (``safe_fields``): ``rn`` itself when that changes nothing."""
+    values = safe_fields(rn.notetype, rn.fields)
     return rn if values == rn.fields else replace(rn, fields=values)
 
 
