@@ -726,7 +726,6 @@ def check_deck(
     config = deck.config.lint
     found: list[Diagnostic] = []
     notes = list(deck.notes())
-    index = NoteIndex(notes)
     # Duplicates first: a build's workers are still rendering (and this process is smaller) meanwhile.
     duplicate_found = _duplicate_prompts(notes, duplicates or duplicate_pairs)
     per_note = findings(notes, config) if findings else (note_findings(n, config) for n in notes)
@@ -743,16 +742,18 @@ def check_deck(
                     "see the rule table in README.md",
                 )
             )
-    return [d for d in found if not _silenced(d, config, index)]
-
-
-def _silenced(d: Diagnostic, config: LintConfig, notes: NoteIndex) -> bool:
-    if d.severity is Severity.ERROR:
-        return False
-    if d.rule in config.disable:
-        return True
-    note = notes.containing(d.location)
-    return note is not None and d.rule in note.ignore
+    index: NoteIndex | None = None  # made only when a warning may be silenced by its note
+    kept = []
+    for d in found:
+        if d.severity is not Severity.ERROR:
+            if d.rule in config.disable:
+                continue
+            index = index or NoteIndex(notes)
+            owner = index.containing(d.location)
+            if owner is not None and d.rule in owner.ignore:
+                continue
+        kept.append(d)
+    return kept
 
 
 def notes_with_errors(notes: Sequence[Note], diagnostics: Iterable[Diagnostic]) -> set[int]:
