@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from conftest import T0, build_at
+from deckgen.anki.notetypes import all_notetypes
 from deckgen.build import incremental, pipeline, plain
 from deckgen.build.cache import CACHE_DIR, CACHE_FILE, open_cache
+from deckgen.build.lock import update_lock
 from deckgen.build.parallel import WorkPool
 from deckgen.build.pipeline import check_sources, compile_deck
 from deckgen.errors import SourceError
@@ -224,6 +226,8 @@ def test_workers_started_early_parse_the_files_and_the_result_is_the_serial_one(
     if worker_fails:
         monkeypatch.setattr(incremental, "parse_plain", failing)  # (forked workers see it too)
     early = compile_deck(sample, T0, jobs=2, cache_dir=tmp_path / "cache")
+    hashed_here = update_lock(early.lock, early.notes, all_notetypes(), T0, early.deck.config.uuid)[0]
+    assert early.new_lock == hashed_here  # (the workers' field hashes)
     files = sorted(p.name for p in sample.rglob("*.md") if p.name != "_deck.md")
     assert sorted(parsed_by_workers) == files
     assert sorted(parsed_here) == (files if worker_fails else [])
@@ -560,6 +564,9 @@ def test_forged_cached_html_passes_the_safety_net_and_fresh_renders_need_none(
         monkeypatch.setattr(incremental, "safety_net", failing_in_workers)
     served = compile_deck(sample, T0, cache_dir=folder, jobs=2)
     assert (nets > 2) == (where != "here")
+    # the field hashes the net computed for the lock are the ones the lock computes itself
+    hashed_here = update_lock(served.lock, served.notes, all_notetypes(), T0, served.deck.config.uuid)[0]
+    assert served.new_lock == hashed_here and served.new_lock.notes
     texts = [f for rn in served.notes for f in rn.fields] + list(served.intros.values())
     assert sum("a.png" in t for t in texts) >= notes  # the forged entries were used, not missed
     for text in texts:

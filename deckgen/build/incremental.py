@@ -23,6 +23,7 @@ import orjson
 
 from deckgen.anki import notetypes
 from deckgen.build.cache import Cache, config_text
+from deckgen.build.lock import field_hashes
 from deckgen.build.parallel import WorkPool
 from deckgen.build.plain import category_from, category_plain, diagnostics_from, diagnostics_plain, note_digest
 from deckgen.errors import Diagnostic
@@ -74,8 +75,9 @@ def preload_renderer() -> None:
     import deckgen.render.converter  # noqa: F401
 
 
-# A note rendered in a worker, as it travels back: ``render_value`` (the parent has the note) and problems.
-Sent = tuple[list[Any], list[Diagnostic]]
+# A note rendered in a worker, as it travels back: ``render_value`` (the parent has the note), problems and
+# its fields' hashes for the lock.
+Sent = tuple[list[Any], list[Diagnostic], tuple[str, ...]]
 
 
 def render_value(rn: RenderedNote, images: list[tuple[str, str]]) -> list[Any]:
@@ -117,7 +119,7 @@ def process_batch(
         sent: Sent | None = None
         if render:
             rn, problems, images = _render(renderer, media, deck, category, note)
-            sent = (render_value(rn, images), problems)
+            sent = (render_value(rn, images), problems, field_hashes(rn.fields))
         out.append((note_findings(note, config), sent))
     return out
 
@@ -139,15 +141,18 @@ def _notetypes_by_id() -> dict[int, notetypes.NoteType]:
     return {t.id: t for t in notetypes.all_notetypes()}
 
 
-def safety_net(items: Sequence[tuple[int, int, tuple[str, ...]]]) -> list[tuple[int, tuple[str, ...]]]:
-    """``safe_fields`` over (index, notetype id, fields) of cached renders: the (index, fields) it changed."""
+Netted = list[tuple[int, tuple[str, ...] | None, tuple[str, ...]]]  # (index, fields if changed, their hashes)
+
+
+def safety_net(items: Sequence[tuple[int, int, tuple[str, ...]]]) -> Netted:
+    """``safe_fields`` over (index, notetype id, fields) of cached renders: each index with its fields if
+    the net changed them (else None), and the hashes of its safe fields for the lock."""
     by_id = _notetypes_by_id()
-    changed = []
+    out: Netted = []
     for i, notetype, fields in items:
         safe = safe_fields(by_id[notetype], fields)
-        if safe != fields:
-            changed.append((i, safe))
-    return changed
+        out.append((i, safe if safe != fields else None, field_hashes(safe)))
+    return out
 
 
 def may_render_problems(note: Note) -> bool:
@@ -185,7 +190,8 @@ class RenderStage:
         self.render_keys = [render_key[id(c)](d) for (c, _), d in zip(pairs, digests, strict=True)]
         wanted = self.lint_keys + [k for k, want in zip(self.render_keys, self.wanted, strict=True) if want]
         known = cache.get_many(wanted)
-        self._nets: list[tuple[list[int], Future[list[tuple[int, tuple[str, ...]]]]]] = []
+        self._nets: list[tuple[list[int], Future[Netted]]] = []
+        self.hashes: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # KnownHashes, for the lock
         parallel_net = pool.jobs > 1 and len(self.notes) * NET_SECONDS >= NET_POOL_MIN_SECONDS
         self.done: list[Processed | None] = []
         restored: list[int] = []  # cached renders the safety net has yet to see
@@ -240,10 +246,17 @@ class RenderStage:
         assert done is not None and done[1] is not None
         return done[1][0]
 
-    def _apply(self, changed: list[tuple[int, tuple[str, ...]]]) -> None:
-        for i, fields in changed:
+    def _apply(self, netted: Netted) -> None:
+        for i, safe, hashes in netted:
             found, (rn, problems, images) = self.done[i]  # type: ignore[misc]
-            self.done[i] = (found, (replace(rn, fields=fields), problems, images))
+            if safe is not None:
+                rn = replace(rn, fields=safe)
+                self.done[i] = (found, (rn, problems, images))
+            self._known(rn.fields, hashes)
+
+    def _known(self, fields: tuple[str, ...], hashes: tuple[str, ...]) -> None:
+        if len(hashes) == len(fields):
+            self.hashes[id(fields)] = (fields, hashes)
 
     def _landed(self) -> None:
         """Wait for the safety net's workers and apply what they changed (here, if a worker failed)."""
@@ -338,8 +351,9 @@ class RenderStage:
 
     def _adopt(self, i: int, sent: Sent) -> Rendered:
         """Note ``i`` as a worker rendered it: load its images into this build's media store."""
-        value, problems = sent
+        value, problems, hashes = sent
         rendered, images = from_render_value(self.notes[i], value)
+        self._known(rendered.fields, hashes)
         for src, _name in images:
             self.media.resolve(rendered.note.location.path, src)
         return rendered, problems, images

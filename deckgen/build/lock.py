@@ -112,13 +112,22 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def note_parts(rn: RenderedNote) -> dict[str, str]:
-    sha256 = hashlib.sha256  # _digest inlined: this runs for every field of every note in every build
-    parts = {
-        name: sha256(value.encode()).hexdigest()[:16]
-        for name, value in zip(rn.notetype.fields, rn.fields, strict=True)
-        if value
-    }
+def field_hashes(fields: Sequence[str]) -> tuple[str, ...]:
+    """The lock's hash of each field ("" for an empty one): ``_digest``, inlined (it runs for every
+    field of every note in every build, in the workers when they rendered or checked the note)."""
+    sha256 = hashlib.sha256
+    return tuple(sha256(value.encode()).hexdigest()[:16] if value else "" for value in fields)
+
+
+# Field hashes computed already (by the workers), each with the very tuple of fields it is of:
+# ``id(fields)`` → (fields, hashes). A note whose fields are another object is hashed afresh.
+KnownHashes = Mapping[int, tuple[tuple[str, ...], tuple[str, ...]]]
+
+
+def note_parts(rn: RenderedNote, known: KnownHashes | None = None) -> dict[str, str]:
+    found = known.get(id(rn.fields)) if known else None
+    hashes = found[1] if found is not None and found[0] is rn.fields else field_hashes(rn.fields)
+    parts = {name: digest for name, value, digest in zip(rn.notetype.fields, rn.fields, hashes, strict=True) if value}
     parts["tags"] = _digest(" ".join(rn.tags))
     parts["deck"] = rn.deck
     parts["notetype"] = str(rn.notetype.id)
@@ -308,9 +317,11 @@ def update_lock(
     now: int,
     deck_uuid: str,
     wall_clock: int = 0,
+    known: KnownHashes | None = None,
 ) -> tuple[Lock, LockDiff]:
     """The lock after this build, and the diff from the old one. ``now`` is the build time (s);
-    ``wall_clock`` the real time, which changed notes' ``mod`` never precedes (module docstring).
+    ``wall_clock`` the real time, which changed notes' ``mod`` never precedes (module docstring);
+    ``known`` field hashes computed already.
 
     The lock decides each note's GUID: a note it knows (by id, any ``was:`` id in any order, or
     ``guid:``) keeps the recorded one; only a new note derives one from ``deck_uuid``.
@@ -327,7 +338,7 @@ def update_lock(
     for claim in claims:
         rn, prev = rendered[id(claim.note)], old[claim.key]
         note = rn.note
-        parts, cards = note_parts(rn), rn.card_ords
+        parts, cards = note_parts(rn, known), rn.card_ords
         was = tuple(sorted({*prev.was, claim.key, *note.aliases} - {note.id}))
         if claim.key != note.id:
             renamed.append(Change(note.id, old_id=claim.key))
@@ -349,7 +360,7 @@ def update_lock(
         added.append(note.id)
         # a pinned guid is a note users already have (imported from Anki): its mod must beat their edits
         mod = max(now, wall_clock + 1) if note.guid else now
-        new[note.id] = NoteEntry(guid, mod, note_parts(rn), rn.card_ords, tuple(sorted(set(note.aliases))))
+        new[note.id] = NoteEntry(guid, mod, note_parts(rn, known), rn.card_ords, tuple(sorted(set(note.aliases))))
     consumed = {c.key for c in claims}
     removed = sorted(k for k, v in old.items() if k not in consumed and not v.removed)
     for key, entry in old.items():

@@ -30,6 +30,7 @@ from deckgen.build.hazards import hazard_diagnostics
 from deckgen.build.incremental import ParseMemo, Progress, RenderStage, preload_renderer, warm_up_worker
 from deckgen.build.lock import (
     LOCK_NAME,
+    KnownHashes,
     Lock,
     LockDiff,
     foreign_lock,
@@ -321,6 +322,7 @@ class _Stages:
     notices: tuple[str, ...]
     lock: Lock  # this deck's lock (empty when the file belongs to another deck: ``foreign`` says so)
     foreign: list[Diagnostic]
+    hashes: KnownHashes  # field hashes the workers computed
 
 
 def _run_stages(
@@ -356,7 +358,7 @@ def _run_stages(
                 stage.save()
             timings.lap("cache")
             notices = (cache.warning,) if cache.warning else ()
-    return _Stages(deck, media, rendered, intros, problems, notices, lock, foreign)
+    return _Stages(deck, media, rendered, intros, problems, notices, lock, foreign, stage.hashes)
 
 
 def compile_deck(
@@ -381,7 +383,8 @@ def compile_deck(
     """
     run = _run_stages(source, cache_dir, save=save_cache, jobs=jobs, progress=progress, check=False)
     lock, foreign = run.lock, run.foreign
-    new_lock, diff = update_lock(lock, run.rendered, notetypes.all_notetypes(), now, run.deck.config.uuid, wall_clock)
+    nts, uuid = notetypes.all_notetypes(), run.deck.config.uuid
+    new_lock, diff = update_lock(lock, run.rendered, nts, now, uuid, wall_clock, run.hashes)
     timings.lap("lock")
     problems = run.problems + foreign + list(diff.problems)
     problems += hazard_diagnostics(diff.hazards, accept_notetype_changes=accept_notetype_changes)
