@@ -48,7 +48,7 @@ POOL_MIN_SECONDS = 0.4
 # The safety net over one cached render costs ~40 us: in workers (batches of NET_BATCH) from ~0.15 s of it.
 NET_SECONDS = 40e-6
 NET_POOL_MIN_SECONDS = 0.15
-NET_BATCH = 2500
+NET_BATCH = 1000
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
@@ -190,25 +190,38 @@ class RenderStage:
         self.render_keys = [render_key[id(c)](d) for (c, _), d in zip(pairs, digests, strict=True)]
         wanted = self.lint_keys + [k for k, want in zip(self.render_keys, self.wanted, strict=True) if want]
         known = cache.get_many(wanted)
+        self._pairs = pairs
+        self._jobs: list[tuple[list[int], Future[list[tuple[list[Diagnostic], Sent | None]]]]] = []
         self._nets: list[tuple[list[int], Future[Netted]]] = []
         self.hashes: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # KnownHashes, for the lock
-        parallel_net = pool.jobs > 1 and len(self.notes) * NET_SECONDS >= NET_POOL_MIN_SECONDS
+        self._own_renderer: Renderer | None = None
         self.done: list[Processed | None] = []
+        self._restore_all(known)
+        self.todo = [i for i, d in enumerate(self.done) if d is None]  # computed by this build
+        self._count = len(self.notes) - len(self.todo)
+
+    def _restore_all(self, known: Mapping[bytes, Any]) -> None:
+        """Restore what the cache holds (the safety net over it in batches, in workers for a big deck)
+        and give the rest to the workers when there is enough work for them: the notes the cache does
+        not hold first, so that a worker imports the converter and renders them meanwhile."""
+        pool, n = self.pool, len(self.notes)
+        parallel_net = pool.jobs > 1 and not self.problems_only and n * NET_SECONDS >= NET_POOL_MIN_SECONDS
+        keys = list(zip(self.lint_keys, self.render_keys, self.wanted, strict=True))
+        first = [i for i, (lk, rk, want) in enumerate(keys) if lk not in known or (want and rk not in known)]
+        pooled = pool.jobs > 1 and (pool.started or parallel_net or len(first) * NOTE_SECONDS >= POOL_MIN_SECONDS)
+        submitted = set(first) if pooled else set()
+        self._submit(first if pooled else [])
         restored: list[int] = []  # cached renders the safety net has yet to see
-        for lk, rk, (_, n), want in zip(self.lint_keys, self.render_keys, pairs, self.wanted, strict=True):
-            self.done.append(self._restore(known.get(lk), known.get(rk), n, want))
+        for i, ((lk, rk, want), note) in enumerate(zip(keys, self.notes, strict=True)):
+            self.done.append(None if i in submitted else self._restore(known.get(lk), known.get(rk), note, want))
             if self.done[-1] is not None and self.done[-1][1] is not None:
-                restored.append(len(self.done) - 1)
+                restored.append(i)
                 if len(restored) >= NET_BATCH:
                     restored = self._net(restored, parallel_net)
         self._net(restored, parallel_net)
-        self.todo = [i for i, d in enumerate(self.done) if d is None]  # computed by this build
-        self._pairs = pairs
-        self._jobs: list[tuple[list[int], Future[list[tuple[list[Diagnostic], Sent | None]]]]] = []
-        self._own_renderer: Renderer | None = None
-        self._count = len(self.notes) - len(self.todo)
-        if pool.jobs > 1 and (pool.started or len(self.todo) * NOTE_SECONDS >= POOL_MIN_SECONDS):
-            self._submit()
+        rest = [i for i, d in enumerate(self.done) if d is None and i not in submitted]
+        if pooled or (pool.jobs > 1 and len(rest) * NOTE_SECONDS >= POOL_MIN_SECONDS):
+            self._submit(rest)
 
     def _restore(self, lint: Any, render: Any, note: Note, want: bool) -> Processed | None:
         """A cached note (its render only if ``want``ed), if its shape is right and its images still
@@ -268,13 +281,15 @@ class RenderStage:
                 changed = safety_net([(i, rn.notetype.id, rn.fields) for i in restored for rn in [self._restored(i)]])
             self._apply(changed)
 
-    def _submit(self) -> None:
+    def _submit(self, todo: list[int]) -> None:
+        if not todo:
+            return
         # Workers get the deck and subdecks without their notes: pickling all of them into every batch
         # would cost more than the rendering (rendering reads a subdeck's name, tags and kind only).
         deck = replace(self.deck, categories=())
         bare = {id(c): replace(c, notes=()) for c in self.deck.categories}
         config = self.deck.config.lint
-        for batch in _batches(self.todo, self.pool.jobs):
+        for batch in _batches(todo, self.pool.jobs):
             items = [(bare[id(self._pairs[i][0])], self._pairs[i][1], self.wanted[i]) for i in batch]
             self._jobs.append((batch, self.pool.submit(process_batch, deck, self.factory, config, items)))
 
