@@ -250,3 +250,18 @@ def test_lines_that_start_like_entries_but_do_not_hold_them_are_not_reused() -> 
     assert lock.notes["a"].parts == {"b": "h"} and list(lock.notes) == ["a", "b", "c"]
     assert not lock.texts
     assert loads(dumps(lock), Path("deckgen.lock")).notes == lock.notes
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",))), max_size=5))
+def test_field_hashes_are_the_hashes_every_lock_has_recorded(fields: list[str]) -> None:
+    """Workers send the field hashes as bytes; their hex must stay sha256(field)[:16], or every note of
+    every deck would look changed after an upgrade."""
+    import hashlib
+
+    from deckgen.build.lock import field_hashes
+
+    packed = field_hashes(fields)
+    assert [packed[8 * i : 8 * i + 8].hex() for i in range(len(fields))] == [
+        hashlib.sha256(f.encode("utf-8")).hexdigest()[:16] for f in fields
+    ]

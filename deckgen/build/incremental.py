@@ -77,7 +77,7 @@ def preload_renderer() -> None:
 
 # A note rendered in a worker, as it travels back: ``render_value`` (the parent has the note), problems and
 # its fields' hashes for the lock.
-Sent = tuple[list[Any], list[Diagnostic], tuple[str, ...]]
+Sent = tuple[list[Any], list[Diagnostic], bytes]
 
 
 def render_value(rn: RenderedNote, images: list[tuple[str, str]]) -> list[Any]:
@@ -141,7 +141,7 @@ def _notetypes_by_id() -> dict[int, notetypes.NoteType]:
     return {t.id: t for t in notetypes.all_notetypes()}
 
 
-Netted = list[tuple[int, tuple[str, ...] | None, tuple[str, ...]]]  # (index, fields if changed, their hashes)
+Netted = list[tuple[int, tuple[str, ...] | None, bytes]]  # (index, fields if changed, their hashes)
 
 
 def safety_net(items: Sequence[tuple[int, int, tuple[str, ...]]]) -> Netted:
@@ -193,7 +193,7 @@ class RenderStage:
         self._pairs = pairs
         self._jobs: list[tuple[list[int], Future[list[tuple[list[Diagnostic], Sent | None]]]]] = []
         self._nets: list[tuple[list[int], Future[Netted]]] = []
-        self.hashes: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # KnownHashes, for the lock
+        self.hashes: dict[int, tuple[tuple[str, ...], bytes]] = {}  # KnownHashes, for the lock
         self._own_renderer: Renderer | None = None
         self.done: list[Processed | None] = []
         self._restore_all(known)
@@ -267,8 +267,8 @@ class RenderStage:
                 self.done[i] = (found, (rn, problems, images))
             self._known(rn.fields, hashes)
 
-    def _known(self, fields: tuple[str, ...], hashes: tuple[str, ...]) -> None:
-        if len(hashes) == len(fields):
+    def _known(self, fields: tuple[str, ...], hashes: bytes) -> None:
+        if len(hashes) == 8 * len(fields):
             self.hashes[id(fields)] = (fields, hashes)
 
     def _landed(self) -> None:

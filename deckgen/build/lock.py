@@ -112,22 +112,23 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def field_hashes(fields: Sequence[str]) -> tuple[str, ...]:
-    """The lock's hash of each field ("" for an empty one): ``_digest``, inlined (it runs for every
-    field of every note in every build, in the workers when they rendered or checked the note)."""
+def field_hashes(fields: Sequence[str]) -> bytes:
+    """The lock's hash of each field, 8 bytes each (``_digest`` is their hex), in one bytes object: it
+    runs for every field of every note in every build, in the workers when they rendered or netted it."""
     sha256 = hashlib.sha256
-    return tuple(sha256(value.encode()).hexdigest()[:16] if value else "" for value in fields)
+    return b"".join(sha256(value.encode()).digest()[:8] for value in fields)
 
 
 # Field hashes computed already (by the workers), each with the very tuple of fields it is of:
-# ``id(fields)`` → (fields, hashes). A note whose fields are another object is hashed afresh.
-KnownHashes = Mapping[int, tuple[tuple[str, ...], tuple[str, ...]]]
+# ``id(fields)`` → (fields, ``field_hashes``). A note whose fields are another object is hashed afresh.
+KnownHashes = Mapping[int, tuple[tuple[str, ...], bytes]]
 
 
 def note_parts(rn: RenderedNote, known: KnownHashes | None = None) -> dict[str, str]:
     found = known.get(id(rn.fields)) if known else None
     hashes = found[1] if found is not None and found[0] is rn.fields else field_hashes(rn.fields)
-    parts = {name: digest for name, value, digest in zip(rn.notetype.fields, rn.fields, hashes, strict=True) if value}
+    names = rn.notetype.fields
+    parts = {names[i]: hashes[8 * i : 8 * i + 8].hex() for i, value in enumerate(rn.fields) if value}
     parts["tags"] = _digest(" ".join(rn.tags))
     parts["deck"] = rn.deck
     parts["notetype"] = str(rn.notetype.id)
