@@ -19,8 +19,10 @@ everyone):
 - warm: ``deckgen build`` after ONE edit of each kind — answer, prompt, tags, id rename, a new note,
   a removed note (a different note each run) — with where the time went (``DECKGEN_TIMINGS``);
 - check: ``deckgen check`` after a build (reusing its cache) and with ``--no-cache``;
-- peak memory of the cold build: the largest resident set of one process (kernel's ``maxrss``) and
-  the largest sum of proportional set sizes (PSS) over the build and its workers, sampled.
+- peak memory of a cold build: the largest resident set of one process (kernel's ``maxrss``) and
+  the largest sum of proportional set sizes (PSS) over the build and its workers, sampled every 20 ms
+  — in a cold build of its own, before the rounds: the sampler costs a sixth of a core, and the timed
+  runs (the floor's included) run without it.
 
 Runs go in rounds (floor, naive floor, cold, each warm edit, check), so that a floor run and the deckgen
 runs compared with it are minutes apart at most: this machine's speed drifts a lot within a session.
@@ -249,6 +251,11 @@ def bench_size(n: int, runs: int, work: Path, log: bool) -> Row:
     timings = work / "timings.json"
     for kind in EDIT_KINDS:
         row.warm[kind], row.warm_phases[kind] = [], []
+    # Peak memory from a cold build of its own: the sampler reads every process's smaps_rollup each 20 ms,
+    # ~5 ms of CPU a sample at 10k notes (a sixth of a core), which would slow the timed builds the
+    # unsampled floor is compared with.
+    sampled = run(build, memory=True)
+    row.maxrss_mb, row.pss_mb = sampled.maxrss_mb, sampled.pss_mb
     for r in range(runs):
         floor = run([*me, "--floor", str(bodies), str(work / "floor.apkg")])
         row.floor.append(floor.seconds)
@@ -256,9 +263,8 @@ def bench_size(n: int, runs: int, work: Path, log: bool) -> Row:
         row.naive.append(run([*me, "--naive-floor", str(bodies), str(work / "naive.apkg")]).seconds)
         shutil.rmtree(out, ignore_errors=True)
         (source / "deckgen.lock").unlink(missing_ok=True)
-        cold = run(build, memory=True)
+        cold = run(build)
         row.cold.append(cold.seconds)
-        row.maxrss_mb, row.pss_mb = max(row.maxrss_mb, cold.maxrss_mb), max(row.pss_mb, cold.pss_mb)
         for kind in EDIT_KINDS:
             edit_one_note(source, r, kind)
             warm = run(build, timings=timings)

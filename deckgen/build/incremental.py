@@ -217,7 +217,8 @@ class RenderStage:
             if self.done[-1] is not None and self.done[-1][1] is not None:
                 restored.append(i)
                 if len(restored) >= NET_BATCH:
-                    restored = self._net(restored, parallel_net)
+                    self._net(restored, parallel_net)
+                    restored = []
         self._net(restored, parallel_net)
         rest = [i for i, d in enumerate(self.done) if d is None and i not in submitted]
         if pooled or (pool.jobs > 1 and len(rest) * NOTE_SECONDS >= POOL_MIN_SECONDS):
@@ -242,22 +243,24 @@ class RenderStage:
             return None
         return found, None if self.problems_only else (rendered, [], images)
 
-    def _net(self, restored: list[int], parallel: bool) -> list[int]:
+    def _net(self, restored: list[int], parallel: bool) -> None:
         """The safety net over these cached renders (a cache entry is never trusted): in a worker while
-        this process goes on (``_landed`` applies it before any render leaves), or here; returns []."""
+        this process goes on (``_landed`` applies it before any render leaves), or here."""
         if not restored:
-            return []
-        items = [(i, rn.notetype.id, rn.fields) for i in restored for rn in [self._restored(i)]]
+            return
         if parallel:
-            self._nets.append((restored, self.pool.submit(safety_net, items)))
+            self._nets.append((restored, self.pool.submit(safety_net, self._net_items(restored))))
         else:
-            self._apply(safety_net(items))
-        return []
+            self._apply(safety_net(self._net_items(restored)))
 
-    def _restored(self, i: int) -> RenderedNote:
-        done = self.done[i]
-        assert done is not None and done[1] is not None
-        return done[1][0]
+    def _net_items(self, restored: list[int]) -> list[tuple[int, int, tuple[str, ...]]]:
+        items = []
+        for i in restored:
+            done = self.done[i]
+            assert done is not None and done[1] is not None
+            rn = done[1][0]
+            items.append((i, rn.notetype.id, rn.fields))
+        return items
 
     def _apply(self, netted: Netted) -> None:
         for i, safe, hashes in netted:
@@ -278,7 +281,7 @@ class RenderStage:
             try:
                 changed = job.result()
             except Exception:  # the worker died or failed: the net runs here
-                changed = safety_net([(i, rn.notetype.id, rn.fields) for i in restored for rn in [self._restored(i)]])
+                changed = safety_net(self._net_items(restored))
             self._apply(changed)
 
     def _submit(self, todo: list[int]) -> None:
@@ -428,7 +431,7 @@ class ParseMemo:
             except Exception:  # the worker died or failed: parsed here, raising what parsing raises
                 value = None
             parsed = category_from(value, path)
-            if parsed is not None:
+            if parsed is not None and self.cache.storing:
                 self.fresh.append((key, value))
         if parsed is None:
             category, problems = parse_category(data, path)
