@@ -306,6 +306,8 @@ def lock_findings(
         notetype, cards = note_cards(note)
         shape = {"deck": deck, "notetype": str(notetype.id)}
         hazards += find_hazards(note, prev.guid, prev.parts, prev.cards, shape, cards)
+    if not fresh:
+        return identities.problems, hazards
     entries = {note.id: NoteEntry(note.guid or note_guid(deck_uuid, note.identity), 0, {}) for note in fresh}
     entries.update({k: v for k, v in lock.notes.items() if k not in entries})
     return identities.problems + _duplicate_guids(entries, {note.id: note for note in fresh}), hazards
@@ -392,6 +394,8 @@ def update_lock(
 
 def _duplicate_guids(entries: Mapping[str, NoteEntry], fresh: Mapping[str, Note]) -> list[Diagnostic]:
     """A new note whose GUID another entry already has (two pinned guids alike): one would overwrite the other."""
+    if not fresh:  # (only a new note can take a GUID that is already someone's)
+        return []
     owner: dict[str, str] = {}
     problems = []
     for key in sorted(entries, key=lambda k: (k in fresh, k)):

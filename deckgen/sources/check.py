@@ -743,10 +743,14 @@ def check_deck(
                 )
             )
     index: NoteIndex | None = None  # made only when a warning may be silenced by its note
+    silencing = any(note.ignore for note in notes)
     kept = []
     for d in found:
         if d.severity is not Severity.ERROR:
             if d.rule in config.disable:
+                continue
+            if not silencing:
+                kept.append(d)
                 continue
             index = index or NoteIndex(notes)
             owner = index.containing(d.location)
