@@ -86,14 +86,36 @@ def note_from_plain(value: Any, path: Path) -> Note | None:
     """The note ``note_plain`` wrote for a file at ``path``, or None if ``value`` is not one."""
     if type(value) is not list or not value or type(value[0]) is not str or value[0] not in _CLASSES:
         return None
-    cls = _CLASSES[value[0]]
+    return _reader(_CLASSES[value[0]])(value, path)
+
+
+_READERS: dict[type[Note], Callable[[list[Any], Path], Note | None]] = {}
+
+
+def _reader(cls: type[Note]) -> Callable[[list[Any], Path], Note | None]:
+    """Reads ``cls`` from its plain values: strings and flags by a type check where they stand (most of
+    a note's fields; a cached parse reads every note of the deck), the other kinds by ``_READ``."""
+    known = _READERS.get(cls)
+    if known is not None:
+        return known
     _, kinds = _layout(cls)
-    if len(value) != len(kinds) + 1:
-        return None
-    try:
-        return cls(*[_READ[kind](v, path) for kind, v in zip(kinds, value[1:], strict=True)])
-    except _Wrong:
-        return None
+    size = len(kinds)
+    same = tuple((i, {"str": str, "bool": bool}[kind]) for i, kind in enumerate(kinds) if kind in ("str", "bool"))
+    converted = tuple((i, _READ[kind]) for i, kind in enumerate(kinds) if kind not in ("str", "bool"))
+
+    def read(value: list[Any], path: Path) -> Note | None:
+        args = value[1:]
+        if len(args) != size or any(type(args[i]) is not kind for i, kind in same):
+            return None
+        try:
+            for i, convert in converted:
+                args[i] = convert(args[i], path)
+        except _Wrong:
+            return None
+        return cls(*args)
+
+    _READERS[cls] = read
+    return read
 
 
 class _Wrong(Exception):
