@@ -95,15 +95,24 @@ def test_cached_warnings_follow_their_note_when_lines_above_it_change(
     cache = tmp_path / "out" / CACHE_DIR
     first = compile_deck(sample, T0, cache_dir=cache)
     assert [d.rule for d in first.warnings] == ["list-too-long"]
-    new_note = "## Is this new?\n<!-- id: gen-new -->\n\nYes.\n\n"
-    _edit(sample / "general.md", "## Which tools are worth listing?", new_note + "## Which tools are worth listing?")
     linted: list[str] = []
     real = incremental.note_findings
     monkeypatch.setattr(incremental, "note_findings", lambda note, config: linted.append(note.id) or real(note, config))
+    # Blank lines above the note: every note of the file is as it was, so its findings come from the cache.
+    _edit(sample / "general.md", "## Which tools are worth listing?", "\n\n\n## Which tools are worth listing?")
+    moved = compile_deck(sample, T0, cache_dir=cache)
+    assert linted == []
+    assert moved.diagnostics == compile_deck(sample, T0).diagnostics
+    assert moved.warnings[0].location.line == first.warnings[0].location.line + 3
+    # A new note: findings are kept per file, so that file's notes are linted again, and no other file's.
+    new_note = "## Is this new?\n<!-- id: gen-new -->\n\nYes.\n\n"
+    _edit(sample / "general.md", "## Which tools are worth listing?", new_note + "## Which tools are worth listing?")
+    linted.clear()
     warm = compile_deck(sample, T0, cache_dir=cache)
-    assert linted == ["gen-new"]  # the moved note's warning came from the cache
+    in_file = [n.id for c in warm.deck.categories if c.location.path.name == "general.md" for n in c.notes]
+    assert "gen-new" in linted and sorted(linted) == sorted(in_file) and len(in_file) < len(warm.notes)
     assert warm.diagnostics == compile_deck(sample, T0).diagnostics
-    assert warm.warnings[0].location.line == first.warnings[0].location.line + 5
+    assert warm.warnings[0].location.line == first.warnings[0].location.line + 8
 
 
 @pytest.mark.parametrize("change", ["RENDER_FORMAT", "extension setting"])

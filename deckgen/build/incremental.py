@@ -49,6 +49,9 @@ POOL_MIN_SECONDS = 0.4
 NET_SECONDS = 40e-6
 NET_POOL_MIN_SECONDS = 0.15
 NET_BATCH = 1000
+# Linting one note costs ~75 us: a file's notes go to the workers from ~0.1 s of it.
+LINT_SECONDS = 75e-6
+LINT_POOL_MIN_SECONDS = 0.1
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
@@ -60,7 +63,8 @@ class ImageResolver(Protocol):
 
 ResolverFactory = Callable[[Path], ImageResolver]
 Rendered = tuple[RenderedNote, list[Diagnostic], list[tuple[str, str]]]  # note, problems, images resolved
-Processed = tuple[list[Diagnostic], Rendered | None]  # a note's lint findings, and its render if asked
+# A note's lint findings (None until linted), and its render if asked.
+Processed = tuple[list[Diagnostic] | None, Rendered | None]
 
 _worker: dict[str, Any] = {}  # a worker process's renderer and image resolvers, kept for its life
 
@@ -184,11 +188,17 @@ class RenderStage:
         self.notes = [n for _, n in pairs]
         self.wanted = [not problems_only or may_render_problems(n) for n in self.notes]  # to render
         digests = [digest(n) for n in self.notes]
-        lint_key = cache.keyer("lint", config_text(deck.config.lint))
         render_key = {id(c): cache.keyer("note", _context(deck, c)) for c in deck.categories}
-        self.lint_keys = [lint_key(d) for d in digests]
         self.render_keys = [render_key[id(c)](d) for (c, _), d in zip(pairs, digests, strict=True)]
-        wanted = self.lint_keys + [k for k, want in zip(self.render_keys, self.wanted, strict=True) if want]
+        # Lint findings are kept per file (one entry instead of hundreds), under its notes' digests.
+        lint_key = cache.keyer("lint", config_text(deck.config.lint))
+        self.files: list[tuple[bytes, range]] = []  # (lint key, its notes' indexes) of each subdeck file
+        start = 0
+        for category in deck.categories:
+            end = start + len(category.notes)
+            self.files.append((lint_key(b"".join(digests[start:end])), range(start, end)))
+            start = end
+        wanted = [k for k, _ in self.files] + [k for k, want in zip(self.render_keys, self.wanted, strict=True) if want]
         known = cache.get_many(wanted)
         self._pairs = pairs
         self._jobs: list[tuple[list[int], Future[list[tuple[list[Diagnostic], Sent | None]]]]] = []
@@ -196,6 +206,8 @@ class RenderStage:
         self.hashes: dict[int, tuple[tuple[str, ...], bytes]] = {}  # KnownHashes, for the lock
         self._own_renderer: Renderer | None = None
         self.done: list[Processed | None] = []
+        self._lint_misses: list[int] = []  # files whose findings the cache lacks (``_finish`` keeps them)
+        self.unlinted: list[int] = []  # their notes restored from the cache, to be linted
         self._restore_all(known)
         self.todo = [i for i, d in enumerate(self.done) if d is None]  # computed by this build
         self._count = len(self.notes) - len(self.todo)
@@ -206,14 +218,20 @@ class RenderStage:
         not hold first, so that a worker imports the converter and renders them meanwhile."""
         pool, n = self.pool, len(self.notes)
         parallel_net = pool.jobs > 1 and not self.problems_only and n * NET_SECONDS >= NET_POOL_MIN_SECONDS
-        keys = list(zip(self.lint_keys, self.render_keys, self.wanted, strict=True))
-        first = [i for i, (lk, rk, want) in enumerate(keys) if lk not in known or (want and rk not in known)]
+        lints: list[list[Diagnostic] | None] = []  # each note's cached findings
+        for f, (key, indexes) in enumerate(self.files):
+            found = self._file_findings(known.get(key), indexes)
+            lints += found or [None] * len(indexes)
+            if found is None:
+                self._lint_misses.append(f)
+        keys = list(zip(lints, self.render_keys, self.wanted, strict=True))
+        first = [i for i, (_, rk, want) in enumerate(keys) if want and rk not in known]  # to render
         pooled = pool.jobs > 1 and (pool.started or parallel_net or len(first) * NOTE_SECONDS >= POOL_MIN_SECONDS)
         submitted = set(first) if pooled else set()
         self._submit(first if pooled else [])
         restored: list[int] = []  # cached renders the safety net has yet to see
-        for i, ((lk, rk, want), note) in enumerate(zip(keys, self.notes, strict=True)):
-            self.done.append(None if i in submitted else self._restore(known.get(lk), known.get(rk), note, want))
+        for i, ((lint, rk, want), note) in enumerate(zip(keys, self.notes, strict=True)):
+            self.done.append(None if i in submitted else self._restore(lint, known.get(rk), note, want))
             if self.done[-1] is not None and self.done[-1][1] is not None:
                 restored.append(i)
                 if len(restored) >= NET_BATCH:
@@ -223,13 +241,27 @@ class RenderStage:
         rest = [i for i, d in enumerate(self.done) if d is None and i not in submitted]
         if pooled or (pool.jobs > 1 and len(rest) * NOTE_SECONDS >= POOL_MIN_SECONDS):
             self._submit(rest)
+        # Notes of a file whose findings the cache lacks, with their render restored: linted only.
+        self.unlinted = [i for i, d in enumerate(self.done) if d is not None and d[0] is None]
+        if pooled and len(self.unlinted) * LINT_SECONDS >= LINT_POOL_MIN_SECONDS:
+            self._submit(self.unlinted, render=False)
 
-    def _restore(self, lint: Any, render: Any, note: Note, want: bool) -> Processed | None:
-        """A cached note (its render only if ``want``ed), if its shape is right and its images still
-        resolve to the same files."""
-        found = diagnostics_from(lint, note.location.path, note.location.line)
-        if found is None or not want:
-            return None if found is None else (found, None)
+    def _file_findings(self, value: Any, indexes: range) -> list[list[Diagnostic] | None] | None:
+        """The findings of a file's notes as ``_finish`` kept them (lines from each note's heading), or
+        None if ``value`` is not that."""
+        if type(value) is not list or len(value) != len(indexes):
+            return None
+        out: list[list[Diagnostic] | None] = []
+        for i, plain in zip(indexes, value, strict=True):
+            where = self.notes[i].location
+            out.append(diagnostics_from(plain, where.path, where.line))
+        return None if any(found is None for found in out) else out
+
+    def _restore(self, found: list[Diagnostic] | None, render: Any, note: Note, want: bool) -> Processed | None:
+        """A cached note (its render only if ``want``ed; its findings None if not cached), if its shape
+        is right and its images still resolve to the same files."""
+        if not want:
+            return found, None
         try:
             if self.problems_only:  # a check: a note rendered without problems has none while its images hold
                 images = render_images(render)
@@ -284,7 +316,8 @@ class RenderStage:
                 changed = safety_net(self._net_items(restored))
             self._apply(changed)
 
-    def _submit(self, todo: list[int]) -> None:
+    def _submit(self, todo: list[int], *, render: bool = True) -> None:
+        """Lint these notes, and render those wanted (if ``render``), in the workers."""
         if not todo:
             return
         # Workers get the deck and subdecks without their notes: pickling all of them into every batch
@@ -293,7 +326,7 @@ class RenderStage:
         bare = {id(c): replace(c, notes=()) for c in self.deck.categories}
         config = self.deck.config.lint
         for batch in _batches(todo, self.pool.jobs):
-            items = [(bare[id(self._pairs[i][0])], self._pairs[i][1], self.wanted[i]) for i in batch]
+            items = [(bare[id(self._pairs[i][0])], self._pairs[i][1], render and self.wanted[i]) for i in batch]
             self._jobs.append((batch, self.pool.submit(process_batch, deck, self.factory, config, items)))
 
     def _finish(self) -> None:
@@ -302,8 +335,16 @@ class RenderStage:
         while self._jobs:  # each batch's raw results are let go once kept (at 50k notes, ~25 MB)
             batch, job = self._jobs.pop()
             for i, (found, sent) in zip(batch, job.result(), strict=True):
-                self._done(i, (found, self._adopt(i, sent) if sent is not None else None))
+                done = self.done[i]
+                if done is not None:  # linted only
+                    self.done[i] = (found, done[1])
+                else:
+                    self._done(i, (found, self._adopt(i, sent) if sent is not None else None))
         config = self.deck.config.lint
+        for i in self.unlinted:
+            done = self.done[i]
+            if done is not None and done[0] is None:
+                self.done[i] = (note_findings(self.notes[i], config), done[1])
         for i in self.todo:
             if self.done[i] is None:
                 category, note = self._pairs[i]
@@ -315,19 +356,26 @@ class RenderStage:
                         _render(self._renderer(), self.media, self.deck, category, note) if render else None,
                     ),
                 )
+        if self.cache.storing:
+            for f in self._lint_misses:
+                plain = []
+                for i in self.files[f][1]:
+                    where, done = self.notes[i].location, self.done[i]
+                    assert done is not None and done[0] is not None
+                    plain.append(diagnostics_plain(done[0], where.path, where.line))
+                self.cache.put(self.files[f][0], plain)
+        self._lint_misses = []
 
     def _done(self, i: int, result: Processed) -> None:
-        """Note ``i`` is linted (and rendered if wanted): keep it, count it, and give it to the cache now
-        (encoding it while the workers render the rest), unless rendering it had a problem."""
+        """Note ``i`` is linted (and rendered if wanted): keep it, count it, and give its render to the
+        cache now (encoding it while the workers render the rest), unless rendering it had a problem."""
         self.done[i] = result
         self._count += 1
         if self.progress is not None:
             self.progress(self._count, len(self.notes))
         if not self.cache.storing:
             return
-        found, rendered = result
-        note = self.notes[i]
-        self.cache.put(self.lint_keys[i], diagnostics_plain(found, note.location.path, note.location.line))
+        rendered = result[1]
         if rendered is not None and not rendered[1]:
             rn, _, images = rendered
             self.cache.put(self.render_keys[i], render_value(rn, images))
@@ -337,7 +385,7 @@ class RenderStage:
         if len(notes) != len(self.notes) or any(a is not b for a, b in zip(notes, self.notes, strict=True)):
             return [note_findings(note, config) for note in notes]
         self._finish()
-        return [done[0] if done else [] for done in self.done]
+        return [done[0] or [] if done else [] for done in self.done]
 
     def duplicate_pairs(self, prompts: Sequence[str]) -> list[tuple[int, int]]:
         """The rule's (note, earlier note) pairs, from the stored graph updated with changed prompts."""
