@@ -121,16 +121,12 @@ class Cache:
         if self._db is None:
             return found
         try:
-            (stored,) = self._db.execute("SELECT count(*) FROM memo").fetchone()
-            if 4 * len(keys) >= stored:  # most of the file is wanted: one scan beats thousands of lookups
-                wanted = set(keys)
-                rows = [(k, v) for k, v in self._db.execute("SELECT key, value FROM memo") if k in wanted]
-            else:
-                rows = []
-                for start in range(0, len(keys), _BATCH):
-                    batch = keys[start : start + _BATCH]
-                    marks = ",".join("?" * len(batch))
-                    rows += self._db.execute(f"SELECT key, value FROM memo WHERE key IN ({marks})", batch)
+            rows = []
+            ordered = sorted(keys)  # in key order, SQLite reads each index page once, stale entries never
+            for start in range(0, len(ordered), _BATCH):
+                batch = ordered[start : start + _BATCH]
+                marks = ",".join("?" * len(batch))
+                rows += self._db.execute(f"SELECT key, value FROM memo WHERE key IN ({marks})", batch)
             for key, data in rows:
                 try:
                     found[bytes(key)] = orjson.loads(data)
