@@ -121,7 +121,7 @@ class Cache:
         if self._db is None:
             return found
         try:
-            rows = []
+            rows: list[tuple[bytes, bytes]] = []
             ordered = sorted(keys)  # in key order, SQLite reads each index page once, stale entries never
             for start in range(0, len(ordered), _BATCH):
                 batch = ordered[start : start + _BATCH]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from deckgen.anki import notetypes
-from deckgen.anki.package import PackageDeck, PackagedNote, write_package
+from deckgen.anki.package import PackageDeck, PackagedNote, load_writer, write_package
 from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR, cache_file, open_cache
 from deckgen.build.exclusive import exclusive
@@ -326,9 +326,17 @@ class _Stages:
 
 
 def _run_stages(
-    source: Path, cache_dir: Path | None, *, save: bool, jobs: int | None, progress: Progress | None, check: bool
+    source: Path,
+    cache_dir: Path | None,
+    *,
+    save: bool,
+    jobs: int | None,
+    progress: Progress | None,
+    check: bool,
+    package: bool = False,
 ) -> _Stages:
-    """Read, parse, lint and render (from the cache where it can); ``check``: only what can report problems."""
+    """Read, parse, lint and render (from the cache where it can); ``check``: only what can report problems;
+    ``package``: a package will be written."""
     timings.lap("startup")
     with WorkPool(available_cores() if jobs is None else max(1, jobs), warm_up_worker) as pool:
         config, files, problems = read_sources(source, _start_early(pool, cache_dir))
@@ -350,6 +358,8 @@ def _run_stages(
             problems += check_deck(deck, stage.note_findings, stage.duplicate_pairs)
             release_free_memory()
             timings.lap("checks")
+            if package:  # the workers are finishing the safety net: this process waits for them meanwhile
+                load_writer()
             rendered, intros, found = stage.rendered()
             intros = {**_folder_intros(deck), **intros}
             problems += found
@@ -371,6 +381,7 @@ def compile_deck(
     progress: Progress | None = None,
     accept_notetype_changes: bool = False,
     wall_clock: int = 0,
+    package: bool = False,
 ) -> Compiled:
     """Parse, check and render the deck and compute the lock update, writing nothing but the cache.
 
@@ -380,8 +391,9 @@ def compile_deck(
     (default: one per core). Neither changes the result. ``accept_notetype_changes`` is for a caller
     that applies notetype changes itself (``deckgen sync``): they stay in ``diff.hazards``, not errors.
     ``wall_clock`` is the real time of the build: changed notes get a ``mod`` no earlier (see lock.py).
+    ``package``: the caller will write a package (its writer is loaded while the workers finish).
     """
-    run = _run_stages(source, cache_dir, save=save_cache, jobs=jobs, progress=progress, check=False)
+    run = _run_stages(source, cache_dir, save=save_cache, jobs=jobs, progress=progress, check=False, package=package)
     lock, foreign = run.lock, run.foreign
     nts, uuid = notetypes.all_notetypes(), run.deck.config.uuid
     new_lock, diff = update_lock(lock, run.rendered, nts, now, uuid, wall_clock, run.hashes)
@@ -593,6 +605,7 @@ def _build(
         progress=progress,
         accept_notetype_changes=accept_notetype_changes,
         wall_clock=wall_clock,
+        package=not dry_run,
     )
     fatal = compiled.diagnostics if strict else compiled.errors
     if fatal:
