@@ -251,6 +251,45 @@ def test_workers_started_early_parse_the_files_and_the_result_is_the_serial_one(
     assert compile_deck(sample, T0, jobs=1, cache_dir=tmp_path / "cache").notes == serial.notes
 
 
+def test_a_file_whose_findings_are_missing_is_linted_in_the_workers_and_its_renders_kept(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conversions: list[str]
+) -> None:
+    """A new note changes its file's lint entry: the file's other notes keep their cached renders and are
+    linted again, in the workers when there are enough of them (here: always), with the serial result."""
+    cache = tmp_path / "cache"
+    compile_deck(sample, T0, jobs=1, cache_dir=cache)
+    _edit(
+        sample / "general.md",
+        "## Which languages",
+        "## Is this new?\n<!-- id: gen-new -->\n\nYes.\n\n## Which languages",
+    )
+    lint_only: list[list[bool]] = []
+    real = WorkPool.submit
+
+    def noting(self: WorkPool, fn: Any, *args: Any):  # type: ignore[no-untyped-def]
+        if fn is incremental.process_batch:
+            lint_only.append([not render for _, _, render in args[3]])
+        return real(self, fn, *args)
+
+    linted_here: list[str] = []  # (a worker's calls are noted in the worker's copy of the list)
+    real_findings = incremental.note_findings
+    monkeypatch.setattr(
+        incremental, "note_findings", lambda note, config: linted_here.append(note.id) or real_findings(note, config)
+    )
+    monkeypatch.setattr(WorkPool, "submit", noting)
+    for name in ("NET_POOL_MIN_SECONDS", "LINT_POOL_MIN_SECONDS"):
+        monkeypatch.setattr(incremental, name, 0.0)
+    conversions.clear()
+    warm = compile_deck(sample, T0, jobs=2, cache_dir=cache)
+    in_file = [n.id for c in warm.deck.categories if c.location.path.name == "general.md" for n in c.notes]
+    assert sum(len(batch) for batch in lint_only if all(batch)) == len(in_file) - 1  # all but the new note
+    assert linted_here == [] and conversions == []  # nothing linted or rendered in this process
+    serial = compile_deck(sample, T0, jobs=1)
+    assert warm.notes == serial.notes and warm.diagnostics == serial.diagnostics and warm.new_lock == serial.new_lock
+    monkeypatch.setattr(incremental, "note_findings", lambda note, config: pytest.fail(f"{note.id} linted again"))
+    assert compile_deck(sample, T0, jobs=1, cache_dir=cache).diagnostics == serial.diagnostics
+
+
 def test_concurrent_builds_into_one_folder_share_the_cache_safely(sample: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(T0))
