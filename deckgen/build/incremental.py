@@ -4,9 +4,10 @@ the rest computed — lint and render in worker processes when there is enough o
 Rendering a note and linting it are pure functions of the note and its subdeck, so ``Cache`` keys
 them by a hash of exactly that (line numbers relative to the note's heading, so a note that moves
 keeps its render). A file's findings are one entry, under its notes' hashes: a note added, removed or
-edited has the file's notes linted again (~75 us each), their renders still cached. Images are resolved again for every cached note, so a changed or deleted image
-is never hidden by the cache. Duplicate prompts come from the deck's stored ``DuplicateGraph``,
-probed only with the prompts that changed.
+edited has the file's notes linted again (~75 us each), their renders still cached. Images are
+resolved again for every cached note, so a changed or deleted image is never hidden by the cache.
+Duplicate prompts come from the deck's stored ``DuplicateGraph``, probed only with the prompts that
+changed.
 """
 
 from __future__ import annotations
