@@ -191,7 +191,9 @@ class RenderStage:
         self.wanted = [not problems_only or may_render_problems(n) for n in self.notes]  # to render
         digests = [digest(n) for n in self.notes]
         render_key = {id(c): cache.keyer("note", _context(deck, c)) for c in deck.categories}
-        self.render_keys = [render_key[id(c)](d) for (c, _), d in zip(pairs, digests, strict=True)]
+        self.render_keys = [  # (of the notes to render)
+            render_key[id(c)](d) if want else b"" for (c, _), d, want in zip(pairs, digests, self.wanted, strict=True)
+        ]
         # Lint findings are kept per file (one entry instead of hundreds), under its notes' digests.
         lint_key = cache.keyer("lint", config_text(deck.config.lint))
         self.files: list[tuple[bytes, range]] = []  # (lint key, its notes' indexes) of each subdeck file
