@@ -18,11 +18,11 @@ import pytest
 
 from conftest import T0, build_at
 from deckgen.anki.notetypes import all_notetypes
-from deckgen.build import incremental, pipeline, plain
+from deckgen.build import incremental, pipeline, plain, prefetch
 from deckgen.build.cache import CACHE_DIR, CACHE_FILE, open_cache
 from deckgen.build.lock import update_lock
 from deckgen.build.parallel import WorkPool
-from deckgen.build.pipeline import check_sources, compile_deck
+from deckgen.build.pipeline import build, check_sources, compile_deck
 from deckgen.errors import SourceError
 from deckgen.render import markdown as render
 from deckgen.sources.model import Body, Faq, Note, Question, SourceLocation, Tip
@@ -620,3 +620,88 @@ def test_forged_cached_html_passes_the_safety_net_and_fresh_renders_need_none(
     for text in texts:
         assert not re.search(r"<script|<[^>]*\bonerror|<[^>]*javascript:", text)  # escaped text is inert
         assert text.count("<details") == text.count("</details>")
+
+
+def _forge(cache: Path, attack: str) -> int:
+    """Append ``attack`` to every field of every cached render in the cache file ``cache``; how many."""
+    import sqlite3
+
+    db = sqlite3.connect(cache)
+    forged = 0
+    for key, value in db.execute("SELECT key, value FROM memo").fetchall():
+        data = json.loads(value)
+        if isinstance(data, list) and len(data) == 7 and isinstance(data[2], list):  # a rendered note
+            data[2] = [f + attack for f in data[2]]
+            db.execute("UPDATE memo SET value = ? WHERE key = ?", (json.dumps(data), key))
+            forged += 1
+    db.commit()
+    db.close()
+    return forged
+
+
+@pytest.mark.parametrize("case", ["served", "edited", "a worker fails", "forged", "forged math"])
+def test_a_big_warm_build_takes_its_cached_renders_from_the_prefetch_workers(
+    case: str, sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conversions: list[str]
+) -> None:
+    """A big deck's warm build has workers read and net the last build's renders while it reads and parses:
+    the build itself reads, nets and renders none of them, and writes the cold build's bytes. An edited
+    note is rendered; a worker that fails leaves its notes to be read and netted here; a forged entry
+    loses its script in the workers' net, and one naming unsafe math is rendered again from the source."""
+    monkeypatch.setattr(prefetch, "PREFETCH_MIN_NOTES", 1)  # (the sample deck is small)
+    out, twin = tmp_path / "out", tmp_path / "twin"
+    build(sample, out, now=T0, jobs=2)
+    if case == "edited":
+        _edit(sample / "general.md", "Python for modelling, SQL for data.", "Python and SQL, daily.")
+    if case.startswith("forged"):
+        attack = (
+            r"\(\href{javascript:x()}{y}\)" if case == "forged math" else '<script>alert(1)</script><b onclick="z()">'
+        )
+        assert _forge(out / CACHE_DIR / CACHE_FILE, attack) > 0
+    shutil.copytree(sample, twin)  # the same sources and lock
+    submitted: list[str] = []
+    netted_here: list[int] = []
+    real_submit, real_net, parent = WorkPool.submit, incremental.safety_net, os.getpid()
+
+    def noting(self: WorkPool, fn: Any, *args: Any):  # type: ignore[no-untyped-def]
+        submitted.append(fn.__name__)
+        return real_submit(self, fn, *args)
+
+    def netting(items: Any) -> Any:
+        if os.getpid() == parent:
+            netted_here.extend(i for i, _, _ in items)
+        return real_net(items)
+
+    def failing(path: str, keys: bytes) -> Any:
+        raise MemoryError("a worker that ran out of memory")
+
+    monkeypatch.setattr(WorkPool, "submit", noting)
+    monkeypatch.setattr(incremental, "safety_net", netting)
+    if case == "a worker fails":
+        monkeypatch.setattr(prefetch, "read_and_net", failing)
+    conversions.clear()
+    warm = build(sample, out, now=T0 + 60, jobs=2)
+    assert "read_and_net" in submitted or case == "a worker fails"
+    notes = len(warm.compiled.notes)
+    assert len(netted_here) == (notes if case == "a worker fails" else 0)
+    if case == "served":
+        assert conversions == [] and "process_batch" not in submitted
+    if case == "edited":
+        assert any("Python and SQL, daily." in c for c in conversions) or "process_batch" in submitted
+    if case == "forged math":
+        assert len(conversions) >= notes  # every note rendered again here (a small deck's renders stay here)
+    if case == "forged":  # served, netted: the script is gone, the rest of the forged field stayed
+        texts = [f for rn in warm.compiled.notes for f in rn.fields]
+        assert not [t for t in texts if re.search(r"<script|<[^>]*onclick", t)]  # (escaped text is inert)
+        assert sum(t.endswith("<b></b>") for t in texts) >= notes
+        return
+    cold = build(twin, tmp_path / "cold", now=T0 + 60, cache=False)
+    assert warm.output.read_bytes() == cold.output.read_bytes()
+    assert (sample / "deckgen.lock").read_bytes() == (twin / "deckgen.lock").read_bytes()
+    # What the workers served is kept: the next build is served the same way.
+    submitted.clear()
+    monkeypatch.setattr(prefetch, "read_and_net", real_read_and_net)
+    assert build(sample, out, now=T0 + 120, jobs=2).output.read_bytes() == warm.output.read_bytes()
+    assert "read_and_net" in submitted and "process_batch" not in submitted
+
+
+real_read_and_net = prefetch.read_and_net

@@ -140,3 +140,8 @@ def cloze() -> NoteType:
 
 def all_notetypes() -> tuple[NoteType, ...]:
     return (basic(), cloze())
+
+
+@cache
+def by_id() -> dict[int, NoteType]:
+    return {t.id: t for t in all_notetypes()}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,10 @@ class Cache:
 
     def get(self, key: bytes) -> Any:
         return self.get_many([key]).get(key)
+
+    def keep(self, keys: Iterable[bytes]) -> None:
+        """Count ``keys`` as used by this build (another process read them for it): ``save`` keeps them."""
+        self._used.update(keys)
 
     @property
     def storing(self) -> bool:

@@ -12,7 +12,6 @@ changed.
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +27,7 @@ from deckgen.build.cache import Cache, config_text
 from deckgen.build.lock import field_hashes
 from deckgen.build.parallel import WorkPool
 from deckgen.build.plain import category_from, category_plain, diagnostics_from, diagnostics_plain, note_digest
+from deckgen.build.prefetch import Prefetch, remember
 from deckgen.errors import Diagnostic
 from deckgen.render.markdown import (
     MediaError,
@@ -50,7 +50,7 @@ POOL_MIN_SECONDS = 0.4
 # The safety net over one cached render costs ~40 us: in workers (batches of NET_BATCH) from ~0.15 s of it.
 NET_SECONDS = 40e-6
 NET_POOL_MIN_SECONDS = 0.15
-NET_BATCH = 1000
+NET_BATCH = 250
 # Linting one note costs ~75 us: a file's notes go to the workers from ~0.1 s of it.
 LINT_SECONDS = 75e-6
 LINT_POOL_MIN_SECONDS = 0.1
@@ -95,7 +95,7 @@ def render_value(rn: RenderedNote, images: list[tuple[str, str]]) -> list[Any]:
 def from_render_value(note: Note, value: Any) -> tuple[RenderedNote, list[tuple[str, str]]]:
     """``note`` rendered as ``render_value`` wrote it, and its images; raises on a value of another shape."""
     deck, nt, values, tags, ords, media, images = value
-    notetype = _notetypes_by_id()[nt]
+    notetype = notetypes.by_id()[nt]
     # Subdeck names and tags repeat across thousands of notes: one copy each (~20 MB at 50k notes).
     deck, tags = sys.intern(deck), tuple(sys.intern(t) for t in tags)
     return RenderedNote(note, deck, notetype, tuple(values), tags, tuple(ords), tuple(media)), _images(images)
@@ -142,18 +142,13 @@ def _render(renderer: Renderer, media: ImageResolver, deck: Deck, category: Cate
     return rendered, problems, seen
 
 
-@functools.cache
-def _notetypes_by_id() -> dict[int, notetypes.NoteType]:
-    return {t.id: t for t in notetypes.all_notetypes()}
-
-
 Netted = list[tuple[int, tuple[str, ...] | None, bytes]]  # (index, fields if changed, their hashes)
 
 
 def safety_net(items: Sequence[tuple[int, int, tuple[str, ...]]]) -> Netted:
     """``safe_fields`` over (index, notetype id, fields) of cached renders: each index with its fields if
     the net changed them (else None), and the hashes of its safe fields for the lock."""
-    by_id = _notetypes_by_id()
+    by_id = notetypes.by_id()
     out: Netted = []
     for i, notetype, fields in items:
         safe = safe_fields(by_id[notetype], fields)
@@ -183,8 +178,10 @@ class RenderStage:
         progress: Progress | None = None,
         problems_only: bool = False,
         digest: Callable[[Note], bytes] = note_digest,
+        prefetch: Prefetch | None = None,
     ) -> None:
         self.deck, self.media, self.factory, self.cache, self.pool = deck, media, media_factory, cache, pool
+        self.prefetch = prefetch if prefetch is not None and not problems_only else Prefetch()
         self.progress, self.problems_only = progress, problems_only
         pairs = [(c, n) for c in deck.categories for n in c.notes]
         self.notes = [n for _, n in pairs]
@@ -202,7 +199,13 @@ class RenderStage:
             end = start + len(category.notes)
             self.files.append((lint_key(b"".join(digests[start:end])), range(start, end)))
             start = end
-        wanted = [k for k, _ in self.files] + [k for k, want in zip(self.render_keys, self.wanted, strict=True) if want]
+        # Renders the prefetch workers are reading (and netting) are taken from them (``_take_prefetched``).
+        self.pending: dict[bytes, list[int]] = {}
+        for i, (key, want) in enumerate(zip(self.render_keys, self.wanted, strict=True)):
+            if want and key in self.prefetch.keys:
+                self.pending.setdefault(key, []).append(i)
+        wanted = [k for k, _ in self.files]
+        wanted += [k for k, want in zip(self.render_keys, self.wanted, strict=True) if want and k not in self.pending]
         known = cache.get_many(wanted)
         self._pairs = pairs
         self._jobs: list[tuple[list[int], Future[list[tuple[list[Diagnostic], Sent | None]]]]] = []
@@ -220,7 +223,7 @@ class RenderStage:
         """Restore what the cache holds (the safety net over it in batches, in workers for a big deck)
         and give the rest to the workers when there is enough work for them: the notes the cache does
         not hold first, so that a worker imports the converter and renders them meanwhile."""
-        pool, n = self.pool, len(self.notes)
+        pool, n = self.pool, len(self.notes) - sum(map(len, self.pending.values()))
         parallel_net = pool.jobs > 1 and not self.problems_only and n * NET_SECONDS >= NET_POOL_MIN_SECONDS
         lints: list[list[Diagnostic] | None] = []  # each note's cached findings
         for f, (key, indexes) in enumerate(self.files):
@@ -229,12 +232,15 @@ class RenderStage:
             if found is None:
                 self._lint_misses.append(f)
         keys = list(zip(lints, self.render_keys, self.wanted, strict=True))
-        first = [i for i, (_, rk, want) in enumerate(keys) if want and rk not in known]  # to render
+        first = [i for i, (_, rk, want) in enumerate(keys) if want and rk not in known and rk not in self.pending]
         pooled = pool.jobs > 1 and (pool.started or parallel_net or len(first) * NOTE_SECONDS >= POOL_MIN_SECONDS)
         submitted = set(first) if pooled else set()
         self._submit(first if pooled else [])
         restored: list[int] = []  # cached renders the safety net has yet to see
         for i, ((lint, rk, want), note) in enumerate(zip(keys, self.notes, strict=True)):
+            if want and rk in self.pending:
+                self.done.append((lint, None))  # its render comes from the prefetch
+                continue
             self.done.append(None if i in submitted else self._restore(lint, known.get(rk), note, want))
             if self.done[-1] is not None and self.done[-1][1] is not None:
                 restored.append(i)
@@ -261,9 +267,11 @@ class RenderStage:
             out.append(diagnostics_from(plain, where.path, where.line))
         return None if any(found is None for found in out) else out
 
-    def _restore(self, found: list[Diagnostic] | None, render: Any, note: Note, want: bool) -> Processed | None:
+    def _restore(
+        self, found: list[Diagnostic] | None, render: Any, note: Note, want: bool, netted: bool = False
+    ) -> Processed | None:
         """A cached note (its render only if ``want``ed; its findings None if not cached), if its shape
-        is right and its images still resolve to the same files."""
+        is right and its images still resolve to the same files; ``netted``: a prefetch worker netted it."""
         if not want:
             return found, None
         try:
@@ -271,7 +279,7 @@ class RenderStage:
                 images = render_images(render)
             else:  # (the safety net comes next: ``_net``)
                 rendered, images = from_render_value(note, render)
-                if may_hold_unsafe_math("\x00".join(rendered.fields)):  # (no command or entity spans a NUL)
+                if not netted and may_hold_unsafe_math("\x00".join(rendered.fields)):  # (no command spans a NUL)
                     return None  # rendered again from the source, whose math is checked (nh3 cannot see TeX)
             if any(self.media.resolve(note.location.path, src) != name for src, name in images):
                 return None
@@ -312,10 +320,10 @@ class RenderStage:
 
     def _landed(self) -> None:
         """Wait for the safety net's workers and apply what they changed (here, if a worker failed)."""
-        while self._nets:
+        while self._nets:  # the last batches first: those no worker has started yet are netted here
             restored, job = self._nets.pop()
             try:
-                changed = job.result()
+                changed = safety_net(self._net_items(restored)) if job.cancel() else job.result()
             except Exception:  # the worker died or failed: the net runs here
                 changed = safety_net(self._net_items(restored))
             self._apply(changed)
@@ -404,6 +412,7 @@ class RenderStage:
     def rendered(self) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
         """Rendered notes in deck order (those rendered), subdeck intros, and rendering problems."""
         self._finish()
+        self._take_prefetched()
         self._landed()
         notes: list[RenderedNote] = []
         problems: list[Diagnostic] = []
@@ -412,6 +421,35 @@ class RenderStage:
                 notes.append(done[1][0])
                 problems += done[1][1]
         return notes, ({} if self.problems_only else self._intros()), problems
+
+    def _take_prefetched(self) -> None:
+        """The renders the prefetch workers read and netted; a note they did not serve is read and netted,
+        or rendered, here."""
+        left: list[int] = []
+        for key, value, hashes in self.prefetch.served():
+            for i in self.pending.pop(key, ()):
+                found = self.done[i][0]  # type: ignore[index]
+                restored = self._restore(found, value, self.notes[i], True, netted=True)
+                if restored is not None and restored[1] is not None:
+                    self.done[i] = restored
+                    self._known(restored[1][0].fields, hashes)
+                    self.cache.keep([key])
+                else:
+                    left.append(i)
+        left += [i for indexes in self.pending.values() for i in indexes]
+        self.pending = {}
+        known = self.cache.get_many([self.render_keys[i] for i in left])
+        restored_here = []
+        for i in left:
+            found, note = self.done[i][0], self.notes[i]  # type: ignore[index]
+            done = self._restore(found, known.get(self.render_keys[i]), note, True)
+            if done is not None:
+                self.done[i] = done
+                restored_here.append(i)
+            else:
+                self._count -= 1  # (``_done`` counts it again)
+                self._done(i, (found, _render(self._renderer(), self.media, self.deck, self._pairs[i][0], note)))
+        self._net(restored_here, parallel=False)
 
     def _renderer(self) -> Renderer:
         """This process's converter, built on first use (a fully cached build needs none)."""
@@ -443,7 +481,11 @@ class RenderStage:
         return intros
 
     def save(self) -> None:
-        """Write what this build computed to the cache (best effort; never changes the build)."""
+        """Write what this build computed to the cache (best effort; never changes the build), and the
+        keys of its cached renders for the next build's prefetch."""
+        if not self.problems_only:
+            kept = [self.render_keys[i] for i, d in enumerate(self.done) if d and d[1] is not None and not d[1][1]]
+            remember(self.cache, kept)
         self.cache.save()
 
 

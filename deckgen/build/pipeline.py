@@ -41,6 +41,7 @@ from deckgen.build.lock import (
     write_lock,
 )
 from deckgen.build.parallel import WorkPool, available_cores, release_free_memory
+from deckgen.build.prefetch import Prefetch
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.render.markdown import AUDIO_TYPES, MediaError, RenderedNote, Renderer
 from deckgen.sources.check import RULES, check_deck
@@ -338,11 +339,17 @@ def _run_stages(
     """Read, parse, lint and render (from the cache where it can); ``check``: only what can report problems;
     ``package``: a package will be written."""
     timings.lap("startup")
-    with WorkPool(available_cores() if jobs is None else max(1, jobs), warm_up_worker) as pool:
+    cores = available_cores() if jobs is None else max(1, jobs)
+    with WorkPool(cores, warm_up_worker) as pool:
         config, files, problems = read_sources(source, _start_early(pool, cache_dir))
-        lock, foreign = _read_own_lock(source, config.uuid, texts=not check)
-        timings.lap("read")
-        with open_cache(cache_dir, writable=save) as cache:
+        with (
+            open_cache(cache_dir, writable=save) as cache,
+            Prefetch() if check else Prefetch.start(cache, cores) as prefetch,
+        ):
+            if prefetch.keys:  # a big warm build: the workers forked now, while this process is small
+                pool.start(warm_up=False)
+            lock, foreign = _read_own_lock(source, config.uuid, texts=not check)
+            timings.lap("read")
             memo = ParseMemo(cache, files, pool)
             deck, found = parse_deck(config, source, files, memo.parse, lock_ids(lock))  # ids suggested avoid them
             files.clear()  # the notes hold what is needed; a big deck's bytes go now, not at the end
@@ -351,7 +358,15 @@ def _run_stages(
             media = MediaStore(source)
             timings.lap("parse")
             stage = RenderStage(
-                deck, media, MediaStore, cache, pool=pool, progress=progress, problems_only=check, digest=memo.digest
+                deck,
+                media,
+                MediaStore,
+                cache,
+                pool=pool,
+                progress=progress,
+                problems_only=check,
+                digest=memo.digest,
+                prefetch=prefetch,
             )
             memo.remember()
             timings.lap("render")
