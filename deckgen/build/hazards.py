@@ -50,7 +50,7 @@ def find_hazards(
     old_type, new_type = old_parts.get("notetype", ""), parts.get("notetype", "")
     if old_type != new_type:
         found.append(Hazard(HazardKind.NOTETYPE_CHANGED, note.id, guid, where, old_type, new_type))
-    elif gone := tuple(sorted(set(old_cards) - set(cards))):
+    elif old_cards != cards and (gone := tuple(sorted(set(old_cards) - set(cards)))):
         found.append(Hazard(HazardKind.CARDS_REMOVED, note.id, guid, where, old_type, new_type, gone))
     old_deck, new_deck = old_parts.get("deck", ""), parts.get("deck", "")
     if old_deck != new_deck:

@@ -15,6 +15,7 @@ notes keep the lock's ``mod``, so the same sources and lock still give the same 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -129,10 +130,16 @@ def note_parts(rn: RenderedNote, known: KnownHashes | None = None) -> dict[str, 
     hashes = found[1] if found is not None and found[0] is rn.fields else field_hashes(rn.fields)
     names, hexes = rn.notetype.fields, hashes.hex()
     parts = {names[i]: hexes[16 * i : 16 * i + 16] for i, value in enumerate(rn.fields) if value}
-    parts["tags"] = _digest(" ".join(rn.tags))
+    parts["tags"] = _tags_digest(rn.tags)
     parts["deck"] = rn.deck
     parts["notetype"] = str(rn.notetype.id)
     return parts
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _tags_digest(tags: tuple[str, ...]) -> str:
+    """``_digest`` of the tags, once for each set of tags (thousands of notes share a few)."""
+    return _digest(" ".join(tags))
 
 
 def _next_mod(old: int | None, now: int, wall_clock: int = 0) -> int:
@@ -245,6 +252,8 @@ class _Identities:
 
     def settle(self, claims: list[_Claim]) -> list[_Claim]:
         """Claims left after refusing every second claim on one lock entry."""
+        if len({claim.key for claim in claims}) == len(claims):
+            return claims  # (the common case: one claim on each entry)
         by_key: dict[str, list[_Claim]] = {}
         for claim in claims:
             by_key.setdefault(claim.key, []).append(claim)
@@ -342,7 +351,10 @@ def update_lock(
         rn, prev = rendered[id(claim.note)], old[claim.key]
         note = rn.note
         parts, cards = note_parts(rn, known), rn.card_ords
-        was = tuple(sorted({*prev.was, claim.key, *note.aliases} - {note.id}))
+        if prev.was or note.aliases or claim.key != note.id:
+            was = tuple(sorted({*prev.was, claim.key, *note.aliases} - {note.id}))
+        else:
+            was = ()
         if claim.key != note.id:
             renamed.append(Change(note.id, old_id=claim.key))
         same = prev.parts == parts and prev.cards == cards
