@@ -705,3 +705,18 @@ def test_a_big_warm_build_takes_its_cached_renders_from_the_prefetch_workers(
 
 
 real_read_and_net = prefetch.read_and_net
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="pipe sizes are a Linux setting")
+def test_a_workers_result_pipe_holds_a_whole_batch() -> None:
+    """A batch's result (hundreds of kB) goes into the pipe at once: the worker does not wait for this
+    process to drain it in 64 KiB pieces."""
+    import fcntl
+
+    from deckgen.build import parallel
+
+    with WorkPool(2) as pool:
+        pool.start(warm_up=False)
+        reader = pool._executor._result_queue._reader  # type: ignore[union-attr]
+        assert fcntl.fcntl(reader.fileno(), 1032) >= parallel.RESULT_PIPE_BYTES  # F_GETPIPE_SZ
+        assert pool.submit(bytes, 900_000).result() == bytes(900_000)
