@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
@@ -720,3 +721,55 @@ def test_a_workers_result_pipe_holds_a_whole_batch() -> None:
         reader = pool._executor._result_queue._reader  # type: ignore[union-attr]
         assert fcntl.fcntl(reader.fileno(), 1032) >= parallel.RESULT_PIPE_BYTES  # F_GETPIPE_SZ
         assert pool.submit(bytes, 900_000).result() == bytes(900_000)
+
+
+_BARRIER = Path(os.environ.get("TMPDIR", "/tmp")) / f"deckgen-test-barrier-{os.getpid()}"
+
+
+def _held_batch(*args: Any) -> Any:
+    """``process_batch`` in a worker that first waits (up to 60 s) for ``_BARRIER`` to exist; it notes a
+    wait that timed out beside it."""
+    for _ in range(600):
+        if _BARRIER.exists():
+            break
+        time.sleep(0.1)
+    else:
+        _BARRIER.with_suffix(".timed-out").touch()
+    return real_process_batch(*args)
+
+
+real_process_batch = incremental.process_batch
+
+
+def test_a_note_a_worker_is_still_rendering_is_linted_here_not_waited_for(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks need every note's findings; an edited note's worker may still be importing the
+    converter: its few notes are linted here and the checks go on. The result is the serial build's."""
+    monkeypatch.setattr(prefetch, "PREFETCH_MIN_NOTES", 1)
+    out = tmp_path / "out"
+    build(sample, out, now=T0, jobs=2)
+    _edit(sample / "general.md", "Python for modelling, SQL for data.", "Python and SQL, daily.")
+    _edit(
+        sample / "general.md", "## ", "## Why is the sky blue?\n<!-- id: new-note -->\n\n<b>Bold</b> Rayleigh.\n\n## "
+    )
+    twin = tmp_path / "twin"
+    shutil.copytree(sample, twin)
+    real_check = pipeline.check_deck
+
+    def checking(*args: Any) -> Any:
+        found = real_check(*args)
+        _BARRIER.touch()  # the held worker may go on only once the checks are done
+        return found
+
+    monkeypatch.setattr(incremental, "process_batch", _held_batch)
+    monkeypatch.setattr(pipeline, "check_deck", checking)
+    try:
+        warm = build(sample, out, now=T0 + 60, jobs=2)
+        assert not _BARRIER.with_suffix(".timed-out").exists()  # the checks did not wait for the worker
+    finally:
+        _BARRIER.unlink(missing_ok=True)
+        _BARRIER.with_suffix(".timed-out").unlink(missing_ok=True)
+    serial = build(twin, tmp_path / "serial", now=T0 + 60, jobs=1, cache=False)
+    assert warm.output.read_bytes() == serial.output.read_bytes()
+    assert warm.compiled.diagnostics == serial.compiled.diagnostics

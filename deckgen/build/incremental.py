@@ -54,6 +54,8 @@ NET_BATCH = 250
 # Linting one note costs ~75 us: a file's notes go to the workers from ~0.1 s of it.
 LINT_SECONDS = 75e-6
 LINT_POOL_MIN_SECONDS = 0.1
+# Up to ~10 ms of it, the notes a worker is still rendering are linted here rather than waited for.
+LINT_HERE_SECONDS = 0.01
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
@@ -341,24 +343,31 @@ class RenderStage:
             items = [(bare[id(self._pairs[i][0])], self._pairs[i][1], render and self.wanted[i]) for i in batch]
             self._jobs.append((batch, self.pool.submit(process_batch, deck, self.factory, config, items)))
 
-    def _finish(self) -> None:
-        """Collect the workers' results and compute the rest here."""
+    def _finish(self, wait: bool = True) -> None:
+        """Collect the workers' results (unless ``wait``, only the batches they have finished) and compute
+        the rest here."""
+        running: list[tuple[list[int], Future[list[tuple[list[Diagnostic], Sent | None]]]]] = []
         self._jobs.reverse()
         while self._jobs:  # each batch's raw results are let go once kept (at 50k notes, ~25 MB)
             batch, job = self._jobs.pop()
+            if not wait and not job.done():
+                running.append((batch, job))
+                continue
             for i, (found, sent) in zip(batch, job.result(), strict=True):
                 done = self.done[i]
                 if done is not None:  # linted only
                     self.done[i] = (found, done[1])
                 else:
                     self._done(i, (found, self._adopt(i, sent) if sent is not None else None))
+        self._jobs = running
+        elsewhere = {i for batch, _ in running for i in batch}
         config = self.deck.config.lint
         for i in self.unlinted:
             done = self.done[i]
-            if done is not None and done[0] is None:
+            if done is not None and done[0] is None and i not in elsewhere:
                 self.done[i] = (note_findings(self.notes[i], config), done[1])
         for i in self.todo:
-            if self.done[i] is None:
+            if self.done[i] is None and i not in elsewhere:
                 category, note = self._pairs[i]
                 render = self.wanted[i]
                 self._done(
@@ -368,6 +377,8 @@ class RenderStage:
                         _render(self._renderer(), self.media, self.deck, category, note) if render else None,
                     ),
                 )
+        if running:
+            return
         if self.cache.storing:
             for f in self._lint_misses:
                 plain = []
@@ -396,8 +407,14 @@ class RenderStage:
         """Per-note lint findings for ``check_deck``: cached, from the workers, or computed here."""
         if len(notes) != len(self.notes) or any(a is not b for a, b in zip(notes, self.notes, strict=True)):
             return [note_findings(note, config) for note in notes]
-        self._finish()
-        return [done[0] or [] if done else [] for done in self.done]
+        running = sum(len(batch) for batch, job in self._jobs if not job.done())
+        if not running or running * LINT_SECONDS > LINT_HERE_SECONDS:
+            self._finish()
+            return [done[0] or [] if done else [] for done in self.done]
+        # A few notes a worker is still rendering (a worker imports the converter first): linted here.
+        self._finish(wait=False)
+        here = {i: note_findings(self.notes[i], config) for batch, _ in self._jobs for i in batch}
+        return [here[i] if i in here else done[0] or [] if done else [] for i, done in enumerate(self.done)]
 
     def duplicate_pairs(self, prompts: Sequence[str]) -> list[tuple[int, int]]:
         """The rule's (note, earlier note) pairs, from the stored graph updated with changed prompts."""
