@@ -278,8 +278,8 @@ def test_a_file_whose_findings_are_missing_is_linted_in_the_workers_and_its_rend
         incremental, "note_findings", lambda note, config: linted_here.append(note.id) or real_findings(note, config)
     )
     monkeypatch.setattr(WorkPool, "submit", noting)
-    for name in ("NET_POOL_MIN_SECONDS", "LINT_POOL_MIN_SECONDS"):
-        monkeypatch.setattr(incremental, name, 0.0)
+    for name in ("NET_POOL_MIN_SECONDS", "LINT_POOL_MIN_SECONDS", "LINT_HERE_SECONDS"):
+        monkeypatch.setattr(incremental, name, 0.0)  # (none linted here while a worker is still at it)
     conversions.clear()
     warm = compile_deck(sample, T0, jobs=2, cache_dir=cache)
     in_file = [n.id for c in warm.deck.categories if c.location.path.name == "general.md" for n in c.notes]
