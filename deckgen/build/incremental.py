@@ -265,6 +265,9 @@ class RenderStage:
             return None
         out: list[list[Diagnostic] | None] = []
         for i, plain in zip(indexes, value, strict=True):
+            if type(plain) is list and not plain:
+                out.append([])  # (most notes have no findings)
+                continue
             where = self.notes[i].location
             out.append(diagnostics_from(plain, where.path, where.line))
         return None if any(found is None for found in out) else out

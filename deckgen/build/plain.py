@@ -100,12 +100,15 @@ def _reader(cls: type[Note]) -> Callable[[list[Any], Path], Note | None]:
         return known
     _, kinds = _layout(cls)
     size = len(kinds)
-    same = tuple((i, {"str": str, "bool": bool}[kind]) for i, kind in enumerate(kinds) if kind in ("str", "bool"))
+    same = [i for i, kind in enumerate(kinds) if kind in ("str", "bool")]
+    assert len(same) > 1  # (so that ``pick`` gives a tuple)
+    pick = operator.itemgetter(*same)
+    types = tuple({"str": str, "bool": bool}[kinds[i]] for i in same)
     converted = tuple((i, _READ[kind]) for i, kind in enumerate(kinds) if kind not in ("str", "bool"))
 
     def read(value: list[Any], path: Path) -> Note | None:
         args = value[1:]
-        if len(args) != size or any(type(args[i]) is not kind for i, kind in same):
+        if len(args) != size or tuple(map(type, pick(args))) != types:
             return None
         try:
             for i, convert in converted:
