@@ -19,7 +19,7 @@ import pytest
 
 from conftest import T0, build_at
 from deckgen.anki.notetypes import all_notetypes
-from deckgen.build import incremental, pipeline, plain, prefetch
+from deckgen.build import incremental, parsememo, pipeline, plain, prefetch
 from deckgen.build.cache import CACHE_DIR, CACHE_FILE, open_cache
 from deckgen.build.lock import update_lock
 from deckgen.build.parallel import WorkPool
@@ -216,7 +216,7 @@ def test_workers_started_early_parse_the_files_and_the_result_is_the_serial_one(
     real = WorkPool.submit
 
     def noting(self: WorkPool, fn: Any, *args: Any):  # type: ignore[no-untyped-def]
-        if fn is incremental.parse_plain:
+        if fn is parsememo.parse_plain:
             parsed_by_workers.append(args[1].name)
         return real(self, fn, *args)
 
@@ -224,7 +224,7 @@ def test_workers_started_early_parse_the_files_and_the_result_is_the_serial_one(
         raise MemoryError("a worker that ran out of memory")
 
     parsed_here: list[str] = []  # (a worker's calls are noted in the worker's copy of the list)
-    real_parse = incremental.parse_category
+    real_parse = parsememo.parse_category
 
     def noting_parse(data: bytes, path: Path) -> Any:
         parsed_here.append(path.name)
@@ -232,9 +232,9 @@ def test_workers_started_early_parse_the_files_and_the_result_is_the_serial_one(
 
     monkeypatch.setattr(WorkPool, "submit", noting)
     monkeypatch.setattr(pipeline, "EAGER_POOL_BYTES", 0)
-    monkeypatch.setattr(incremental, "parse_category", noting_parse)
+    monkeypatch.setattr(parsememo, "parse_category", noting_parse)
     if worker_fails:
-        monkeypatch.setattr(incremental, "parse_plain", failing)  # (forked workers see it too)
+        monkeypatch.setattr(parsememo, "parse_plain", failing)  # (forked workers see it too)
     early = compile_deck(sample, T0, jobs=2, cache_dir=tmp_path / "cache")
     hashed_here = update_lock(early.lock, early.notes, all_notetypes(), T0, early.deck.config.uuid)[0]
     assert early.new_lock == hashed_here  # (the workers' field hashes)
@@ -248,7 +248,7 @@ def test_workers_started_early_parse_the_files_and_the_result_is_the_serial_one(
     def parsed_again(data: bytes, path: Path) -> Any:
         raise AssertionError(f"{path} was parsed again")
 
-    monkeypatch.setattr(incremental, "parse_category", parsed_again)
+    monkeypatch.setattr(parsememo, "parse_category", parsed_again)
     assert compile_deck(sample, T0, jobs=1, cache_dir=tmp_path / "cache").notes == serial.notes
 
 
@@ -476,13 +476,13 @@ def test_a_warm_build_parses_only_the_file_that_changed(
 ) -> None:
     build_at(sample, tmp_path / "out")
     parsed: list[str] = []
-    real = incremental.parse_category
+    real = parsememo.parse_category
 
     def counting(data: bytes, path: Path) -> Any:
         parsed.append(path.name)
         return real(data, path)
 
-    monkeypatch.setattr(incremental, "parse_category", counting)
+    monkeypatch.setattr(parsememo, "parse_category", counting)
     first = sorted(sample.glob("*.md"))[0]
     _edit(first, "## ", "## Edited: ")
     warm = build_at(sample, tmp_path / "out", now=T0 + 60)

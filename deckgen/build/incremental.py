@@ -1,5 +1,6 @@
-"""The cached stages of a build: each file's parse and lint findings, and each note's render, from the cache;
-the rest computed — lint and render in worker processes when there is enough of it.
+"""The cached stage of a build: each file's lint findings and each note's render, from the cache (or from the
+prefetch workers, ``prefetch.py``); the rest computed — lint and render in worker processes when there is
+enough of it. (Each file's parse is remembered by ``parsememo.py``.)
 
 Rendering a note and linting it are pure functions of the note and its subdeck, so ``Cache`` keys
 them by a hash of exactly that (line numbers relative to the note's heading, so a note that moves
@@ -20,13 +21,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import orjson
-
 from deckgen.anki import notetypes
 from deckgen.build.cache import Cache, config_text
 from deckgen.build.lock import field_hashes
 from deckgen.build.parallel import WorkPool
-from deckgen.build.plain import category_from, category_plain, diagnostics_from, diagnostics_plain, note_digest
+from deckgen.build.plain import diagnostics_from, diagnostics_plain, note_digest
 from deckgen.build.prefetch import Prefetch, remember
 from deckgen.errors import Diagnostic
 from deckgen.render.markdown import (
@@ -42,7 +41,6 @@ from deckgen.sources.check import note_findings
 from deckgen.sources.duplicates import DuplicateGraph, first_duplicates, normal_prompt
 from deckgen.sources.markup import may_hold_unsafe_math
 from deckgen.sources.model import Category, Deck, LintConfig, Note
-from deckgen.sources.parse import FOLDER_FILE, parse_category
 
 # Rough serial cost of one note (render and lint) on one core; a pool pays off above ~0.4 s of work.
 NOTE_SECONDS = 1e-3
@@ -507,65 +505,6 @@ class RenderStage:
             kept = [self.render_keys[i] for i, d in enumerate(self.done) if d and d[1] is not None and not d[1][1]]
             remember(self.cache, kept)
         self.cache.save()
-
-
-def parse_plain(data: bytes, path: Path) -> bytes:
-    """``parse_category`` in a worker: the file's ``category_plain``, encoded (the parent reads it as it
-    reads a cached parse)."""
-    category, problems = parse_category(data, path)
-    digests = [note_digest(n) for n in category.notes] if category is not None else []
-    return orjson.dumps(category_plain(category, problems, path, digests))
-
-
-class ParseMemo:
-    """``parse_category`` for a build's files (``parse``), each file's result kept in the cache under its
-    path and bytes, with its notes' digests (``digest``) so unchanged notes are not hashed again. When
-    the pool is already started (a cold build of a big deck), the workers parse the files the cache
-    does not hold, while this process reads their results in turn."""
-
-    def __init__(self, cache: Cache, files: Mapping[Path, bytes], pool: WorkPool | None = None) -> None:
-        self.cache, self.files = cache, files
-        self.keys = {path: cache.key("parse", path.as_posix(), data) for path, data in files.items()}
-        self.known = cache.get_many(list(self.keys.values()))
-        self.digests: dict[int, bytes] = {}  # by id() of the notes this memo returned (alive for the build)
-        self.fresh: list[tuple[bytes, Any]] = []  # (key, value) to give to the cache
-        self.jobs: dict[Path, Future[bytes]] = {}
-        if pool is not None and pool.started and pool.jobs > 1:
-            for path in sorted(files):  # (the order parse_deck asks in)
-                if path.name != FOLDER_FILE and self.keys[path] not in self.known:
-                    self.jobs[path] = pool.submit(parse_plain, files[path], path)
-
-    def parse(self, data: bytes, path: Path) -> tuple[Category | None, list[Diagnostic]]:
-        key = self.keys.get(path) if self.files.get(path) is data else None
-        parsed = category_from(self.known.get(key), path) if key is not None else None
-        job = self.jobs.pop(path, None)
-        if parsed is None and job is not None and key is not None:
-            try:
-                value = orjson.loads(job.result())
-            except Exception:  # the worker died or failed: parsed here, raising what parsing raises
-                value = None
-            parsed = category_from(value, path)
-            if parsed is not None and self.cache.storing:
-                self.fresh.append((key, value))
-        if parsed is None:
-            category, problems = parse_category(data, path)
-            digests = [note_digest(n) for n in category.notes] if category is not None else []
-            if key is not None and self.cache.storing:
-                self.fresh.append((key, category_plain(category, problems, path, digests)))
-        else:
-            category, problems, digests = parsed
-        if category is not None:
-            self.digests.update((id(n), d) for n, d in zip(category.notes, digests, strict=True))
-        return category, problems
-
-    def digest(self, note: Note) -> bytes:
-        return self.digests.get(id(note)) or note_digest(note)
-
-    def remember(self) -> None:
-        """Give the files parsed afresh to the cache."""
-        for key, value in self.fresh:
-            self.cache.put(key, value)
-        self.fresh = []
 
 
 def _context(deck: Deck, category: Category) -> str:
