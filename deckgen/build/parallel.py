@@ -77,14 +77,18 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
+def forks() -> bool:
+    """Whether workers are forked (Linux): they start in milliseconds with every module already imported.
+    Elsewhere (macOS, Windows) spawn is the safe choice and workers import deckgen themselves."""
+    import multiprocessing
+
+    return sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+
+
 def _context() -> multiprocessing.context.BaseContext:
     import multiprocessing
 
-    # fork starts workers in milliseconds with every module already imported; elsewhere (macOS,
-    # Windows) spawn is the safe choice and workers import deckgen themselves.
-    if sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
+    return multiprocessing.get_context("fork" if forks() else "spawn")
 
 
 class WorkPool:

@@ -21,7 +21,7 @@ from typing import Any
 from deckgen.anki import notetypes
 from deckgen.build.cache import Cache
 from deckgen.build.lock import field_hashes
-from deckgen.build.parallel import WorkPool
+from deckgen.build.parallel import WorkPool, forks
 from deckgen.render.markdown import safe_fields
 from deckgen.sources.markup import may_hold_unsafe_math
 
@@ -71,7 +71,9 @@ class Prefetch:
     @classmethod
     def start(cls, cache: Cache, jobs: int) -> Prefetch:
         """Start the workers on the last build's keys if that is worth it: a big deck, several cores."""
-        stored = cache.get(cache.key(MANIFEST)) if cache.path is not None and jobs > 1 else None
+        # (Workers that import deckgen themselves, spawned, would start too late to be worth it.)
+        worth = cache.path is not None and jobs > 1 and forks()
+        stored = cache.get(cache.key(MANIFEST)) if worth else None
         if type(stored) is not str or len(stored) < PREFETCH_MIN_NOTES * 2 * KEY_SIZE:
             return cls()
         try:
