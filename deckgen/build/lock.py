@@ -117,7 +117,7 @@ def field_hashes(fields: Sequence[str]) -> bytes:
     """The lock's hash of each field, 8 bytes each (``_digest`` is their hex), in one bytes object: it
     runs for every field of every note in every build, in the workers when they rendered or netted it."""
     sha256, empty = hashlib.sha256, bytes(8)  # (an empty field has no part: its bytes are never read)
-    return b"".join(sha256(value.encode()).digest()[:8] if value else empty for value in fields)
+    return b"".join([sha256(value.encode()).digest()[:8] if value else empty for value in fields])
 
 
 # Field hashes computed already (by the workers), each with the very tuple of fields it is of:

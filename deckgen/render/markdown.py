@@ -342,10 +342,12 @@ def safe_fields(notetype: notetypes.NoteType, fields: tuple[str, ...]) -> tuple[
     """Every field of a note of ``notetype`` passed through ``safe_html`` (HTML fields) or re-escaped
     (plain-text fields)."""
     return tuple(
-        safe_html(value, cloze=notetype.is_cloze and name == "Text")
-        if name in HTML_FIELDS
-        else (html.escape(html.unescape(value)) if _ESCAPED.search(value) else value)
-        for name, value in zip(notetype.fields, fields, strict=True)
+        [  # (a list first: faster than a generator, for every field of every cached note)
+            safe_html(value, cloze=notetype.is_cloze and name == "Text")
+            if name in HTML_FIELDS
+            else (html.escape(html.unescape(value)) if _ESCAPED.search(value) else value)
+            for name, value in zip(notetype.fields, fields, strict=True)
+        ]
     )
 
 
