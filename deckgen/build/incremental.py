@@ -108,6 +108,8 @@ def render_images(value: Any) -> list[tuple[str, str]]:
 
 
 def _images(images: Any) -> list[tuple[str, str]]:
+    if type(images) is list and not images:
+        return []  # (most notes)
     return [(str(src), str(name)) for src, name in images]
 
 
@@ -284,7 +286,7 @@ class RenderStage:
                 rendered, images = from_render_value(note, render)
                 if not netted and may_hold_unsafe_math("\x00".join(rendered.fields)):  # (no command spans a NUL)
                     return None  # rendered again from the source, whose math is checked (nh3 cannot see TeX)
-            if any(self.media.resolve(note.location.path, src) != name for src, name in images):
+            if images and any(self.media.resolve(note.location.path, src) != name for src, name in images):
                 return None
         except (MediaError, TypeError, ValueError, KeyError):
             return None
@@ -444,6 +446,7 @@ class RenderStage:
         """The renders the prefetch workers read and netted; a note they did not serve is read and netted,
         or rendered, here."""
         left: list[int] = []
+        served: list[bytes] = []
         for key, value, hashes in self.prefetch.served():
             for i in self.pending.pop(key, ()):
                 found = self.done[i][0]  # type: ignore[index]
@@ -451,9 +454,10 @@ class RenderStage:
                 if restored is not None and restored[1] is not None:
                     self.done[i] = restored
                     self._known(restored[1][0].fields, hashes)
-                    self.cache.keep([key])
+                    served.append(key)
                 else:
                     left.append(i)
+        self.cache.keep(served)
         left += [i for indexes in self.pending.values() for i in indexes]
         self.pending = {}
         known = self.cache.get_many([self.render_keys[i] for i in left])
