@@ -773,3 +773,40 @@ def test_a_note_a_worker_is_still_rendering_is_linted_here_not_waited_for(
     serial = build(twin, tmp_path / "serial", now=T0 + 60, jobs=1, cache=False)
     assert warm.output.read_bytes() == serial.output.read_bytes()
     assert warm.compiled.diagnostics == serial.compiled.diagnostics
+
+
+def test_a_build_runs_without_cyclic_collection_except_where_it_renders(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing, restoring and packaging make no cycles: the collector is off while a build or check runs
+    and back on afterwards; the converter makes cyclic garbage, so rendering here, or in a worker
+    forked from the build, turns it on."""
+    import gc
+
+    from deckgen.build import parallel
+
+    seen: list[tuple[str, bool]] = []
+    real_convert = render.Renderer.convert
+
+    def noting(self: render.Renderer, text: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        seen.append(("render", gc.isenabled()))
+        return real_convert(self, text, *args, **kwargs)  # type: ignore[arg-type]
+
+    real_check = pipeline.check_deck
+
+    def checking(*args: Any) -> Any:
+        seen.append(("check", gc.isenabled()))
+        return real_check(*args)
+
+    monkeypatch.setattr(render.Renderer, "convert", noting)
+    monkeypatch.setattr(pipeline, "check_deck", checking)
+    assert gc.isenabled()
+    build(sample, tmp_path / "out", now=T0, jobs=1)  # a small deck: rendered here
+    assert gc.isenabled()
+    assert seen[0] == ("check", False) and ("render", True) in seen
+    seen.clear()
+    build(sample, tmp_path / "out", now=T0 + 60, jobs=1)  # all from the cache: nothing rendered
+    assert seen == [("check", False)] and gc.isenabled()
+    with parallel.no_cycle_collection(), WorkPool(2) as pool:
+        assert not gc.isenabled() and pool.submit(gc.isenabled).result()  # a forked worker collects
+    assert gc.isenabled()

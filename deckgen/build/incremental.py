@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 from deckgen.anki import notetypes
 from deckgen.build.cache import Cache, config_text
 from deckgen.build.lock import field_hashes
-from deckgen.build.parallel import WorkPool
+from deckgen.build.parallel import WorkPool, collect_cycles
 from deckgen.build.plain import diagnostics_from, diagnostics_plain, note_digest
 from deckgen.build.prefetch import Prefetch, remember
 from deckgen.errors import Diagnostic
@@ -476,6 +476,7 @@ class RenderStage:
     def _renderer(self) -> Renderer:
         """This process's converter, built on first use (a fully cached build needs none)."""
         if self._own_renderer is None:
+            collect_cycles()
             self._own_renderer = Renderer()
         return self._own_renderer
 

@@ -40,7 +40,7 @@ from deckgen.build.lock import (
     update_lock,
     write_lock,
 )
-from deckgen.build.parallel import WorkPool, available_cores, release_free_memory
+from deckgen.build.parallel import WorkPool, available_cores, no_cycle_collection, release_free_memory
 from deckgen.build.parsememo import ParseMemo
 from deckgen.build.prefetch import Prefetch
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
@@ -438,10 +438,11 @@ def check_sources(
 
     Reads ``cache_dir`` when given but writes nothing.
     """
-    run = _run_stages(source, cache_dir, save=False, jobs=jobs, progress=progress, check=True)
-    deck = run.deck
-    placed = [(note, deck.subdeck_name(c)) for c in deck.categories for note in c.notes]
-    found, hazards = lock_findings(run.lock, placed, deck.config.uuid)
+    with no_cycle_collection():
+        run = _run_stages(source, cache_dir, save=False, jobs=jobs, progress=progress, check=True)
+        deck = run.deck
+        placed = [(note, deck.subdeck_name(c)) for c in deck.categories for note in c.notes]
+        found, hazards = lock_findings(run.lock, placed, deck.config.uuid)
     problems = run.problems + run.foreign + found + hazard_diagnostics(hazards)
     return tuple(sorted(problems, key=Diagnostic.sort_key))
 
@@ -561,7 +562,8 @@ def build(
         accept_notetype_changes=accept_notetype_changes,
         wall_clock=wall_clock,
     )
-    return one_at_a_time(source, out_dir, run, dry_run=dry_run, on_wait=on_wait)
+    with no_cycle_collection():
+        return one_at_a_time(source, out_dir, run, dry_run=dry_run, on_wait=on_wait)
 
 
 def one_at_a_time(
