@@ -371,15 +371,7 @@ class RenderStage:
                 self.done[i] = (note_findings(self.notes[i], config), done[1])
         for i in self.todo:
             if self.done[i] is None and i not in elsewhere:
-                category, note = self._pairs[i]
-                render = self.wanted[i]
-                self._done(
-                    i,
-                    (
-                        note_findings(note, config),
-                        _render(self._renderer(), self.media, self.deck, category, note) if render else None,
-                    ),
-                )
+                self._done(i, (note_findings(self.notes[i], config), self._render_here(i) if self.wanted[i] else None))
         if running:
             return
         if self.cache.storing:
@@ -470,8 +462,13 @@ class RenderStage:
                 restored_here.append(i)
             else:
                 self._count -= 1  # (``_done`` counts it again)
-                self._done(i, (found, _render(self._renderer(), self.media, self.deck, self._pairs[i][0], note)))
+                self._done(i, (found, self._render_here(i)))
         self._net(restored_here, parallel=False)
+
+    def _render_here(self, i: int) -> Rendered:
+        """Note ``i`` rendered in this process."""
+        category, note = self._pairs[i]
+        return _render(self._renderer(), self.media, self.deck, category, note)
 
     def _renderer(self) -> Renderer:
         """This process's converter, built on first use (a fully cached build needs none)."""

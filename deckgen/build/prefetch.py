@@ -83,12 +83,11 @@ class Prefetch:
         keys = frozenset(packed[i : i + KEY_SIZE] for i in range(0, len(packed), KEY_SIZE))
         # Workers of its own, at a lower priority: the stage's jobs (an edited note's render) never wait
         # behind these, and this process keeps its core while it reads and parses.
-        prefetch = cls(keys, WorkPool(jobs, _lower_priority))
-        assert prefetch._pool is not None
-        prefetch._pool.start()
+        pool = WorkPool(jobs, _lower_priority)
+        pool.start()
+        prefetch = cls(keys, pool)
         step, path = PREFETCH_BATCH * KEY_SIZE, str(cache.path)
-        for i in range(0, len(packed), step):
-            prefetch._jobs.append(prefetch._pool.submit(read_and_net, path, packed[i : i + step]))
+        prefetch._jobs = [pool.submit(read_and_net, path, packed[i : i + step]) for i in range(0, len(packed), step)]
         return prefetch
 
     def served(self) -> Iterator[Served]:
