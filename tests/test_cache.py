@@ -232,6 +232,7 @@ def test_workers_started_early_parse_the_files_and_the_result_is_the_serial_one(
 
     monkeypatch.setattr(WorkPool, "submit", noting)
     monkeypatch.setattr(pipeline, "EAGER_POOL_BYTES", 0)
+    monkeypatch.setattr(parsememo, "WORKER_PARSE_BYTES", 0)
     monkeypatch.setattr(parsememo, "parse_category", noting_parse)
     if worker_fails:
         monkeypatch.setattr(parsememo, "parse_plain", failing)  # (forked workers see it too)
@@ -250,6 +251,28 @@ def test_workers_started_early_parse_the_files_and_the_result_is_the_serial_one(
 
     monkeypatch.setattr(parsememo, "parse_category", parsed_again)
     assert compile_deck(sample, T0, jobs=1, cache_dir=tmp_path / "cache").notes == serial.notes
+
+
+def test_a_few_uncached_files_are_parsed_here_even_with_the_workers_started(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sending a file or two (an edit) to a worker costs more than parsing them here: below
+    ``WORKER_PARSE_BYTES`` of uncached sources, the started workers parse nothing."""
+    sent: list[str] = []
+    real = WorkPool.submit
+
+    def noting(self: WorkPool, fn: Any, *args: Any) -> Any:
+        if fn is parsememo.parse_plain:
+            sent.append(args[1].name)
+        return real(self, fn, *args)
+
+    monkeypatch.setattr(WorkPool, "submit", noting)
+    monkeypatch.setattr(pipeline, "EAGER_POOL_BYTES", 0)  # (the pool starts before the parse)
+    total = sum(p.stat().st_size for p in sample.rglob("*.md"))
+    assert total < parsememo.WORKER_PARSE_BYTES
+    early = compile_deck(sample, T0, jobs=2, cache_dir=tmp_path / "cache")
+    assert sent == []
+    assert early.notes == compile_deck(sample, T0, jobs=1).notes
 
 
 def test_a_file_whose_findings_are_missing_is_linted_in_the_workers_and_its_renders_kept(
