@@ -66,7 +66,8 @@ class Prefetch:
 
     def __init__(self, keys: frozenset[bytes] = frozenset(), pool: WorkPool | None = None) -> None:
         self.keys, self._pool = keys, pool
-        self._jobs: list[Future[list[Served]]] = []
+        self._path = ""  # the cache file
+        self._jobs: list[tuple[bytes, Future[list[Served]]]] = []  # (its keys, the job)
 
     @classmethod
     def start(cls, cache: Cache, jobs: int) -> Prefetch:
@@ -86,16 +87,19 @@ class Prefetch:
         pool = WorkPool(jobs, _lower_priority)
         pool.start()
         prefetch = cls(keys, pool)
-        step, path = PREFETCH_BATCH * KEY_SIZE, str(cache.path)
-        prefetch._jobs = [pool.submit(read_and_net, path, packed[i : i + step]) for i in range(0, len(packed), step)]
+        step, prefetch._path = PREFETCH_BATCH * KEY_SIZE, str(cache.path)
+        batches = [packed[i : i + step] for i in range(0, len(packed), step)]
+        prefetch._jobs = [(keys, pool.submit(read_and_net, prefetch._path, keys)) for keys in batches]
         return prefetch
 
     def served(self) -> Iterator[Served]:
-        """Each value the workers read and netted, as they finish (none of a worker that failed)."""
+        """Each value read and netted (none of a batch whose worker failed). Batches no worker has started
+        yet are read and netted here, the last first, while the workers finish theirs."""
         jobs, self._jobs = self._jobs, []
-        for job in jobs:
+        while jobs:
+            keys, job = jobs.pop()
             try:
-                yield from job.result()
+                yield from read_and_net(self._path, keys) if job.cancel() else job.result()
             except Exception:  # the worker died or failed: the stage reads those keys itself
                 continue
 
