@@ -469,6 +469,11 @@ def test_a_remembered_parse_is_exactly_the_parse() -> None:
         lambda v: v[0][8][0].__setitem__(3, ["11", "answer"]),  # a body line that is not a number
         lambda v: v[0][8][0].append("one field too many"),
         lambda v: v[0][8][0].__setitem__(9, "true"),  # cloze: a string, not a boolean
+        lambda v: v[0][8][0].__setitem__(4, [True, 1]),  # a heading line that is a boolean
+        lambda v: v[0][8][0].__setitem__(5, ["answer", 3]),  # an extra body turned around
+        lambda v: v[0][8][0].__setitem__(6, ["tag", 7]),  # a tag that is not text
+        lambda v: v[0][8][0].__setitem__(12, "lint-rule"),  # ignored rules: a string, not a list
+        lambda v: v[0][8][0].__setitem__(15, [3]),  # an id comment's place without a column
         lambda v: v[0][8].append(None),
         lambda v: v[0].__setitem__(1, "poem"),  # no such kind
         lambda v: v[1].append([None, "1", 1, "rule", "message", "", "error"]),

@@ -20,18 +20,6 @@ from deckgen.errors import Diagnostic, Severity
 from deckgen.sources.model import NOTE_CLASSES, Body, Category, Kind, Note, SourceLocation
 
 _CLASSES = {cls.__name__: cls for cls in NOTE_CLASSES.values()}
-_KINDS = frozenset(
-    {
-        "str",
-        "bool",
-        "tuple[str, ...]",
-        "Body",
-        "Body | None",
-        "SourceLocation",
-        "SourceLocation | None",
-        "frozenset[str]",
-    }
-)
 _Layout = tuple[Callable[[Note], tuple[Any, ...]], tuple[str, ...]]
 _LAYOUTS: dict[type[Note], _Layout] = {}
 
@@ -91,80 +79,49 @@ def note_from_plain(value: Any, path: Path) -> Note | None:
 
 _READERS: dict[type[Note], Callable[[list[Any], Path], Note | None]] = {}
 
+# How ``_reader`` checks and builds each kind of field from its JSON value ``v`` (``{v}``), by annotation.
+# (Exact types: JSON gives no subclasses, and a bool must not pass for an int.)
+_BODY = "(type({v}) is list and len({v}) == 2 and type({v}[0]) is int and type({v}[1]) is str)"  # [line, text]
+_PLACE = "(type({v}) is list and len({v}) == 2 and type({v}[0]) is int and type({v}[1]) is int)"  # [line, col]
+_STRS = "(type({v}) is list and (not {v} or set(map(type, {v})) == _STR))"
+_READ: dict[str, tuple[str, str]] = {  # annotation -> (check, value)
+    "str": ("type({v}) is str", "{v}"),
+    "bool": ("type({v}) is bool", "{v}"),
+    "tuple[str, ...]": (_STRS, "tuple({v})"),
+    "frozenset[str]": (_STRS, "frozenset({v})"),
+    "Body": (_BODY, "Body({v}[1], {v}[0])"),
+    "Body | None": (f"({{v}} is None or {_BODY})", "None if {v} is None else Body({v}[1], {v}[0])"),
+    "SourceLocation": (_PLACE, "SourceLocation(path, {v}[0], {v}[1])"),
+    "SourceLocation | None": (
+        f"({{v}} is None or {_PLACE})",
+        "None if {v} is None else SourceLocation(path, {v}[0], {v}[1])",
+    ),
+}
+
 
 def _reader(cls: type[Note]) -> Callable[[list[Any], Path], Note | None]:
-    """Reads ``cls`` from its plain values: strings and flags by a type check where they stand (most of
-    a note's fields; a cached parse reads every note of the deck), the other kinds by ``_READ``."""
+    """Reads ``cls`` from its plain values: one function, written for the class's fields (``_READ``), that
+    checks every value's type where it stands and builds the note (a cached parse reads every note of
+    the deck: calls per field would be most of the time)."""
     known = _READERS.get(cls)
     if known is not None:
         return known
     _, kinds = _layout(cls)
-    size = len(kinds)
-    same = [i for i, kind in enumerate(kinds) if kind in ("str", "bool")]
-    assert len(same) > 1  # (so that ``pick`` gives a tuple)
-    pick = operator.itemgetter(*same)
-    types = tuple({"str": str, "bool": bool}[kinds[i]] for i in same)
-    converted = tuple((i, _READ[kind]) for i, kind in enumerate(kinds) if kind not in ("str", "bool"))
-
-    def read(value: list[Any], path: Path) -> Note | None:
-        args = value[1:]
-        if len(args) != size or tuple(map(type, pick(args))) != types:
-            return None
-        try:
-            for i, convert in converted:
-                args[i] = convert(args[i], path)
-        except _Wrong:
-            return None
-        return cls(*args)
-
+    names = [f"v{i}" for i in range(len(kinds))]
+    checks = " and ".join(_READ[kind][0].format(v=v) for v, kind in zip(names, kinds, strict=True))
+    values = ", ".join(_READ[kind][1].format(v=v) for v, kind in zip(names, kinds, strict=True))
+    source = (
+        "def read(value, path):\n"
+        f"    if len(value) != {len(kinds) + 1}:\n        return None\n"
+        f"    _, {', '.join(names)} = value\n"
+        f"    if not ({checks}):\n        return None\n"
+        f"    return cls({values})\n"
+    )
+    scope: dict[str, Any] = {"cls": cls, "Body": Body, "SourceLocation": SourceLocation, "_STR": {str}}
+    exec(source, scope)  # (the source is made of the fixed templates above, never of data)
+    read: Callable[[list[Any], Path], Note | None] = scope["read"]
     _READERS[cls] = read
     return read
-
-
-class _Wrong(Exception):
-    """A cached value that is not what its field holds."""
-
-
-def _str(v: Any, path: Path) -> str:
-    if type(v) is str:
-        return v
-    raise _Wrong
-
-
-def _bool(v: Any, path: Path) -> bool:
-    if type(v) is bool:
-        return v
-    raise _Wrong
-
-
-def _strs(v: Any, path: Path) -> list[str]:
-    if type(v) is list and set(map(type, v)) <= {str}:
-        return v
-    raise _Wrong
-
-
-def _body(v: Any, path: Path) -> Body:
-    if type(v) is list and len(v) == 2 and type(v[0]) is int and type(v[1]) is str:
-        return Body(v[1], v[0])
-    raise _Wrong
-
-
-def _place(v: Any, path: Path) -> SourceLocation:
-    if type(v) is list and len(v) == 2 and type(v[0]) is int and type(v[1]) is int:
-        return SourceLocation(path, v[0], v[1])
-    raise _Wrong
-
-
-_READ: dict[str, Callable[[Any, Path], Any]] = {  # by field annotation (``_KINDS``)
-    "str": _str,
-    "bool": _bool,
-    "tuple[str, ...]": lambda v, path: tuple(_strs(v, path)),
-    "frozenset[str]": lambda v, path: frozenset(_strs(v, path)),
-    "Body": _body,
-    "Body | None": lambda v, path: None if v is None else _body(v, path),
-    "SourceLocation": _place,
-    "SourceLocation | None": lambda v, path: None if v is None else _place(v, path),
-}
 
 
 def diagnostics_plain(found: Sequence[Diagnostic], path: Path, base: int) -> list[list[Any]]:
