@@ -736,6 +736,36 @@ def test_a_big_warm_build_takes_its_cached_renders_from_the_prefetch_workers(
 real_read_and_net = prefetch.read_and_net
 
 
+_BUILD_PID: list[int] = []  # the build process, for ``_slow_in_workers``
+_NETTED_HERE: list[bytes] = []  # the batches it read and netted itself
+
+
+def _slow_in_workers(path: str, keys: bytes) -> Any:
+    """``read_and_net``, slow in a worker (which gets it by name: a function of a test could not be sent)."""
+    if os.getpid() in _BUILD_PID:
+        _NETTED_HERE.append(keys)
+    else:
+        time.sleep(0.05)  # (a worker takes longer over its batch than the build needs to get there)
+    return real_read_and_net(path, keys)
+
+
+def test_prefetch_batches_no_worker_has_started_are_read_and_netted_by_the_build(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the build needs the renders, it does not wait for the workers to reach the batches still queued:
+    it reads and nets those itself (the last first) while the workers finish theirs; same bytes as cold."""
+    monkeypatch.setattr(prefetch, "PREFETCH_MIN_NOTES", 1)
+    monkeypatch.setattr(prefetch, "PREFETCH_BATCH", 1)  # a batch per note
+    out, twin = tmp_path / "out", tmp_path / "twin"
+    build(sample, out, now=T0, jobs=2)
+    shutil.copytree(sample, twin)
+    monkeypatch.setattr(prefetch, "read_and_net", _slow_in_workers)
+    _BUILD_PID[:], _NETTED_HERE[:] = [os.getpid()], []
+    warm = build(sample, out, now=T0 + 60, jobs=2)
+    assert 0 < len(_NETTED_HERE) < len(warm.compiled.notes)  # some batches here, the started ones in workers
+    assert warm.output.read_bytes() == build(twin, tmp_path / "cold", now=T0 + 60, cache=False).output.read_bytes()
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="pipe sizes are a Linux setting")
 def test_a_workers_result_pipe_holds_a_whole_batch() -> None:
     """A batch's result (hundreds of kB) goes into the pipe at once: the worker does not wait for this
