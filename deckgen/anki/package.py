@@ -82,12 +82,16 @@ def _nid(item: tuple[PackagedNote, str, int, int]) -> int:
     return item[2]
 
 
-def _card_rows(packaged: PackagedNote, guid: str, nid: int, deck_id: int) -> Iterator[tuple[object, ...]]:
-    """The ``cards`` rows of one note, with ids that never change."""
-    mod, due = packaged.mod, packaged.due
-    for o in packaged.rendered.card_ords:
-        # id, note, deck, ord, mod, usn, type, queue, due, interval, factor, reps, lapses, left, odue, odid, flags, data
-        yield (card_id(guid, o), nid, deck_id, o, mod, -1, 0, 0, due, 0, 0, 0, 0, 0, 0, 0, 0, "")
+def _card_rows(ordered: list[tuple[PackagedNote, str, int, int]]) -> list[tuple[object, ...]]:
+    """The ``cards`` rows of these (note, guid, note id, deck id), with ids that never change, in id order."""
+    # id, note, deck, ord, mod, usn, type, queue, due, interval, factor, reps, lapses, left, odue, odid, flags, data
+    rows: list[tuple[object, ...]] = [
+        (card_id(guid, o), nid, did, o, pn.mod, -1, 0, 0, pn.due, 0, 0, 0, 0, 0, 0, 0, 0, "")
+        for pn, guid, nid, did in ordered
+        for o in pn.rendered.card_ords
+    ]
+    rows.sort()
+    return rows
 
 
 def _model(nt: NoteType) -> genanki.Model:
@@ -149,8 +153,7 @@ def build_collection(
         # faster and leaves a smaller file to compress.
         # (rows made one at a time: each holds the note's fields, hundreds of MB for a big deck)
         cursor.executemany(notes_sql, (_note_row(pn, guid, nid) for pn, guid, nid, _ in sorted(ordered, key=_nid)))
-        card_rows = sorted(row for pn, g, nid, did in ordered for row in _card_rows(pn, g, nid, did))
-        cursor.executemany(cards_sql, card_rows)
+        cursor.executemany(cards_sql, _card_rows(ordered))
         # genanki gives every notetype the package time; ours carry the time their look last changed,
         # so re-importing an unchanged deck leaves users' notetypes alone.
         (models_json,) = cursor.execute("SELECT models FROM col").fetchone()
