@@ -64,9 +64,8 @@ def _lower_priority() -> None:
 class Prefetch:
     """The workers reading and netting the renders the last build used (``keys``; none when not worth it)."""
 
-    def __init__(self, keys: frozenset[bytes] = frozenset(), pool: WorkPool | None = None) -> None:
-        self.keys, self._pool = keys, pool
-        self._path = ""  # the cache file
+    def __init__(self, keys: frozenset[bytes] = frozenset(), pool: WorkPool | None = None, path: str = "") -> None:
+        self.keys, self._pool, self._path = keys, pool, path  # (``path``: the cache file)
         self._jobs: list[tuple[bytes, Future[list[Served]]]] = []  # (its keys, the job)
 
     @classmethod
@@ -86,10 +85,10 @@ class Prefetch:
         # behind these, and this process keeps its core while it reads and parses.
         pool = WorkPool(jobs, _lower_priority)
         pool.start()
-        prefetch = cls(keys, pool)
-        step, prefetch._path = PREFETCH_BATCH * KEY_SIZE, str(cache.path)
+        prefetch = cls(keys, pool, str(cache.path))
+        step = PREFETCH_BATCH * KEY_SIZE
         batches = [packed[i : i + step] for i in range(0, len(packed), step)]
-        prefetch._jobs = [(keys, pool.submit(read_and_net, prefetch._path, keys)) for keys in batches]
+        prefetch._jobs = [(batch, pool.submit(read_and_net, prefetch._path, batch)) for batch in batches]
         return prefetch
 
     def served(self) -> Iterator[Served]:
@@ -100,7 +99,7 @@ class Prefetch:
             keys, job = jobs.pop()
             try:
                 yield from read_and_net(self._path, keys) if job.cancel() else job.result()
-            except Exception:  # the worker died or failed: the stage reads those keys itself
+            except Exception:  # the batch failed (here, or its worker died): the stage reads those keys itself
                 continue
 
     def close(self) -> None:
