@@ -1,42 +1,51 @@
-"""The cached stage of a build: each file's lint findings and each note's render, from the cache (or from the
-prefetch workers, ``prefetch.py``); the rest computed — lint and render in worker processes when there is
-enough of it. (Each file's parse is remembered by ``parsememo.py``.)
+"""The render stage of a build, cache first: each file's lint findings and each note's render, from the
+cache (or from the prefetch workers, ``prefetch.py``); the rest computed by ``renderwork.py`` — in worker
+processes when there is enough of it. (Each file's parse is remembered by ``parsememo.py``.)
+
+The stage, as ``pipeline.py`` drives it:
+
+    stage = RenderStage(deck, ...)   # key every note; restore what is cached; send the rest to workers
+    stage.note_findings(notes, cfg)  # each note's lint findings, for check_deck
+    stage.duplicate_pairs(prompts)   # near-duplicate prompts, from the stored graph and the changed prompts
+    stage.rendered()                 # every render, the safety net applied, and the subdeck intros
+    stage.save()                     # what this build computed, to the cache
 
 Rendering a note and linting it are pure functions of the note and its subdeck, so ``Cache`` keys
 them by a hash of exactly that (line numbers relative to the note's heading, so a note that moves
 keeps its render). A file's findings are one entry, under its notes' hashes: a note added, removed or
 edited has the file's notes linted again (~75 us each), their renders still cached. Images are
-resolved again for every cached note, so a changed or deleted image is never hidden by the cache.
-Duplicate prompts come from the deck's stored ``DuplicateGraph``, probed only with the prompts that
-changed.
+resolved again for every cached note, so a changed or deleted image is never hidden by the cache, and
+every cached render passes the safety net again (a cache entry is never trusted).
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from deckgen.anki import notetypes
 from deckgen.build.cache import Cache, config_text
-from deckgen.build.lock import field_hashes
 from deckgen.build.parallel import WorkPool, collect_cycles
 from deckgen.build.plain import diagnostics_from, diagnostics_plain, note_digest
 from deckgen.build.prefetch import Prefetch, remember
-from deckgen.errors import Diagnostic
-from deckgen.render.markdown import (
-    MediaError,
-    RenderedNote,
-    Renderer,
-    render_intro,
-    render_note,
-    safe_fields,
-    safe_html,
+from deckgen.build.renderwork import (
+    ImageResolver,
+    Netted,
+    Rendered,
+    ResolverFactory,
+    Sent,
+    from_render_value,
+    may_render_problems,
+    process_batch,
+    render_images,
+    render_one,
+    render_value,
+    safety_net,
 )
+from deckgen.errors import Diagnostic
+from deckgen.render.markdown import MediaError, RenderedNote, Renderer, render_intro, safe_html
 from deckgen.sources.check import note_findings
 from deckgen.sources.duplicates import DuplicateGraph, first_duplicates, normal_prompt
 from deckgen.sources.markup import may_hold_unsafe_math
@@ -57,111 +66,8 @@ LINT_HERE_SECONDS = 0.01
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
-
-
-class ImageResolver(Protocol):
-    def resolve(self, md_path: Path, src: str) -> str: ...
-
-
-ResolverFactory = Callable[[Path], ImageResolver]
-Rendered = tuple[RenderedNote, list[Diagnostic], list[tuple[str, str]]]  # note, problems, images resolved
 # A note's lint findings (None until linted), and its render if asked.
 Processed = tuple[list[Diagnostic] | None, Rendered | None]
-
-_worker: dict[str, Any] = {}  # a worker process's renderer and image resolvers, kept for its life
-
-
-def warm_up_worker() -> None:
-    """Build the worker's Markdown converter as it starts, while the parent is still parsing."""
-    _worker.setdefault("renderer", Renderer())
-
-
-def preload_renderer() -> None:
-    """Import the Markdown converter in this process before it forks workers: imported once, shared."""
-    import deckgen.render.converter  # noqa: F401
-
-
-# A note rendered in a worker, as it travels back: ``render_value`` (the parent has the note), problems and
-# its fields' hashes for the lock.
-Sent = tuple[list[Any], list[Diagnostic], bytes]
-
-
-def render_value(rn: RenderedNote, images: list[tuple[str, str]]) -> list[Any]:
-    """A rendered note as plain values, without the note itself and with its notetype by id: how the
-    cache keeps it and how a worker sends it back."""
-    return [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
-
-
-def from_render_value(note: Note, value: Any) -> tuple[RenderedNote, list[tuple[str, str]]]:
-    """``note`` rendered as ``render_value`` wrote it, and its images; raises on a value of another shape."""
-    deck, nt, values, tags, ords, media, images = value
-    notetype = notetypes.by_id()[nt]
-    # Subdeck names and tags repeat across thousands of notes: one copy each (~20 MB at 50k notes).
-    deck, tags = sys.intern(deck), tuple(sys.intern(t) for t in tags)
-    return RenderedNote(note, deck, notetype, tuple(values), tags, tuple(ords), tuple(media)), _images(images)
-
-
-def render_images(value: Any) -> list[tuple[str, str]]:
-    """Only the images (src as written, media name) of a ``render_value``; raises on another shape."""
-    _deck, _nt, _values, _tags, _ords, _media, images = value
-    return _images(images)
-
-
-def _images(images: Any) -> list[tuple[str, str]]:
-    if type(images) is list and not images:
-        return []  # (most notes)
-    return [(str(src), str(name)) for src, name in images]
-
-
-def process_batch(
-    deck: Deck, factory: ResolverFactory, config: LintConfig, items: Sequence[tuple[Category, Note, bool]]
-) -> list[tuple[list[Diagnostic], Sent | None]]:
-    """Lint notes, and render those marked, in a worker process (images resolved are noted as (src, name))."""
-    warm_up_worker()
-    media = _worker.get(str(deck.root))
-    if media is None:
-        media = _worker[str(deck.root)] = factory(deck.root)
-    renderer = _worker["renderer"]
-    out: list[tuple[list[Diagnostic], Sent | None]] = []
-    for category, note, render in items:
-        sent: Sent | None = None
-        if render:
-            rn, problems, images = _render(renderer, media, deck, category, note)
-            sent = (render_value(rn, images), problems, field_hashes(rn.fields))
-        out.append((note_findings(note, config), sent))
-    return out
-
-
-def _render(renderer: Renderer, media: ImageResolver, deck: Deck, category: Category, note: Note) -> Rendered:
-    seen: list[tuple[str, str]] = []
-
-    def resolve(path: Path, src: str) -> str:
-        name = media.resolve(path, src)
-        seen.append((src, name))
-        return name
-
-    rendered, problems = render_note(renderer, deck, category, note, resolve)
-    return rendered, problems, seen
-
-
-Netted = list[tuple[int, tuple[str, ...] | None, bytes]]  # (index, fields if changed, their hashes)
-
-
-def safety_net(items: Sequence[tuple[int, int, tuple[str, ...]]]) -> Netted:
-    """``safe_fields`` over (index, notetype id, fields) of cached renders: each index with its fields if
-    the net changed them (else None), and the hashes of its safe fields for the lock."""
-    by_id = notetypes.by_id()
-    out: Netted = []
-    for i, notetype, fields in items:
-        safe = safe_fields(by_id[notetype], fields)
-        out.append((i, safe if safe != fields else None, field_hashes(safe)))
-    return out
-
-
-def may_render_problems(note: Note) -> bool:
-    """Only media references and raw HTML can make the renderer report a problem."""
-    texts = (note.prompt, note.answer.text, note.extra.text if note.extra else "")
-    return any("![" in t or "<" in t or "[sound:" in t for t in texts)
 
 
 class RenderStage:
@@ -185,22 +91,10 @@ class RenderStage:
         self.deck, self.media, self.factory, self.cache, self.pool = deck, media, media_factory, cache, pool
         self.prefetch = prefetch if prefetch is not None and not problems_only else Prefetch()
         self.progress, self.problems_only = progress, problems_only
-        pairs = [(c, n) for c in deck.categories for n in c.notes]
+        self._pairs = pairs = [(c, n) for c in deck.categories for n in c.notes]
         self.notes = [n for _, n in pairs]
         self.wanted = [not problems_only or may_render_problems(n) for n in self.notes]  # to render
-        digests = [digest(n) for n in self.notes]
-        render_key = {id(c): cache.keyer("note", _context(deck, c)) for c in deck.categories}
-        self.render_keys = [  # (of the notes to render)
-            render_key[id(c)](d) if want else b"" for (c, _), d, want in zip(pairs, digests, self.wanted, strict=True)
-        ]
-        # Lint findings are kept per file (one entry instead of hundreds), under its notes' digests.
-        lint_key = cache.keyer("lint", config_text(deck.config.lint))
-        self.files: list[tuple[bytes, range]] = []  # (lint key, its notes' indexes) of each subdeck file
-        start = 0
-        for category in deck.categories:
-            end = start + len(category.notes)
-            self.files.append((lint_key(b"".join(digests[start:end])), range(start, end)))
-            start = end
+        self.render_keys, self.files = _keys(deck, pairs, self.wanted, cache, digest)
         # Renders the prefetch workers are reading (and netting) are taken from them (``_take_prefetched``).
         self.pending: dict[bytes, list[int]] = {}
         for i, (key, want) in enumerate(zip(self.render_keys, self.wanted, strict=True)):
@@ -209,7 +103,6 @@ class RenderStage:
         wanted = [k for k, _ in self.files]
         wanted += [k for k, want in zip(self.render_keys, self.wanted, strict=True) if want and k not in self.pending]
         known = cache.get_many(wanted)
-        self._pairs = pairs
         self._jobs: list[tuple[list[int], Future[list[tuple[list[Diagnostic], Sent | None]]]]] = []
         self._nets: list[tuple[list[int], Future[Netted]]] = []
         self.hashes: dict[int, tuple[tuple[str, ...], bytes]] = {}  # KnownHashes, for the lock
@@ -220,6 +113,50 @@ class RenderStage:
         self._restore_all(known)
         self.todo = [i for i, d in enumerate(self.done) if d is None]  # computed by this build
         self._count = len(self.notes) - len(self.todo)
+
+    def note_findings(self, notes: Sequence[Note], config: LintConfig) -> list[list[Diagnostic]]:
+        """Per-note lint findings for ``check_deck``: cached, from the workers, or computed here."""
+        if len(notes) != len(self.notes) or any(a is not b for a, b in zip(notes, self.notes, strict=True)):
+            return [note_findings(note, config) for note in notes]
+        running = sum(len(batch) for batch, job in self._jobs if not job.done())
+        if not running or running * LINT_SECONDS > LINT_HERE_SECONDS:
+            self._finish()
+            return [done[0] or [] if done else [] for done in self.done]
+        # A few notes a worker is still rendering (a worker imports the converter first): linted here.
+        self._finish(wait=False)
+        here = {i: note_findings(self.notes[i], config) for batch, _ in self._jobs for i in batch}
+        return [here[i] if i in here else done[0] or [] if done else [] for i, done in enumerate(self.done)]
+
+    def duplicate_pairs(self, prompts: Sequence[str]) -> list[tuple[int, int]]:
+        """The rule's (note, earlier note) pairs, from the stored graph updated with changed prompts."""
+        key = self.cache.key("duplicates")
+        stored = DuplicateGraph.from_json(self.cache.get(key))
+        keys = [normal_prompt(p) for p in prompts]
+        graph = stored.update(keys) if stored is not None else DuplicateGraph.build(keys)
+        if stored is None or graph.keys != stored.keys:
+            self.cache.put(key, graph.to_json())
+        return first_duplicates(prompts, graph, keys)
+
+    def rendered(self) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
+        """Rendered notes in deck order (those rendered), subdeck intros, and rendering problems."""
+        self._finish()
+        self._take_prefetched()
+        self._landed()
+        notes: list[RenderedNote] = []
+        problems: list[Diagnostic] = []
+        for done in self.done:
+            if done is not None and done[1] is not None:
+                notes.append(done[1][0])
+                problems += done[1][1]
+        return notes, ({} if self.problems_only else self._intros()), problems
+
+    def save(self) -> None:
+        """Write what this build computed to the cache (best effort; never changes the build), and the
+        keys of its cached renders for the next build's prefetch."""
+        if not self.problems_only:
+            kept = [self.render_keys[i] for i, d in enumerate(self.done) if d and d[1] is not None and not d[1][1]]
+            remember(self.cache, kept)
+        self.cache.save()
 
     def _restore_all(self, known: Mapping[bytes, Any]) -> None:
         """Restore what the cache holds (the safety net over it in batches, in workers for a big deck)
@@ -398,42 +335,6 @@ class RenderStage:
             rn, _, images = rendered
             self.cache.put(self.render_keys[i], render_value(rn, images))
 
-    def note_findings(self, notes: Sequence[Note], config: LintConfig) -> list[list[Diagnostic]]:
-        """Per-note lint findings for ``check_deck``: cached, from the workers, or computed here."""
-        if len(notes) != len(self.notes) or any(a is not b for a, b in zip(notes, self.notes, strict=True)):
-            return [note_findings(note, config) for note in notes]
-        running = sum(len(batch) for batch, job in self._jobs if not job.done())
-        if not running or running * LINT_SECONDS > LINT_HERE_SECONDS:
-            self._finish()
-            return [done[0] or [] if done else [] for done in self.done]
-        # A few notes a worker is still rendering (a worker imports the converter first): linted here.
-        self._finish(wait=False)
-        here = {i: note_findings(self.notes[i], config) for batch, _ in self._jobs for i in batch}
-        return [here[i] if i in here else done[0] or [] if done else [] for i, done in enumerate(self.done)]
-
-    def duplicate_pairs(self, prompts: Sequence[str]) -> list[tuple[int, int]]:
-        """The rule's (note, earlier note) pairs, from the stored graph updated with changed prompts."""
-        key = self.cache.key("duplicates")
-        stored = DuplicateGraph.from_json(self.cache.get(key))
-        keys = [normal_prompt(p) for p in prompts]
-        graph = stored.update(keys) if stored is not None else DuplicateGraph.build(keys)
-        if stored is None or graph.keys != stored.keys:
-            self.cache.put(key, graph.to_json())
-        return first_duplicates(prompts, graph, keys)
-
-    def rendered(self) -> tuple[list[RenderedNote], dict[str, str], list[Diagnostic]]:
-        """Rendered notes in deck order (those rendered), subdeck intros, and rendering problems."""
-        self._finish()
-        self._take_prefetched()
-        self._landed()
-        notes: list[RenderedNote] = []
-        problems: list[Diagnostic] = []
-        for done in self.done:
-            if done is not None and done[1] is not None:
-                notes.append(done[1][0])
-                problems += done[1][1]
-        return notes, ({} if self.problems_only else self._intros()), problems
-
     def _take_prefetched(self) -> None:
         """The renders the prefetch workers read and netted; a note they did not serve is read and netted,
         or rendered, here."""
@@ -468,7 +369,7 @@ class RenderStage:
     def _render_here(self, i: int) -> Rendered:
         """Note ``i`` rendered in this process."""
         category, note = self._pairs[i]
-        return _render(self._renderer(), self.media, self.deck, category, note)
+        return render_one(self._renderer(), self.media, self.deck, category, note)
 
     def _renderer(self) -> Renderer:
         """This process's converter, built on first use (a fully cached build needs none)."""
@@ -500,13 +401,25 @@ class RenderStage:
             intros[self.deck.subdeck_name(category)] = html
         return intros
 
-    def save(self) -> None:
-        """Write what this build computed to the cache (best effort; never changes the build), and the
-        keys of its cached renders for the next build's prefetch."""
-        if not self.problems_only:
-            kept = [self.render_keys[i] for i, d in enumerate(self.done) if d and d[1] is not None and not d[1][1]]
-            remember(self.cache, kept)
-        self.cache.save()
+
+def _keys(
+    deck: Deck, pairs: list[tuple[Category, Note]], wanted: list[bool], cache: Cache, digest: Callable[[Note], bytes]
+) -> tuple[list[bytes], list[tuple[bytes, range]]]:
+    """Each note's render key (b"" if not ``wanted``), and each subdeck file's lint key with its notes'
+    indexes: a file's findings are one entry (instead of hundreds), under its notes' digests."""
+    digests = [digest(n) for _, n in pairs]
+    render_key = {id(c): cache.keyer("note", _context(deck, c)) for c in deck.categories}
+    render_keys = [
+        render_key[id(c)](d) if want else b"" for (c, _), d, want in zip(pairs, digests, wanted, strict=True)
+    ]
+    lint_key = cache.keyer("lint", config_text(deck.config.lint))
+    files: list[tuple[bytes, range]] = []
+    start = 0
+    for category in deck.categories:
+        end = start + len(category.notes)
+        files.append((lint_key(b"".join(digests[start:end])), range(start, end)))
+        start = end
+    return render_keys, files
 
 
 def _context(deck: Deck, category: Category) -> str:

@@ -27,7 +27,7 @@ from deckgen.build import timings
 from deckgen.build.cache import CACHE_DIR, cache_file, open_cache
 from deckgen.build.exclusive import exclusive
 from deckgen.build.hazards import hazard_diagnostics
-from deckgen.build.incremental import Progress, RenderStage, preload_renderer, warm_up_worker
+from deckgen.build.incremental import Progress, RenderStage
 from deckgen.build.lock import (
     LOCK_NAME,
     KnownHashes,
@@ -43,6 +43,7 @@ from deckgen.build.lock import (
 from deckgen.build.parallel import WorkPool, available_cores, no_cycle_collection, release_free_memory
 from deckgen.build.parsememo import ParseMemo
 from deckgen.build.prefetch import Prefetch
+from deckgen.build.renderwork import preload_renderer, warm_up_worker
 from deckgen.errors import DeckgenError, Diagnostic, LockError, Severity, SourceError
 from deckgen.render.markdown import AUDIO_TYPES, MediaError, RenderedNote, Renderer
 from deckgen.sources.check import RULES, check_deck
