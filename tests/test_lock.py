@@ -207,7 +207,7 @@ def test_entries_given_back_unchanged_are_written_as_they_were_read(
 
     assert note_lines(dumps(lock)) == note_lines(text)
     changed = data.draw(st.sampled_from(sorted(entries)))
-    notes = {**lock.notes, changed: replace(lock.notes[changed], mod=lock.notes[changed].mod // 2 + 1)}
+    notes = {**lock.notes, changed: lock.notes[changed]._replace(mod=lock.notes[changed].mod // 2 + 1)}
     again = replace(lock, notes=notes)
     written = dumps(again).split("\n")
     assert loads(dumps(again), Path("deckgen.lock")).notes == notes
