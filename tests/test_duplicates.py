@@ -294,3 +294,22 @@ def test_graph_survives_a_round_trip_and_rejects_foreign_data() -> None:
     assert DuplicateGraph.from_json({"version": 1, "keys": ["a b", "a c"], "pairs": []}) is None  # the old relation
     assert DuplicateGraph.from_json({"version": duplicates.RULE_VERSION, "keys": ["a"], "pairs": [["a", "b"]]}) is None
     assert DuplicateGraph.from_json("garbage") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60) | st.text(max_size=30))
+def test_normal_prompt_ascii_fast_path_folds_as_the_definition(prompt: str) -> None:
+    # The table lookup used for ASCII prompts gives what the regex definition gives, for every character.
+    assert normal_prompt(prompt) == " ".join(duplicates._PUNCT.sub(" ", prompt.casefold()).split())
+
+
+def test_normal_prompt_folds_every_ascii_character_as_the_definition() -> None:
+    every = "".join(chr(i) for i in range(128))
+    for text in (every, every[::-1], "What's ROC?\x1cA_b\x7f"):
+        assert normal_prompt(text) == " ".join(duplicates._PUNCT.sub(" ", text.casefold()).split())
+
+
+def test_first_duplicates_points_each_prompt_at_its_first_related_or_equal_prompt() -> None:
+    prompts = ["What is bias?", "what is a bias", "What is variance?", "what is bias", "What is a bias?"]
+    graph = DuplicateGraph.build(normal_prompt(p) for p in prompts)
+    assert duplicates.first_duplicates(prompts, graph) == [(1, 0), (3, 0), (4, 0)]

