@@ -3,6 +3,7 @@ are byte-identical; a stale, corrupt, unwritable or concurrently written cache i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -868,3 +869,27 @@ def test_a_build_runs_without_cyclic_collection_except_where_it_renders(
     with parallel.no_cycle_collection(), WorkPool(2) as pool:
         assert not gc.isenabled() and pool.submit(gc.isenabled).result()  # a forked worker collects
     assert gc.isenabled()
+
+
+def test_maker_builds_the_object_the_constructor_builds_and_refuses_a_class_whose_init_does_more() -> None:
+    place = SourceLocation(Path("a.md"), 3, 2)
+    made = plain.maker(SourceLocation)(Path("a.md"), 3, 2)
+    assert made == place and hash(made) == hash(place) and type(made) is SourceLocation
+    values = ("n1", "Why?", Body("Because.", 4), place, None, ("t",), ("old",), "", True, False, "", frozenset({"x"}))
+    values += ("", False, None, "")
+    for cls in (Question, Tip, Faq):
+        note = plain.maker(cls)(*values)
+        assert note == cls(*values) and type(note) is cls
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        note.id = "other"  # type: ignore[misc]
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError
+
+    with pytest.raises(TypeError, match="does more than set its fields"):
+        plain.maker(Checked)

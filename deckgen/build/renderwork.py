@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from deckgen.anki import notetypes
 from deckgen.build.lock import field_hashes
+from deckgen.build.plain import maker
 from deckgen.errors import Diagnostic
 from deckgen.render.markdown import RenderedNote, Renderer, render_note, safe_fields
 from deckgen.sources.check import note_findings
@@ -49,13 +50,16 @@ def render_value(rn: RenderedNote, images: list[tuple[str, str]]) -> list[Any]:
     return [rn.deck, rn.notetype.id, rn.fields, rn.tags, rn.card_ords, rn.media, images]
 
 
+_rendered_note = maker(RenderedNote)  # (a warm build makes one per note)
+
+
 def from_render_value(note: Note, value: Any) -> tuple[RenderedNote, list[tuple[str, str]]]:
     """``note`` rendered as ``render_value`` wrote it, and its images; raises on a value of another shape."""
     deck, nt, values, tags, ords, media, images = value
     notetype = notetypes.by_id()[nt]
     # Subdeck names and tags repeat across thousands of notes: one copy each (~20 MB at 50k notes).
     deck, tags = sys.intern(deck), tuple(sys.intern(t) for t in tags)
-    return RenderedNote(note, deck, notetype, tuple(values), tags, tuple(ords), tuple(media)), _images(images)
+    return _rendered_note(note, deck, notetype, tuple(values), tags, tuple(ords), tuple(media)), _images(images)
 
 
 def render_images(value: Any) -> list[tuple[str, str]]:
