@@ -164,11 +164,12 @@ def is_clean(fragment: str) -> bool:
 # What nh3 rewrites in HTML that ``is_clean`` accepts: self-closing slashes (``<br />`` → ``<br>``),
 # entities other than &amp; &lt; &gt; (decoded), no-break spaces (``&nbsp;``), control characters, the
 # newline that opens a <pre>, a block element inside a paragraph (the HTML parser ends the paragraph
-# there), table parts (dropped outside a table, moved inside one) — and images, whose src only the
-# sanitizer's callback resolves to a media name.
+# there), table parts (dropped outside a table, moved inside one), a table (text right inside one is
+# moved before it) — and images, whose src only the sanitizer's callback resolves to a media name.
 _ENDS_P = f"(?:blockquote|d[dlt]|details|div|figcaption|figure|h[1-6]|hr|li|ol|p|pre|summary|table|ul)(?={_WS}|/|>)"
 _REWRITTEN = re.compile(
-    "/>|<img|&(?!(?:amp|lt|gt);)|[\x00-\x08\x0b-\x1f\x7f\xa0]|<pre[^>]*+>\n|<(?:t[dhr]|tbody|thead|tfoot|col|caption)"
+    "/>|<img|&(?!(?:amp|lt|gt);)|[\x00-\x08\x0b-\x1f\x7f\xa0]|<pre[^>]*+>\n"
+    "|<(?:t[dhr]|table|tbody|thead|tfoot|col|caption)"
     f"|<p(?={_WS}|>)(?:[^<]++|<(?!/p>|{_ENDS_P}))*+<{_ENDS_P}"
     # An element the parser ends when one of its kind starts inside it (nested lists aside).
     + "".join(
