@@ -875,6 +875,7 @@ def test_maker_builds_the_object_the_constructor_builds_and_refuses_a_class_whos
     place = SourceLocation(Path("a.md"), 3, 2)
     made = plain.maker(SourceLocation)(Path("a.md"), 3, 2)
     assert made == place and hash(made) == hash(place) and type(made) is SourceLocation
+    assert plain.maker(SourceLocation) is plain.maker(SourceLocation)  # made once per class
     values = ("n1", "Why?", Body("Because.", 4), place, None, ("t",), ("old",), "", True, False, "", frozenset({"x"}))
     values += ("", False, None, "")
     for cls in (Question, Tip, Faq):

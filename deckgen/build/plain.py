@@ -79,12 +79,16 @@ def note_from_plain(value: Any, path: Path) -> Note | None:
 
 _READERS: dict[type[Note], Callable[[list[Any], Path], Note | None]] = {}
 T = TypeVar("T")
+_MAKERS: dict[type, Callable[..., Any]] = {}  # (one per class: every note class's reader makes Body, SourceLocation)
 
 
 def maker(cls: type[T]) -> Callable[..., T]:
     """``cls(*values)``, every field given in order, for a frozen slotted dataclass whose ``__init__`` only
     sets its fields: each slot set directly, not through the frozen ``__setattr__`` (2x faster; a warm
     build restores every note, and its render, from plain values). The object is the same, still frozen."""
+    known = _MAKERS.get(cls)
+    if known is not None:
+        return known
     found = fields(cls)  # type: ignore[arg-type]
     if "__post_init__" in dir(cls) or not all(f.init for f in found):
         raise TypeError(f"{cls.__name__}.__init__ does more than set its fields")
@@ -95,6 +99,7 @@ def maker(cls: type[T]) -> Callable[..., T]:
     scope: dict[str, Any] = {"_new": object.__new__, "cls": cls, **slots}
     exec(source, scope)  # (made of the class's field names only, never of data)
     make: Callable[..., T] = scope["make"]
+    _MAKERS[cls] = make
     return make
 
 
