@@ -732,8 +732,9 @@ def check_deck(
     for note_found in per_note:
         found += note_found
     found += duplicate_found
-    for note in notes:
-        for rule in sorted(note.ignore - RULES.keys()) if note.ignore else ():
+    ignoring = [note for note in notes if note.ignore]  # (few notes, if any)
+    for note in ignoring:
+        for rule in sorted(note.ignore - RULES.keys()):
             found.append(
                 Diagnostic(
                     note.location,
@@ -743,7 +744,7 @@ def check_deck(
                 )
             )
     index: NoteIndex | None = None  # made only when a warning may be silenced by its note
-    silencing = any(note.ignore for note in notes)
+    silencing = bool(ignoring)
     kept = []
     for d in found:
         if d.severity is not Severity.ERROR:
